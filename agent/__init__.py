@@ -1,0 +1,1 @@
+"""The Streaming Engineer role as a LangGraph state machine."""

@@ -1,0 +1,129 @@
+"""The ``streaming-engineer`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from agent.persistence import CheckpointError
+from agent.session import Engine, backend_status
+from knowledge.loader import PackError
+
+DESCRIPTION = "Streaming Engineer (数据流工程师): an AI pair for streaming pipelines on Databricks."
+
+
+def _engine(args: argparse.Namespace, allow_local_files: bool = True) -> Engine:
+    try:
+        return Engine(home=args.home, bundle=args.bundle, allow_local_files=allow_local_files)
+    except PackError as exc:
+        source = f"bundle {args.bundle}" if args.bundle else "the knowledge pack"
+        print(f"streaming-engineer: error: cannot load {source}: {exc}", file=sys.stderr)
+        raise SystemExit(2) from exc
+    except CheckpointError as exc:
+        print(f"streaming-engineer: error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from exc
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    engine = _engine(args)
+    thread = args.thread or engine.new_thread_id()
+    print(backend_status(), file=sys.stderr)
+    print(f"thread: {thread}", file=sys.stderr)
+    if args.script == "-":
+        stream = sys.stdin.buffer
+    else:
+        try:
+            stream = Path(args.script).open("rb")
+        except OSError as exc:
+            print(f"streaming-engineer: error: cannot read script {args.script}: {exc.strerror}", file=sys.stderr)
+            return 2
+    with stream:
+        for raw in stream:
+            line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+            result = engine.turn(thread, line)
+            print(json.dumps(result.to_dict(), ensure_ascii=False), flush=True)
+    return 0
+
+
+def _cmd_chat(args: argparse.Namespace) -> int:
+    engine = _engine(args)
+    thread = args.thread or engine.new_thread_id()
+    print(backend_status())
+    print(f"(thread {thread} — continue it later with: streaming-engineer chat --thread {thread}; Ctrl-D to quit)\n")
+    snapshot = engine.graph.get_state(engine.config(thread))
+    if not snapshot.values.get("activated"):
+        print(engine.turn(thread, "").output + "\n")
+    elif snapshot.interrupts:
+        print(str(snapshot.interrupts[0].value.get("question", "")) + "\n")
+    while True:
+        try:
+            line = input("> ")
+        except (EOFError, KeyboardInterrupt):
+            print()
+            return 0
+        print(engine.turn(thread, line).output + "\n")
+
+
+def _cmd_ui(args: argparse.Namespace) -> int:
+    from ui.app import launch
+
+    engine = _engine(args, allow_local_files=False)
+    return launch(engine, host=args.host, port=args.port, auth=args.auth)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(prog="streaming-engineer", description=DESCRIPTION)
+    parser.add_argument("--bundle", metavar="FILE", help="serve the agent of this BMad web bundle instead of the pack")
+    parser.add_argument("--home", metavar="DIR", help="app folder (default $STREAMING_ENGINEER_HOME or ~/.streaming-engineer)")
+    parser.set_defaults(func=_cmd_ui, host="127.0.0.1", port=7860, auth=None)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    ui = sub.add_parser("ui", help="the web app on 127.0.0.1:7860 (the default)")
+    ui.add_argument("--host", default="127.0.0.1")
+    ui.add_argument("--port", type=int, default=7860)
+    ui.add_argument("--auth", metavar="USER:PASSWORD", help="required to bind beyond 127.0.0.1 (or STREAMING_ENGINEER_AUTH)")
+    ui.set_defaults(func=_cmd_ui)
+
+    chat = sub.add_parser("chat", help="a terminal conversation with the role")
+    chat.add_argument("--thread", help="continue this thread")
+    chat.set_defaults(func=_cmd_chat)
+
+    run = sub.add_parser("run", help="one user turn per script line; prints one JSON object per turn")
+    run.add_argument("--script", required=True, metavar="FILE", help="the script file, or - for standard input")
+    run.add_argument("--thread", help="continue this thread")
+    run.set_defaults(func=_cmd_run)
+
+    from knowledge import cli as kb_cli
+
+    for name, helptext in (("ask", "answer a question from the knowledge base"),
+                           ("search", "retrieval only: the best passages for a query"),
+                           ("index", "build (or refresh) the knowledge index"),
+                           ("ingest", "add a folder of your team's Markdown/text documents to the index")):
+        command = sub.add_parser(name, help=helptext)
+        getattr(kb_cli, f"add_{name}_arguments")(command)
+        command.set_defaults(func=getattr(kb_cli, f"run_{name}"))
+
+    from tools.lint import cli as lint_cli
+
+    check = sub.add_parser("check", help="review pipeline code and configs; exit 1 on any FAIL")
+    lint_cli.add_arguments(check)
+    check.set_defaults(func=lint_cli.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``streaming-engineer`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.home:
+        import os
+
+        os.environ["STREAMING_ENGINEER_HOME"] = args.home
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,45 @@
+"""Run-scoped configuration passed to every node as ``context=``."""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from knowledge.loader import PACK_DIR, Pack, cached_pack
+
+
+def default_home() -> Path:
+    """``$STREAMING_ENGINEER_HOME`` or ``~/.streaming-engineer``."""
+    return Path(os.environ.get("STREAMING_ENGINEER_HOME") or Path.home() / ".streaming-engineer").expanduser()
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a run needs besides the thread's state.
+
+    Attributes:
+        home: the app folder (index, checkpoints, workspaces).
+        pack_dir: the knowledge pack folder the role is defined by.
+        allow_local_files: let checklist targets name files relative to the
+            current folder (terminal front ends); the web UI keeps this off.
+
+    """
+
+    home: str = field(default_factory=lambda: str(default_home()))
+    pack_dir: str = str(PACK_DIR)
+    allow_local_files: bool = False
+
+    @property
+    def pack(self) -> Pack:
+        """The loaded pack (cached per folder)."""
+        return cached_pack(self.pack_dir)
+
+
+@functools.lru_cache(maxsize=8)
+def retriever_for(home: str, pack_dir: str):
+    """One retriever per (home, pack): the index is opened once per process."""
+    from knowledge.retrieval import Retriever
+
+    return Retriever(home=Path(home), pack_dir=Path(pack_dir))

@@ -1,0 +1,1 @@
+"""Graph nodes, grouped by what they serve."""

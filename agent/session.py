@@ -1,0 +1,163 @@
+"""Drive the compiled graph one user turn at a time (every front end uses this).
+
+The driver screens raw input before it reaches the graph, so oversized,
+binary or secret-bearing text is never stored in a checkpoint; it resumes a
+waiting question with ``Command(resume=...)`` and otherwise starts a turn.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from langgraph.types import Command
+
+from agent import prompts
+from agent.context import Context, default_home
+from agent.graph import build_graph
+from agent.persistence import open_checkpointer
+from knowledge.loader import PACK_DIR
+from tools.templates import _SECRET_PATTERNS, find_secret
+from tools.workspace import Workspace
+
+MAX_INPUT_CHARS = 20_000
+OFFLINE_NOTICE = (
+    "Offline engine: no OPENAI_API_KEY or AZURE_OPENAI_API_KEY is set, so answers come from the knowledge pack "
+    "and rules, without a model."
+)
+
+
+@dataclass
+class TurnResult:
+    """What one turn produced (the ``run --script`` JSON Lines object)."""
+
+    input: str
+    output: str
+    mode: str
+    persona_active: bool
+    pending_question: str | None
+    artifacts: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The public JSON shape."""
+        return asdict(self)
+
+
+def screen(text: str) -> tuple[str, str, str]:
+    """Screen raw user text.
+
+    Returns:
+        ``(clean text, error, secret reason)``: ``error`` is ``too_long:N/LIMIT``
+        or ``binary`` when the text must not be used; ``secret reason`` says what
+        was removed when the text carried something that looks like a secret.
+
+    """
+    if len(text) > MAX_INPUT_CHARS:
+        return "", f"too_long:{len(text)}/{MAX_INPUT_CHARS}", ""
+    bad = sum(1 for c in text if (ord(c) < 32 and c not in "\t\n\r") or c == "\ufffd")
+    if text and bad / len(text) > 0.1:
+        return "", "binary", ""
+    clean = "".join(c for c in text if ord(c) >= 32 or c in "\t\n").replace("\ufffd", "")
+    reason = find_secret(clean) or ""
+    if reason:
+        for _why, pattern in _SECRET_PATTERNS:
+            clean = pattern.sub("[secret removed]", clean)
+    return clean, "", reason
+
+
+def backend_status() -> str:
+    """Which engine answers: the offline notice, or the configured endpoint (never the key)."""
+    if os.environ.get("OPENAI_API_KEY") or os.environ.get("AZURE_OPENAI_API_KEY"):
+        endpoint = os.environ.get("AZURE_OPENAI_ENDPOINT") or os.environ.get("OPENAI_BASE_URL") or "api.openai.com"
+        model = os.environ.get("STREAMING_ENGINEER_MODEL", "(default model)")
+        return f"Model endpoint configured: {endpoint}, model {model}. This version answers with the offline engine."
+    return OFFLINE_NOTICE
+
+
+class Engine:
+    """The compiled graph with its checkpointer and context."""
+
+    def __init__(self, home: Path | str | None = None, pack_dir: Path | str | None = None,
+                 bundle: Path | str | None = None, checkpointer: Any = None,
+                 allow_local_files: bool = False) -> None:
+        """Load the pack (or bundle) and open the checkpointer.
+
+        Raises:
+            knowledge.loader.PackError: when the pack or bundle cannot be loaded.
+
+        """
+        home_path = Path(home) if home else default_home()
+        home_path.mkdir(parents=True, exist_ok=True)
+        if bundle:
+            from knowledge.bundle import load_bundle
+
+            pack_dir = load_bundle(bundle, home_path).root
+        self.context = Context(home=str(home_path), pack_dir=str(pack_dir or PACK_DIR),
+                               allow_local_files=allow_local_files)
+        self.pack = self.context.pack  # load now, so a broken pack fails at start, not mid-turn
+        self.checkpointer = checkpointer or open_checkpointer(home_path)
+        self.graph = build_graph().compile(checkpointer=self.checkpointer)
+
+    @staticmethod
+    def new_thread_id() -> str:
+        """A fresh thread id."""
+        return uuid.uuid4().hex[:12]
+
+    def config(self, thread_id: str) -> dict[str, Any]:
+        """The run config of a thread."""
+        return {"configurable": {"thread_id": thread_id}}
+
+    @property
+    def workspace_root(self) -> Path:
+        """The folder holding every thread's workspace."""
+        return Path(self.context.home) / "workspace"
+
+    def workspace(self, thread_id: str) -> Workspace:
+        """The thread's workspace."""
+        return Workspace.for_thread(self.context.home, thread_id)
+
+    def turn(self, thread_id: str, text: str) -> TurnResult:
+        """Run one user turn on ``thread_id`` and report what it produced."""
+        config = self.config(thread_id)
+        snapshot = self.graph.get_state(config)
+        before = len(snapshot.values.get("messages") or [])
+        clean, error, secret = screen(text)
+        if snapshot.interrupts:
+            payload: Any = Command(resume={"text": clean, "error": error})
+        else:
+            payload = {"input": clean, "input_error": error}
+        self.graph.invoke(payload, config, context=self.context)
+        return self._result(thread_id, text if not (error or secret) else clean, before, secret)
+
+    def _result(self, thread_id: str, shown_input: str, before: int, secret: str) -> TurnResult:
+        snapshot = self.graph.get_state(self.config(thread_id))
+        values = snapshot.values
+        outputs = [str(m.content) for m in (values.get("messages") or [])[before:] if m.type == "ai"]
+        active = bool(values.get("persona_active", True))
+        if secret:
+            icon = self.pack.agent.icon if active else ""
+            outputs.insert(0, prompts.SECRET_REDACTED.format(icon=icon, reason=secret).strip())
+        pending = None
+        if snapshot.interrupts:
+            value = snapshot.interrupts[0].value
+            pending = value.get("question") if isinstance(value, dict) else str(value)
+            if isinstance(value, dict) and value.get("footer"):
+                pending += "\n" + value["footer"]
+            outputs.append(pending)
+        workspace = self.workspace(thread_id)
+        artifacts = [str(workspace.root / rel) for rel in values.get("artifacts") or []]
+        mode = values.get("mode") or "commands"
+        if snapshot.interrupts:
+            mode = "task"
+        return TurnResult(
+            input=re.sub(r"\s+", " ", shown_input)[:500],
+            output="\n\n".join(o for o in outputs if o),
+            mode=mode,
+            persona_active=active,
+            pending_question=pending,
+            artifacts=artifacts,
+        )

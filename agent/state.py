@@ -1,0 +1,52 @@
+"""The graph's state: what a thread remembers between turns."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, TypedDict
+
+from langchain_core.messages import AnyMessage
+from langgraph.graph.message import add_messages
+
+Mode = Literal["commands", "kb-mode", "task", "inactive"]
+
+
+class MenuOption(TypedDict):
+    """One entry of a numbered list; choosing it routes ``value`` as if typed."""
+
+    label: str
+    value: str
+
+
+class State(TypedDict, total=False):
+    """A thread's state.
+
+    Attributes:
+        messages: the conversation, as chat messages.
+        input: the user's text of this turn (screened by the driver).
+        input_error: why the driver refused the raw input, if it did.
+        request: the parsed command of this turn (name, args).
+        activated: whether the greeting was shown on this thread.
+        persona_active: whether the role speaks (False after ``*exit``).
+        mode: commands, kb-mode, task or inactive.
+        yolo: skip confirmations and elicitation menus.
+        menu: the last numbered list shown.
+        task: the running task, command flow or checklist run.
+        artifacts: workspace-relative paths of files produced in the thread.
+        current_doc: the document ``*doc-out`` prints.
+        checklist_results: summaries of every checklist run (for the release gate).
+
+    """
+
+    messages: Annotated[list[AnyMessage], add_messages]
+    input: str
+    input_error: str
+    request: dict[str, Any]
+    activated: bool
+    persona_active: bool
+    mode: Mode
+    yolo: bool
+    menu: list[MenuOption]
+    task: dict[str, Any] | None
+    artifacts: list[str]
+    current_doc: str | None
+    checklist_results: list[dict[str, Any]]

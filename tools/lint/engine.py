@@ -1,0 +1,208 @@
+"""Walk paths, read each file once, dispatch it to the rules, apply suppressions.
+
+Guarantees, whatever the input: user code is parsed, never executed; nothing
+is written; one bad file (too big, binary, not UTF-8, unparseable, an alias
+bomb) gets a clear ``error`` on its own ``FileResult`` and the others are still
+checked.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from tools.lint.config_loader import ConfigError, load_json, load_yaml
+from tools.lint.config_rules import check_config
+from tools.lint.model import FileResult, Finding
+from tools.lint.python_rules import check_python, notebook_sql_cells
+from tools.lint.secret_rules import check_secrets
+from tools.lint.sql_rules import check_sql
+
+MAX_FILE_BYTES = 2 * 1024 * 1024
+SUFFIX_KINDS: dict[str, str] = {".py": "python", ".sql": "sql", ".yaml": "yaml", ".yml": "yaml", ".json": "json"}
+SKIP_DIRS = frozenset({".git", ".venv", "venv", "node_modules", "__pycache__", ".mypy_cache", ".ruff_cache",
+                       ".pytest_cache", ".tox"})
+_BINARY_SNIFF = 8192
+_SUPPRESS = re.compile(r"(?:#|--|//)\s*streaming-engineer:\s*ignore(?P<file>-file)?(?:\[(?P<rules>[^\]]*)\])?", re.I)
+
+
+def iter_files(paths: Iterable[str | os.PathLike[str]]) -> Iterator[tuple[Path, bool]]:
+    """Files to check, in a stable order.
+
+    Yields:
+        ``(path, explicit)``: ``explicit`` is True for a file named on the
+        command line (checked whatever its suffix); files found by walking a
+        folder are kept only when their suffix is supported.
+
+    """
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            for folder, dirs, files in os.walk(path):
+                dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS)
+                for name in sorted(files):
+                    if Path(name).suffix.lower() in SUFFIX_KINDS:
+                        yield Path(folder) / name, False
+        else:
+            yield path, True
+
+
+def _read_text(path: Path) -> str:
+    """The file's text, or ``ValueError`` saying why it cannot be checked."""
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise ValueError(
+            f"file is {size / (1024 * 1024):.1f} MB, over the {MAX_FILE_BYTES // (1024 * 1024)} MB limit; skipped"
+        )
+    with path.open("rb") as handle:
+        data = handle.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:  # grew since stat
+        raise ValueError(f"file is over the {MAX_FILE_BYTES // (1024 * 1024)} MB limit; skipped")
+    if b"\x00" in data[:_BINARY_SNIFF]:
+        raise ValueError("binary file (contains NUL bytes); skipped")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValueError(
+            f"not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start}); skipped — save the file as UTF-8"
+        ) from None
+
+
+def _suppressions(lines: list[str]) -> tuple[dict[int, set[str] | None], dict[int, set[str] | None], set[str] | None]:
+    """Suppression comments: trailing and standalone ones per line (``None`` = every rule), and file-wide.
+
+    A trailing comment covers its own line; a comment alone on its line also
+    covers the next line (so it never leaks from one statement to the next).
+    """
+    per_line: dict[int, set[str] | None] = {}
+    standalone: dict[int, set[str] | None] = {}
+    whole_file: set[str] | None = set()
+    for number, line in enumerate(lines, start=1):
+        if "streaming-engineer" not in line:
+            continue
+        match = _SUPPRESS.search(line)
+        if not match:
+            continue
+        rules = {r.strip().upper() for r in (match.group("rules") or "").split(",") if r.strip()} or None
+        if match.group("file"):
+            whole_file = None if rules is None or whole_file is None else whole_file | rules
+        else:
+            per_line[number] = rules
+            if line[: match.start()].strip() == "":
+                standalone[number] = rules
+    return per_line, standalone, whole_file
+
+
+def _covers(rules: set[str] | None, rule: str) -> bool:
+    return rules is None or rule in rules
+
+
+def _is_suppressed(finding: Finding, per_line: dict[int, set[str] | None], standalone: dict[int, set[str] | None],
+                   whole_file: set[str] | None) -> bool:
+    if whole_file is None or finding.rule in whole_file:
+        return True
+    if finding.line is None:
+        return False
+    if finding.line in per_line and _covers(per_line[finding.line], finding.rule):
+        return True
+    above = finding.line - 1
+    return above in standalone and _covers(standalone[above], finding.rule)
+
+
+def _apply_suppressions(findings: list[Finding], lines: list[str]) -> list[Finding]:
+    per_line, standalone, whole_file = _suppressions(lines)
+    if not per_line and whole_file == set():
+        return findings
+    # PASS findings are evidence, not complaints: nothing to suppress.
+    return [f for f in findings if f.status == "PASS" or not _is_suppressed(f, per_line, standalone, whole_file)]
+
+
+def _check_python(text: str, lines: list[str]) -> tuple[list[Finding], str | None]:
+    try:
+        tree = ast.parse(text)
+    except SyntaxError as exc:
+        return [], f"Python syntax error at line {exc.lineno}: {exc.msg}; only the plaintext-secret rules were applied"
+    except (ValueError, RecursionError, MemoryError) as exc:
+        return [], f"Python source could not be parsed ({type(exc).__name__}); only the plaintext-secret rules were applied"
+    findings = check_python(tree, lines, text)
+    for first_line, cell in notebook_sql_cells(lines):
+        findings += check_sql("\n".join(cell), line_offset=first_line - 1)
+    return findings, None
+
+
+def _check_config(text: str, lines: list[str], kind: str) -> tuple[list[Finding], str | None]:
+    try:
+        documents = load_yaml(text) if kind == "yaml" else load_json(text)
+    except ConfigError as exc:
+        return [], f"{exc}; only the plaintext-secret rules were applied"
+    return check_config(documents, lines), None
+
+
+def check_text(text: str, kind: str, path: str = "<text>") -> FileResult:
+    """Check source text that is not (or not yet) a file.
+
+    Args:
+        text: the source.
+        kind: ``python``, ``sql``, ``yaml`` or ``json``.
+        path: the name to report.
+
+    Returns:
+        The file's result, suppressions applied, findings sorted by line.
+
+    """
+    if kind not in SUFFIX_KINDS.values():
+        return FileResult(path, [], f"unsupported kind '{kind}' (expected python, sql, yaml or json)")
+    lines = text.splitlines()
+    error: str | None = None
+    try:
+        if kind == "python":
+            findings, error = _check_python(text, lines)
+        elif kind == "sql":
+            findings = check_sql(text)
+        else:
+            findings, error = _check_config(text, lines, kind)
+    except RecursionError:
+        findings, error = [], "nested too deeply to analyse; only the plaintext-secret rules were applied"
+    findings += check_secrets(lines, kind)
+    findings = _apply_suppressions(findings, lines)
+    findings.sort(key=lambda f: (f.line or 0, f.rule, f.status))
+    return FileResult(path, findings, error)
+
+
+def check_file(path: str | os.PathLike[str]) -> FileResult:
+    """Check one file; every problem reading it becomes the result's ``error``."""
+    path = Path(path)
+    shown = path.as_posix()
+    kind = SUFFIX_KINDS.get(path.suffix.lower())
+    if not path.exists():
+        return FileResult(shown, [], "path not found")
+    if not path.is_file():
+        return FileResult(shown, [], "not a regular file; skipped")
+    if kind is None:
+        return FileResult(shown, [], f"unsupported file type '{path.suffix or path.name}' "
+                                     "(expected .py, .sql, .yaml, .yml or .json); skipped")
+    try:
+        text = _read_text(path)
+    except OSError as exc:
+        return FileResult(shown, [], f"cannot read file: {exc.strerror or exc}")
+    except ValueError as exc:
+        return FileResult(shown, [], str(exc))
+    result = check_text(text, kind, shown)
+    return result
+
+
+def check_paths(paths: list[str | os.PathLike[str]]) -> list[FileResult]:
+    """Check files and folders (walked recursively, skipping VCS/venv/cache folders).
+
+    Args:
+        paths: files and/or folders.
+
+    Returns:
+        One result per file, in walk order; a missing path gets a result with
+        ``error="path not found"``.
+
+    """
+    return [check_file(path) for path, _ in iter_files(paths)]

@@ -1,0 +1,755 @@
+"""Rules for PySpark Structured Streaming and declarative-pipeline Python code.
+
+The checker follows each DataFrame method chain from its source (``readStream``,
+``dlt.read_stream``, a helper function's return value, a variable) to its sink
+(``writeStream ... start()/toTable()``), carrying a small ``Frame`` of facts:
+is it a stream, which watermarks are set, is it aggregated, how is it written.
+Rules fire on the link where the fact becomes wrong (a ``groupBy`` without a
+watermark) or, for whole queries, once every query of the file is known
+(shared checkpoints, monitoring).
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass, field, replace
+
+from tools.lint.catalog import make_finding
+from tools.lint.model import Finding
+from tools.lint.python_flow import Link, ModuleIndex, call_name, flatten
+from tools.lint.source_rules import OptionValue, SourceSpec, check_source, source_kind
+
+_GROUP_METHODS = frozenset({"groupBy", "groupby", "rollup", "cube"})
+_ARBITRARY_STATE = frozenset({
+    "applyInPandasWithState", "transformWithStateInPandas", "transformWithState",
+    "flatMapGroupsWithState", "mapGroupsWithState",
+})
+_DEDUP_METHODS = frozenset({"dropDuplicates", "drop_duplicates", "distinct", "dropDuplicatesWithinWatermark"})
+_READER_TERMINALS = frozenset({"load", "table", "json", "csv", "parquet", "orc", "text", "xml"})
+_BATCH_WRITE_TERMINALS = frozenset({"save", "saveAsTable", "insertInto", "parquet", "json", "csv", "orc", "text", "jdbc"})
+_WRITE_TO_TERMINALS = frozenset({"append", "overwrite", "overwritePartitions", "createOrReplace", "create", "replace"})
+_DEBUG_SINKS = frozenset({"console", "memory", "noop"})
+_TABLE_DECORATORS = frozenset({"table", "create_table", "materialized_view"})
+_STREAMING_TABLE_CALLS = frozenset({"create_streaming_table", "create_target_table", "create_streaming_live_table"})
+_TIME_KEY_FUNCTIONS = frozenset({"window", "session_window", "window_time"})
+_VOLATILE_CALLS = frozenset({"uuid1", "uuid4", "random", "randint", "time", "time_ns", "now", "utcnow", "today"})
+_EPHEMERAL_PREFIXES = ("/tmp/", "dbfs:/tmp/", "file:/tmp/", "file:///tmp/", "/dbfs/tmp/", "/local_disk0/",
+                       "file:/local_disk0/")
+_MONITORING = re.compile(r"StreamingQueryListener|\.addListener\(|\.lastProgress\b|\.recentProgress\b|\.observe\(")
+_BATCH_DEDUP = re.compile(
+    r"dropDuplicates|drop_duplicates|\.distinct\(|row_number|\bQUALIFY\b|max_by|groupBy\(|GROUP\s+BY", re.I
+)
+_ZERO_INTERVAL = re.compile(r"\s*0+(?:\.0+)?\s*[a-z]*\s*$", re.I)
+_MAX_CHAIN = 500  # variables followed back from one expression
+
+
+@dataclass
+class _SourceBuild:
+    """A ``readStream`` reader being configured."""
+
+    start_line: int
+    fmt: str | None = None
+    fmt_line: int | None = None
+    options: dict[str, OptionValue] = field(default_factory=dict)
+    opaque: bool = False
+    schema_given: bool = False
+
+    def copy(self) -> _SourceBuild:
+        return replace(self, options=dict(self.options))
+
+
+@dataclass
+class _WriterBuild:
+    """A ``writeStream`` writer being configured."""
+
+    line: int
+    upstream: _Frame
+    fmt: str | None = None
+    options: dict[str, tuple[ast.expr, int]] = field(default_factory=dict)
+    opaque: bool = False
+    output_mode: tuple[str, int] | None = None
+    trigger: tuple[str, ast.expr, int] | None = None
+    named: bool = False
+    foreach_batch: tuple[ast.expr, int] | None = None
+
+    def copy(self) -> _WriterBuild:
+        return replace(self, options=dict(self.options))
+
+
+@dataclass
+class _Frame:
+    """What is known about the DataFrame a chain has built so far."""
+
+    streaming: bool = False
+    source: _SourceBuild | None = None
+    watermarks: tuple[str, ...] = ()
+    agg_keyed: bool | None = None  # None: not aggregated; False: global aggregate
+    writer: _WriterBuild | None = None
+
+    def copy(self) -> _Frame:
+        return replace(
+            self,
+            source=self.source.copy() if self.source else None,
+            writer=self.writer.copy() if self.writer else None,
+        )
+
+
+@dataclass
+class _BatchWrites:
+    """What a foreachBatch function writes."""
+
+    failures: list[Finding] = field(default_factory=list)
+    idempotent: list[tuple[int, str]] = field(default_factory=list)  # (line, why)
+    merges: list[int] = field(default_factory=list)
+    text: list[str] = field(default_factory=list)  # source of the functions read
+
+
+class PythonChecker:
+    """Runs every Python rule over one parsed module."""
+
+    def __init__(self, tree: ast.Module, lines: list[str], text: str) -> None:
+        """Prepare to check ``tree`` (parsed from ``text``, split into ``lines``)."""
+        self.ix = ModuleIndex(tree, lines)
+        self.text = text
+        self.declarative = bool(self.ix.declarative_aliases)
+        self.findings: list[Finding] = []
+        self._seen: set[tuple[str, str, int | None, str]] = set()
+        self._memo: dict[int, _Frame] = {}
+        self._active_helpers: set[int] = set()
+        self._queries: dict[int, tuple[_WriterBuild, int]] = {}
+        self._batch_functions_done: set[int] = set()
+
+    # -- driver ---------------------------------------------------------
+    def run(self) -> list[Finding]:
+        """Check the module; returns the findings (unsuppressed, unsorted)."""
+        for node in ast.walk(self.ix.tree):
+            if isinstance(node, (ast.Call, ast.Attribute)) and id(node) not in self.ix.inner:
+                self.frame_of(node)
+        self._check_declarative_tables()
+        self._check_queries()
+        return self.findings
+
+    def emit(self, finding: Finding) -> None:
+        """Record a finding once (a chain may be evaluated through several names)."""
+        key = (finding.rule, finding.status, finding.line, finding.message)
+        if key not in self._seen:
+            self._seen.add(key)
+            self.findings.append(finding)
+
+    def _emit(self, rule: str, status: str, line: int | None, detail: str, evidence: str | None = None) -> None:
+        self.emit(make_finding(rule, status, line, detail, self.ix.line(line) if evidence is None else evidence))
+
+    # -- chain evaluation -------------------------------------------------
+    def frame_of(self, expr: ast.AST) -> _Frame:
+        """The facts about the DataFrame ``expr`` evaluates to.
+
+        Names are followed back iteratively (``df = df.withColumn(..)`` a
+        hundred times must not exhaust the stack), then links are applied
+        forwards from the origin.
+        """
+        segments: list[tuple[ast.AST, list[Link]]] = []
+        visited: set[int] = set()
+        node = expr
+        base: _Frame
+        while True:
+            if id(node) in self._memo:
+                base = self._memo[id(node)]
+                break
+            if id(node) in visited or len(segments) > _MAX_CHAIN:
+                base = _Frame()
+                break
+            visited.add(id(node))
+            root, links = flatten(node)
+            segments.append((node, links))
+            if isinstance(root, ast.Name) and root.id not in self.ix.declarative_aliases:
+                value = self.ix.resolve(root)
+                if value is None:
+                    base = _Frame()
+                    break
+                node = value
+                continue
+            base = self._frame_of_root(root)
+            break
+        frame = base
+        for seg_node, links in reversed(segments):
+            frame = frame.copy()
+            for index, link in enumerate(links):
+                following = links[index + 1].name if index + 1 < len(links) else None
+                frame = self._step(frame, link, following)
+            self._memo[id(seg_node)] = frame
+        return frame
+
+    def _frame_of_root(self, root: ast.AST) -> _Frame:
+        """A chain that starts with a helper call: the helper's returned frame."""
+        if isinstance(root, ast.Call) and isinstance(root.func, ast.Name):
+            function = self.ix.function(root.func.id)
+            if function is not None and id(function) not in self._active_helpers:
+                returns = [n.value for n in ast.walk(function) if isinstance(n, ast.Return) and n.value is not None]
+                if returns:
+                    self._active_helpers.add(id(function))
+                    try:
+                        return self.frame_of(returns[-1])
+                    finally:
+                        self._active_helpers.discard(id(function))
+        return _Frame()
+
+    def _step(self, frame: _Frame, link: Link, following: str | None) -> _Frame:
+        """Apply one link to the frame, checking the rules that fire on it."""
+        name = link.name
+        if name == "readStream":
+            return _Frame(streaming=True, source=_SourceBuild(start_line=link.line))
+        if frame.source is not None:
+            self._configure_source(frame, link)
+            return frame
+        if name == "read_stream":  # dlt.read_stream / dp.read_stream
+            return _Frame(streaming=True)
+        if name == "read" and not link.is_call:  # spark.read: batch from here on
+            return _Frame()
+        if name == "writeStream":
+            frame.writer = _WriterBuild(line=link.line, upstream=frame.copy())
+            return frame
+        if frame.writer is not None:
+            self._configure_writer(frame.writer, link)
+            return frame
+        if name == "withWatermark":
+            frame.watermarks = (*frame.watermarks, self.ix.const(link.arg(0, "eventTime")) or "?")
+        elif name in _GROUP_METHODS and link.is_call:
+            if frame.streaming and following not in _ARBITRARY_STATE:
+                self._check_aggregation(frame, link)
+            frame.agg_keyed = bool(link.args or link.keywords) or bool(frame.agg_keyed)
+        elif name == "agg" and frame.agg_keyed is None:
+            frame.agg_keyed = False
+        elif name in _DEDUP_METHODS and frame.streaming:
+            self._check_dedup(frame, link)
+        elif name == "join" and link.args:
+            other = self.frame_of(link.args[0])
+            if frame.streaming and other.streaming:
+                self._check_join(frame, other, link)
+            frame.streaming = frame.streaming or other.streaming
+            frame.watermarks = (*frame.watermarks, *other.watermarks)
+        elif name in ("union", "unionByName", "unionAll") and link.args:
+            other = self.frame_of(link.args[0])
+            frame.streaming = frame.streaming or other.streaming
+        elif name == "applyInPandasWithState":
+            self._check_state_timeout(link)
+        return frame
+
+    # -- sources ----------------------------------------------------------
+    def _configure_source(self, frame: _Frame, link: Link) -> None:
+        source = frame.source
+        if source is None:  # the caller only calls while a reader is being configured
+            return
+        name = link.name
+        if name == "format":
+            source.fmt = self.ix.const(link.arg(0, "source"))
+            source.fmt_line = link.line
+        elif name == "option":
+            self._add_option(source, link.arg(0, "key"), link.arg(1, "value"), link.line)
+        elif name == "options":
+            self._add_keyword_options(source, link.keywords)
+        elif name == "schema":
+            source.schema_given = True
+        elif name in _READER_TERMINALS:
+            if name not in ("load", "table"):
+                source.fmt = source.fmt or name
+                source.fmt_line = source.fmt_line or link.line
+            elif name == "table":
+                source.fmt = source.fmt or "delta"
+            for keyword in link.keywords:
+                if keyword.arg == "schema":
+                    source.schema_given = True
+                elif keyword.arg not in (None, "path", "tableName", "format"):
+                    self._add_option(source, ast.Constant(keyword.arg), keyword.value, keyword.value.lineno)
+            self._finish_source(source)
+            frame.source = None
+
+    def _add_option(self, source: _SourceBuild, key: ast.AST | None, value: ast.AST | None, line: int) -> None:
+        text = self.ix.const(key)
+        if text is None:
+            source.opaque = True
+            return
+        source.options[text.lower()] = OptionValue(self.ix.const(value), line, self.ix.line(line))
+
+    def _add_keyword_options(self, source: _SourceBuild, keywords: list[ast.keyword]) -> None:
+        for keyword in keywords:
+            if keyword.arg is None:
+                items, opaque = self.ix.dict_items(keyword.value)
+                source.opaque = source.opaque or opaque
+                for key, value, line in items:
+                    source.options[key.lower()] = OptionValue(self.ix.const(value), line, self.ix.line(line))
+            else:
+                line = keyword.value.lineno
+                source.options[keyword.arg.lower()] = OptionValue(self.ix.const(keyword.value), line, self.ix.line(line))
+
+    def _finish_source(self, source: _SourceBuild) -> None:
+        kind = source_kind(source.fmt)
+        if kind == "other":
+            return
+        file_format = source.options.get("cloudfiles.format")
+        line = source.fmt_line or source.start_line
+        spec = SourceSpec(
+            kind=kind,
+            line=line,
+            evidence=self.ix.line(line),
+            context="dlt" if self.declarative else "code",
+            options=source.options,
+            opaque=source.opaque,
+            schema_given=source.schema_given,
+            file_format=(file_format.value or "").lower() if file_format else (source.fmt or "").lower(),
+        )
+        for finding in check_source(spec):
+            self.emit(finding)
+
+    # -- stateful operators -------------------------------------------------
+    def _is_time_key(self, arg: ast.AST, watermarks: tuple[str, ...]) -> bool:
+        if isinstance(arg, ast.Call):
+            function = call_name(arg)
+            if function in _TIME_KEY_FUNCTIONS:
+                return True
+            if function in ("col", "column") and arg.args:
+                return self.ix.const(arg.args[0]) in watermarks
+            return False
+        if isinstance(arg, ast.Attribute):
+            return arg.attr in watermarks
+        return self.ix.const(arg) in watermarks
+
+    def _check_aggregation(self, frame: _Frame, link: Link) -> None:
+        keys = [*link.args, *(k.value for k in link.keywords)]
+        if not keys:
+            return  # a global aggregate keeps one row of state
+        shown = ", ".join(ast.unparse(k) for k in keys)[:80]
+        if not frame.watermarks:
+            self._emit("SE101", "FAIL", link.line,
+                       f"Streaming aggregation {link.name}({shown}) has no watermark: its state grows without bound "
+                       "and append mode cannot emit results.")
+        elif any(self._is_time_key(k, frame.watermarks) for k in keys):
+            self._emit("SE101", "PASS", link.line,
+                       f"Aggregation {link.name}({shown}) is bounded by withWatermark('{frame.watermarks[0]}').")
+        else:
+            self._emit("SE101", "PARTIAL", link.line,
+                       f"withWatermark('{frame.watermarks[0]}') is set but {link.name}({shown}) does not group by a "
+                       "window or the event-time column, so the watermark cannot evict this state.")
+
+    def _check_dedup(self, frame: _Frame, link: Link) -> None:
+        if not frame.watermarks:
+            self._emit("SE103", "FAIL", link.line,
+                       f"{link.name}() on a stream without a watermark keeps every key seen forever.")
+            return
+        if link.name == "dropDuplicatesWithinWatermark":
+            self._emit("SE103", "PASS", link.line, "De-duplication is bounded by the watermark.")
+            return
+        subset = link.arg(0, "subset")
+        if subset is None:
+            self._emit("SE103", "PASS", link.line, "De-duplication on all columns is bounded by the watermark.")
+            return
+        subset = self.ix.resolve_deep(subset)
+        if not isinstance(subset, (ast.List, ast.Tuple)):
+            return  # keys not visible: say nothing rather than guess
+        keys = [self.ix.const(e) for e in subset.elts]
+        if any(k in frame.watermarks for k in keys):
+            self._emit("SE103", "PASS", link.line, "De-duplication keys include the watermarked event-time column.")
+        else:
+            self._emit("SE103", "PARTIAL", link.line,
+                       f"{link.name}({keys}) leaves the watermark column '{frame.watermarks[0]}' out of the keys, "
+                       "so de-duplication state is never evicted.")
+
+    def _check_join(self, left: _Frame, right: _Frame, link: Link) -> None:
+        missing = [side for side, frame in (("left", left), ("right", right)) if not frame.watermarks]
+        if missing:
+            self._emit("SE102", "FAIL", link.line,
+                       f"Stream-stream join without a watermark on the {' and '.join(missing)} input: join state "
+                       "is kept forever (outer joins cannot run).")
+            return
+        condition = link.arg(1, "on")
+        text = ast.unparse(condition).lower() if condition is not None else ""
+        resolved = self.ix.resolve_deep(condition) if condition is not None else None
+        equi_only = condition is None or isinstance(resolved, (ast.Constant, ast.List, ast.Tuple))
+        if not equi_only and re.search(r"interval|between|[<>]=?", text):
+            self._emit("SE102", "PASS", link.line, "Stream-stream join has watermarks and an event-time range.")
+        else:
+            self._emit("SE102", "PARTIAL", link.line,
+                       "Stream-stream join has watermarks but no event-time range in its condition, so join "
+                       "state is not evicted.")
+
+    def _check_state_timeout(self, link: Link) -> None:
+        timeout = link.arg(4, "timeoutConf")
+        text = (self.ix.const(timeout) or (ast.unparse(timeout) if timeout is not None else "")).lower()
+        if "notimeout" not in text:
+            return
+        function = link.arg(0, "func")
+        definition = self.ix.function(function.id) if isinstance(function, ast.Name) else None
+        body = self.ix.segment(definition) if definition is not None else ""
+        if ".remove()" in body:
+            return
+        self._emit("SE105", "PARTIAL", link.line,
+                   "applyInPandasWithState with GroupStateTimeout.NoTimeout and no state.remove(): per-key state "
+                   "never expires.")
+
+    # -- sinks --------------------------------------------------------------
+    def _configure_writer(self, writer: _WriterBuild, link: Link) -> None:
+        name = link.name
+        if name == "format":
+            writer.fmt = self.ix.const(link.arg(0, "source"))
+        elif name == "option":
+            key = self.ix.const(link.arg(0, "key"))
+            value = link.arg(1, "value")
+            if key is None or value is None:
+                writer.opaque = True
+            else:
+                writer.options[key.lower()] = (value, link.line)
+        elif name == "options":
+            for keyword in link.keywords:
+                if keyword.arg is None:
+                    items, opaque = self.ix.dict_items(keyword.value)
+                    writer.opaque = writer.opaque or opaque
+                    for key, value, line in items:
+                        writer.options[key.lower()] = (value, line)
+                else:
+                    writer.options[keyword.arg.lower()] = (keyword.value, keyword.value.lineno)
+        elif name == "outputMode":
+            writer.output_mode = ((self.ix.const(link.arg(0, "outputMode")) or "").lower(), link.line)
+        elif name == "trigger":
+            for keyword in link.keywords:
+                if keyword.arg:
+                    writer.trigger = (keyword.arg, keyword.value, link.line)
+        elif name == "queryName":
+            writer.named = True
+        elif name == "foreachBatch" and link.args:
+            writer.foreach_batch = (link.args[0], link.line)
+        elif name in ("start", "toTable"):
+            for keyword in link.keywords:
+                if keyword.arg == "queryName":
+                    writer.named = True
+                elif keyword.arg == "outputMode":
+                    writer.output_mode = ((self.ix.const(keyword.value) or "").lower(), keyword.value.lineno)
+                elif keyword.arg == "format":
+                    writer.fmt = self.ix.const(keyword.value)
+                elif keyword.arg is None:
+                    writer.opaque = True
+                elif keyword.arg not in ("path", "tableName", "partitionBy"):
+                    writer.options[keyword.arg.lower()] = (keyword.value, keyword.value.lineno)
+            self._queries.setdefault(id(link.node), (writer.copy(), link.line))
+
+    def _checkpoint_key(self, node: ast.expr) -> str | None:
+        """A comparable identity for a checkpoint path, or ``None`` when it varies per call."""
+        text = self.ix.static_string(node)
+        if text is not None:
+            return "lit:" + text.rstrip("/")
+        names = [n for n in ast.walk(node) if isinstance(n, ast.Name)]
+        if any(self.ix.is_dynamic(n) for n in names):
+            return None
+        return "expr:" + ast.unparse(node)
+
+    def _leading_text(self, node: ast.expr) -> str:
+        text = self.ix.static_string(node)
+        if text is not None:
+            return text
+        node = self.ix.resolve_deep(node)
+        if isinstance(node, ast.JoinedStr) and node.values and isinstance(node.values[0], ast.Constant):
+            return str(node.values[0].value)
+        return ""
+
+    def _check_queries(self) -> None:
+        monitoring = _MONITORING.search(self.text)
+        monitoring_line = self.text.count("\n", 0, monitoring.start()) + 1 if monitoring else None
+        session_root = "spark.sql.streaming.checkpointLocation" in self.text
+        checkpoints: dict[str, int] = {}
+        real_queries = 0
+        for writer, _ in sorted(self._queries.values(), key=lambda q: q[1]):
+            debug_sink = (writer.fmt or "").lower() in _DEBUG_SINKS
+            real_queries += not debug_sink
+            self._check_checkpoint(writer, debug_sink, session_root, checkpoints)
+            if writer.output_mode and writer.output_mode[0] == "complete" and writer.upstream.agg_keyed is not False:
+                self._emit("SE104", "FAIL", writer.output_mode[1],
+                           "outputMode('complete') keeps every aggregate group in state and rewrites the whole "
+                           "result each trigger.")
+            if writer.trigger:
+                self._check_trigger(*writer.trigger)
+            if not debug_sink and not monitoring and not writer.named:
+                self._emit("SE701", "PARTIAL", writer.line,
+                           "This streaming query has no queryName and the file has no progress monitoring.")
+            if writer.foreach_batch:
+                self._check_foreach_batch(*writer.foreach_batch)
+        if monitoring and real_queries:
+            self._emit("SE701", "PASS", monitoring_line, "Streaming progress is monitored.")
+
+    def _check_checkpoint(self, writer: _WriterBuild, debug_sink: bool, session_root: bool,
+                          checkpoints: dict[str, int]) -> None:
+        checkpoint = writer.options.get("checkpointlocation")
+        if checkpoint is None:
+            if debug_sink or writer.opaque:
+                return
+            if session_root and writer.named:
+                self._emit("SE201", "PASS", writer.line,
+                           "Checkpoint goes under spark.sql.streaming.checkpointLocation/<queryName>.")
+            else:
+                self._emit("SE201", "FAIL", writer.line,
+                           "Streaming query has no checkpointLocation: offsets and state are lost on restart.")
+            return
+        value, line = checkpoint
+        self._emit("SE201", "PASS", line, "Query has its own checkpointLocation.")
+        if self._leading_text(value).startswith(_EPHEMERAL_PREFIXES):
+            self._emit("SE203", "PARTIAL", line, "Checkpoint is on ephemeral storage.")
+        key = self._checkpoint_key(value)
+        if key is None:
+            return
+        if key in checkpoints:
+            self._emit("SE202", "FAIL", line,
+                       f"This query reuses the checkpoint of the query at line {checkpoints[key]}: they corrupt "
+                       "each other's offsets and state.")
+        else:
+            checkpoints[key] = line
+
+    def _check_trigger(self, kind: str, value: ast.expr, line: int) -> None:
+        text = self.ix.const(value)
+        if kind == "processingTime" and text is not None and _ZERO_INTERVAL.match(text):
+            self._emit("SE403", "PARTIAL", line, f"processingTime='{text}' runs micro-batches back to back.")
+        elif kind == "once" and text == "true":
+            self._emit("SE404", "PARTIAL", line, "trigger(once=True) is deprecated and ignores rate limits.")
+        elif kind == "continuous":
+            self._emit("SE405", "REVIEW", line, "Continuous processing mode gives at-least-once delivery only.")
+
+    # -- foreachBatch idempotency ---------------------------------------------
+    def _batch_function(self, node: ast.AST) -> tuple[ast.AST | None, str]:
+        """The function passed to foreachBatch, and a label for messages."""
+        if isinstance(node, ast.Lambda):
+            return node, "lambda"
+        if isinstance(node, ast.Call) and call_name(node) == "partial" and node.args:
+            return self._batch_function(node.args[0])
+        if isinstance(node, ast.Name):
+            function = self.ix.function(node.id)
+            if function is not None:
+                return function, node.id
+            value = self.ix.resolve(node)
+            if isinstance(value, (ast.Lambda, ast.Call)):
+                return self._batch_function(value)
+            return None, node.id
+        if isinstance(node, ast.Attribute):
+            return self.ix.function(node.attr), node.attr
+        return None, ast.unparse(node)[:40]
+
+    def _check_foreach_batch(self, target: ast.expr, line: int) -> None:
+        function, label = self._batch_function(target)
+        if function is None:
+            self._emit("SE301", "REVIEW", line,
+                       f"foreachBatch function '{label}' is not defined in this file; its writes were not checked.")
+            return
+        if id(function) in self._batch_functions_done:
+            return
+        self._batch_functions_done.add(id(function))
+        writes = _BatchWrites()
+        self._collect_batch_writes(function, writes, set(), 0)
+        for finding in writes.failures:
+            self.emit(finding)
+        if writes.merges and not _BATCH_DEDUP.search("\n".join(writes.text)):
+            self._emit("SE304", "REVIEW", writes.merges[0],
+                       f"'{label}' MERGEs the micro-batch without de-duplicating it on the merge key.")
+        if writes.failures:
+            return
+        if writes.merges or writes.idempotent:
+            evidence_line = writes.merges[0] if writes.merges else writes.idempotent[0][0]
+            why = "MERGE" if writes.merges else writes.idempotent[0][1]
+            self._emit("SE301", "PASS", line, f"foreachBatch '{label}' writes idempotently ({why}).",
+                       self.ix.line(evidence_line))
+        else:
+            self._emit("SE301", "REVIEW", line,
+                       f"No Delta write or MERGE found in foreachBatch '{label}'; make its side effects idempotent "
+                       "(keyed upserts).")
+
+    def _collect_batch_writes(self, function: ast.AST, writes: _BatchWrites, visited: set[int], depth: int) -> None:
+        if id(function) in visited or depth > 3:
+            return
+        visited.add(id(function))
+        writes.text.append(self.ix.segment(function))
+        for node in ast.walk(function):
+            if not isinstance(node, ast.Call) or id(node) in self.ix.inner:
+                continue
+            root, links = self.ix.full_chain(node)
+            names = [link.name for link in links]
+            if "merge" in names:
+                writes.merges.append(links[names.index("merge")].line)
+            last = links[-1] if links else None
+            if last is not None and last.name == "sql":
+                self._judge_sql(last, writes)
+            elif last is not None and "write" in names and last.name in _BATCH_WRITE_TERMINALS:
+                self._judge_write(links[names.index("write") + 1 :], writes)
+            elif last is not None and "writeTo" in names and last.name in _WRITE_TO_TERMINALS:
+                self._judge_write(links[names.index("writeTo") + 1 :], writes)
+            helper = None
+            if isinstance(root, ast.Call) and isinstance(root.func, ast.Name) and not links:
+                helper = self.ix.function(root.func.id)
+            elif last is not None and last.is_call and last.name not in _BATCH_WRITE_TERMINALS:
+                helper = self.ix.function(last.name) if last.name not in ("merge", "sql", "execute") else None
+            if helper is not None:
+                self._collect_batch_writes(helper, writes, visited, depth + 1)
+
+    def _judge_sql(self, link: Link, writes: _BatchWrites) -> None:
+        statement = (self.ix.string_fragments(link.arg(0, "sqlQuery")) or "").strip().upper()
+        if statement.startswith("MERGE"):
+            writes.merges.append(link.line)
+        elif re.match(r"INSERT\s+INTO\b", statement):
+            writes.failures.append(make_finding(
+                "SE301", "FAIL", link.line,
+                "INSERT INTO inside foreachBatch appends again when a micro-batch is retried.", self.ix.line(link.line),
+            ))
+        elif re.match(r"INSERT\s+OVERWRITE\b|COPY\s+INTO\b", statement):
+            writes.idempotent.append((link.line, statement.split()[0].lower() + " " + statement.split()[1].lower()))
+
+    def _judge_write(self, links: list[Link], writes: _BatchWrites) -> None:
+        options: dict[str, tuple[ast.expr, int]] = {}
+        mode: str | None = None
+        fmt: str | None = None
+        for link in links:
+            if link.name == "option" and link.args:
+                key = self.ix.const(link.arg(0))
+                value = link.arg(1, "value")
+                if key is not None and value is not None:
+                    options[key.lower()] = (value, link.line)
+            elif link.name == "options":
+                for keyword in link.keywords:
+                    if keyword.arg is None:
+                        for key, value, line in self.ix.dict_items(keyword.value)[0]:
+                            options[key.lower()] = (value, line)
+                    else:
+                        options[keyword.arg.lower()] = (keyword.value, keyword.value.lineno)
+            elif link.name == "mode":
+                mode = (self.ix.const(link.arg(0, "saveMode")) or "").lower()
+            elif link.name == "format":
+                fmt = (self.ix.const(link.arg(0, "source")) or "").lower()
+        terminal = links[-1]
+        mode_kw = terminal.kwarg("mode")
+        if mode_kw is not None:
+            mode = (self.ix.const(mode_kw) or "").lower()
+        line = terminal.line
+        evidence = self.ix.line(line)
+        if terminal.name in _WRITE_TO_TERMINALS - {"append"} or mode == "overwrite":
+            writes.idempotent.append((line, "overwrite"))
+            return
+        app, version = options.get("txnappid"), options.get("txnversion")
+        if app and version:
+            if isinstance(self.ix.resolve_deep(version[0]), ast.Constant):
+                writes.failures.append(make_finding(
+                    "SE302", "FAIL", version[1],
+                    "txnVersion is a constant: every batch after the first is skipped as already written.",
+                    self.ix.line(version[1]),
+                ))
+            if self._is_volatile(app[0], 0):
+                writes.failures.append(make_finding(
+                    "SE303", "FAIL", app[1],
+                    "txnAppId is generated at run time, so a replayed batch gets a new id after a restart.",
+                    self.ix.line(app[1]),
+                ))
+            writes.idempotent.append((version[1], "txnAppId/txnVersion"))
+            return
+        if fmt == "jdbc" or terminal.name == "jdbc":
+            detail = ("Plain append to a JDBC sink inside foreachBatch: a retried micro-batch inserts its rows "
+                      "again (txnAppId/txnVersion only apply to Delta; upsert on a key instead).")
+        elif app or version:
+            detail = "Only one of txnAppId / txnVersion is set; Delta needs both to skip a replayed batch."
+        else:
+            detail = (f"Plain {mode or 'append'} write ({terminal.name}) inside foreachBatch without "
+                      "txnAppId/txnVersion: a retried micro-batch writes its rows twice.")
+        writes.failures.append(make_finding("SE301", "FAIL", line, detail, evidence))
+
+    def _is_volatile(self, node: ast.AST, depth: int) -> bool:
+        if depth > 5:
+            return False
+        for sub in ast.walk(node):
+            if isinstance(sub, ast.Call) and call_name(sub) in _VOLATILE_CALLS:
+                return True
+            if isinstance(sub, ast.Name):
+                value = self.ix.resolve(sub)
+                if value is not None and self._is_volatile(value, depth + 1):
+                    return True
+        return False
+
+    # -- declarative pipelines ------------------------------------------------
+    def _declarative_attr(self, node: ast.AST) -> tuple[str | None, ast.Call | None]:
+        """``(attr, call)`` for ``dlt.attr`` / ``dlt.attr(...)``; ``(None, None)`` otherwise."""
+        call = node if isinstance(node, ast.Call) else None
+        func = node.func if isinstance(node, ast.Call) else node
+        if (
+            isinstance(func, ast.Attribute)
+            and isinstance(func.value, ast.Name)
+            and func.value.id in self.ix.declarative_aliases
+        ):
+            return func.attr, call
+        return None, None
+
+    def _check_declarative_tables(self) -> None:
+        if not self.declarative:
+            return
+        for functions in self.ix.functions.values():
+            for function in functions:
+                self._check_table_function(function)
+        for node in ast.walk(self.ix.tree):
+            attr, call = self._declarative_attr(node) if isinstance(node, ast.Call) else (None, None)
+            if attr in _STREAMING_TABLE_CALLS and call is not None:
+                name = self.ix.const(call.args[0]) if call.args else self.ix.const(
+                    next((k.value for k in call.keywords if k.arg == "name"), None))
+                expectations = [k for k in call.keywords if k.arg and k.arg.startswith("expect")]
+                self._table_finding(call.lineno, name or "?", bool(expectations))
+
+    def _check_table_function(self, function: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+        table_line: int | None = None
+        table_name = function.name
+        expectations = False
+        for decorator in function.decorator_list:
+            attr, call = self._declarative_attr(decorator)
+            if attr in _TABLE_DECORATORS:
+                table_line = decorator.lineno
+                if call is not None:
+                    table_name = self.ix.const(next((k.value for k in call.keywords if k.arg == "name"), None)) or (
+                        table_name)
+                    expectations = expectations or any(k.arg and k.arg.startswith("expect") for k in call.keywords)
+            elif attr and attr.startswith("expect"):
+                expectations = True
+        if table_line is not None:
+            self._table_finding(table_line, table_name, expectations)
+
+    def _table_finding(self, line: int, name: str, expectations: bool) -> None:
+        if expectations:
+            self._emit("SE601", "PASS", line, f"Table '{name}' declares expectations.")
+        else:
+            self._emit("SE601", "PARTIAL", line, f"Table '{name}' declares no expectations.")
+
+
+def check_python(tree: ast.Module, lines: list[str], text: str) -> list[Finding]:
+    """All Python-rule findings for one parsed module.
+
+    Args:
+        tree: the module parsed with ``ast.parse``.
+        lines: its source lines.
+        text: its source text.
+
+    Returns:
+        Findings in no particular order, before suppression.
+
+    """
+    return PythonChecker(tree, lines, text).run()
+
+
+def notebook_sql_cells(lines: list[str]) -> list[tuple[int, list[str]]]:
+    """SQL cells of a Databricks notebook exported as ``.py`` (``# MAGIC %sql``).
+
+    Returns:
+        ``(first line number, cell lines)`` per cell, ``# MAGIC`` prefixes removed.
+
+    """
+    cells: list[tuple[int, list[str]]] = []
+    current: list[str] | None = None
+    start = 0
+    for number, line in enumerate(lines, start=1):
+        stripped = line.strip()
+        if stripped.startswith("# MAGIC %sql"):
+            current, start = [""], number  # keep line numbers aligned: the magic line itself is blank
+            cells.append((start, current))
+        elif current is not None and stripped.startswith("# MAGIC"):
+            current.append(stripped[len("# MAGIC "):] if stripped.startswith("# MAGIC ") else "")
+        else:
+            current = None
+    return cells
+
+
+__all__ = ["check_python", "notebook_sql_cells"]
