@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import uuid
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -120,18 +121,60 @@ class Engine:
         """The thread's workspace."""
         return Workspace.for_thread(self.context.home, thread_id)
 
-    def turn(self, thread_id: str, text: str) -> TurnResult:
-        """Run one user turn on ``thread_id`` and report what it produced."""
-        config = self.config(thread_id)
-        snapshot = self.graph.get_state(config)
+    def _prepare(self, thread_id: str, text: str) -> tuple[Any, int, str, str]:
+        """The graph input for a turn: a resume when a question waits, else a new input."""
+        snapshot = self.graph.get_state(self.config(thread_id))
         before = len(snapshot.values.get("messages") or [])
         clean, error, secret = screen(text)
         if snapshot.interrupts:
             payload: Any = Command(resume={"text": clean, "error": error})
         else:
             payload = {"input": clean, "input_error": error}
-        self.graph.invoke(payload, config, context=self.context)
-        return self._result(thread_id, text if not (error or secret) else clean, before, secret)
+        shown = text if not (error or secret) else clean
+        return payload, before, shown, secret
+
+    def turn(self, thread_id: str, text: str) -> TurnResult:
+        """Run one user turn on ``thread_id`` and report what it produced."""
+        payload, before, shown, secret = self._prepare(thread_id, text)
+        self.graph.invoke(payload, self.config(thread_id), context=self.context)
+        return self._result(thread_id, shown, before, secret)
+
+    def stream_turn(self, thread_id: str, text: str) -> Iterator[tuple[str, Any]]:
+        """Run one turn, yielding events as they happen.
+
+        Yields:
+            ``("step", node name)`` as each node finishes, ``("token", text)``
+            for streamed model tokens (``stream_mode="messages"``), and finally
+            ``("done", TurnResult)``.
+        """
+        payload, before, shown, secret = self._prepare(thread_id, text)
+        for mode, chunk in self.graph.stream(payload, self.config(thread_id), context=self.context,
+                                             stream_mode=["updates", "messages"]):
+            if mode == "updates":
+                for node in chunk:
+                    if not node.startswith("__"):
+                        yield "step", node
+            elif mode == "messages":
+                message, _meta = chunk
+                if getattr(message, "type", "") == "AIMessageChunk" and message.content:
+                    yield "token", str(message.content)
+        yield "done", self._result(thread_id, shown, before, secret)
+
+    def threads(self) -> list[str]:
+        """Every thread id the checkpointer holds, most recent first."""
+        seen: list[str] = []
+        for item in self.checkpointer.list(None):
+            thread = (item.config.get("configurable") or {}).get("thread_id")
+            if thread and thread not in seen:
+                seen.append(thread)
+        return seen
+
+    def delete_thread(self, thread_id: str) -> None:
+        """Forget a thread: its checkpoints and its workspace."""
+        import shutil
+
+        self.checkpointer.delete_thread(thread_id)
+        shutil.rmtree(self.workspace(thread_id).root, ignore_errors=True)
 
     def _result(self, thread_id: str, shown_input: str, before: int, secret: str) -> TurnResult:
         snapshot = self.graph.get_state(self.config(thread_id))

@@ -139,16 +139,22 @@ def _first_match(pattern: re.Pattern[str], targets: list[Target]) -> str | None:
 
 
 def lint_findings(targets: list[Target]) -> list[dict]:
-    """Linter findings for the targets that are code or config files."""
-    paths = [t.path for t in targets if t.path is not None and t.path.suffix.lower() in CODE_SUFFIXES]
-    if not paths:
-        return []
-    from tools.lint import check_paths
+    """Linter findings for the targets that are code or config (files, or generated text named like one)."""
+    from tools.lint import check_paths, check_text
+    from tools.lint.engine import SUFFIX_KINDS
 
+    results = []
+    paths = [t.path for t in targets if t.path is not None and t.path.suffix.lower() in CODE_SUFFIXES]
+    if paths:
+        results += check_paths(paths)
+    for target in targets:
+        kind = SUFFIX_KINDS.get(Path(target.name).suffix.lower())
+        if target.path is None and kind:
+            results.append(check_text(target.text, kind, target.name))
     findings = []
-    for result in check_paths(paths):
+    for result in results:
         for finding in result.findings:
-            record = asdict(finding) if hasattr(finding, "__dataclass_fields__") else dict(finding)
+            record = asdict(finding)
             record["path"] = result.path
             findings.append(record)
     return findings

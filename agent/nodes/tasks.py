@@ -7,6 +7,7 @@ resumed run re-enters exactly at the question that was waiting.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import asdict
 from pathlib import PurePosixPath
 from typing import Any, Literal
 
@@ -30,6 +31,7 @@ from agent.nodes.common import (
 )
 from agent.state import State
 from knowledge.loader import Pack, Task, Template
+from tools.artifacts import diagram, generate
 from tools.checklist import Target, run_checklist
 from tools.templates import TemplateError, render
 from tools.values import KIND_HINTS, check_value
@@ -232,7 +234,7 @@ def _citations(block: dict[str, Any]) -> str:
     return "\n".join(f"  - [{n}] {c['title']} (`{c['path']}`)" for n, c in enumerate(block["citations"], start=1))
 
 
-def compose_document(state: State, runtime: Runtime[Context]) -> dict:
+def compose_document(state: State, runtime: Runtime[Context], config: RunnableConfig) -> dict:
     """Compose the task's document: purpose, inputs, each step with guidance, rendered templates."""
     pack = pack_of(runtime)
     run = dict(state.get("task") or {})
@@ -254,6 +256,21 @@ def compose_document(state: State, runtime: Runtime[Context]) -> dict:
         block = (run.get("guidance") or [])[n - 1] if n - 1 < len(run.get("guidance") or []) else None
         if block and block["text"]:
             parts += ["Guidance from the knowledge base:", "", block["text"], "", "Sources:", _citations(block), ""]
+    flow = diagram(run["task_id"], run.get("answers") or {})
+    if flow:
+        parts += ["## Data flow · 数据流", "", "```mermaid", flow.rstrip("\n"), "```", ""]
+    artifacts = generate(run["task_id"], run.get("answers") or {}, run.get("rendered") or {}, task.doc_output_location,
+                         workspace_of(runtime, config))
+    run["generated"] = [asdict(a) for a in artifacts]
+    if artifacts:
+        parts += ["## Artefacts · 产物", ""]
+        for artifact in artifacts:
+            if isinstance(artifact.content, bytes):  # an image: link it
+                name = PurePosixPath(artifact.path).name
+                parts += [f"### `{artifact.path}`", "", artifact.description, "", f"![{name}](./{name})", ""]
+                continue
+            parts += [f"### `{artifact.path}`", "", artifact.description, "", f"```{artifact.language}",
+                      artifact.content.rstrip("\n"), "```", ""]
     if run.get("rendered"):
         parts += ["## Rendered templates · 模板产物", ""]
         for name, text in run["rendered"].items():
@@ -269,6 +286,7 @@ def compose_document(state: State, runtime: Runtime[Context]) -> dict:
 def review_targets(run: dict[str, Any], doc_location: str) -> list[Target]:
     """What the task's checklists judge: the rendered artefacts and the user's answers (not retrieved guidance)."""
     targets = [Target(output_path_for(doc_location, name), text) for name, text in (run.get("rendered") or {}).items()]
+    targets += [Target(a["path"], a["content"]) for a in run.get("generated") or [] if isinstance(a["content"], str)]
     answers = "\n".join(f"{k}: {v}" for k, v in (run.get("answers") or {}).items())
     if answers:
         targets.append(Target("inputs", answers))
@@ -324,6 +342,9 @@ def save_document(state: State, runtime: Runtime[Context], config: RunnableConfi
             path = output_path_for(location, name)
             workspace.write(path, text if text.endswith("\n") else text + "\n")
             written.append(path)
+        for artifact in run.get("generated") or []:
+            workspace.write(artifact["path"], artifact["content"])
+            written.append(artifact["path"])
     results = list(state.get("checklist_results") or []) + list(run.get("checklists") or [])
     extra = "" if len(written) == 1 else " with " + ", ".join(f"`{p}`" for p in written[1:])
     lines = [fill(runtime, prompts.TASK_DONE, task_title=run.get("title", ""), path=written[0], extra=extra)]
