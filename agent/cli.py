@@ -63,7 +63,31 @@ def _cmd_chat(args: argparse.Namespace) -> int:
         except (EOFError, KeyboardInterrupt):
             print()
             return 0
-        print(engine.turn(thread, line).output + "\n")
+        _stream_turn(engine, thread, line)
+
+
+def _stream_turn(engine: Engine, thread: str, line: str) -> None:
+    """Run one turn, printing model tokens as they arrive, then the rest of the turn's output.
+
+    A model answer is printed live; what the turn adds around it (sources,
+    menus) follows when the turn ends. When the streamed text is not part of
+    the final output (the model failed mid-reply and the offline engine
+    answered), the whole output is printed after it.
+    """
+    streamed = ""
+    for kind, value in engine.stream_turn(thread, line):
+        if kind == "token":
+            if not streamed:
+                print(f"{engine.pack.agent.icon} ", end="", flush=True)
+            streamed += value
+            print(value, end="", flush=True)
+        elif kind == "done":
+            output = value.output
+            position = output.find(streamed.strip()) if streamed.strip() else -1
+            if position >= 0:
+                print(output[position + len(streamed.strip()):] + "\n")
+            else:
+                print(("\n\n" if streamed else "") + output + "\n")
 
 
 def _cmd_ui(args: argparse.Namespace) -> int:
@@ -111,6 +135,17 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="review pipeline code and configs; exit 1 on any FAIL")
     lint_cli.add_arguments(check)
     check.set_defaults(func=lint_cli.run)
+
+    from evals import bench as bench_cli
+    from evals import cli as eval_cli
+
+    evaluate = sub.add_parser("eval", help="run the eval suite, write reports; exit 1 below the thresholds")
+    eval_cli.add_arguments(evaluate)
+    evaluate.set_defaults(func=eval_cli.run)
+
+    bench = sub.add_parser("bench", help="measure speed and memory on this machine (table, or --json)")
+    bench_cli.add_arguments(bench)
+    bench.set_defaults(func=bench_cli.run)
     return parser
 
 

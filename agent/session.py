@@ -7,7 +7,6 @@ waiting question with ``Command(resume=...)`` and otherwise starts a turn.
 
 from __future__ import annotations
 
-import os
 import re
 import uuid
 from collections.abc import Iterator
@@ -71,12 +70,11 @@ def screen(text: str) -> tuple[str, str, str]:
 
 
 def backend_status() -> str:
-    """Which engine answers: the offline notice, or the configured endpoint (never the key)."""
-    if os.environ.get("OPENAI_API_KEY") or os.environ.get("AZURE_OPENAI_API_KEY"):
-        endpoint = os.environ.get("AZURE_OPENAI_ENDPOINT") or os.environ.get("OPENAI_BASE_URL") or "api.openai.com"
-        model = os.environ.get("STREAMING_ENGINEER_MODEL", "(default model)")
-        return f"Model endpoint configured: {endpoint}, model {model}. This version answers with the offline engine."
-    return OFFLINE_NOTICE
+    """Which engine answers: the offline notice, or the configured model and endpoint (never the key)."""
+    from agent.llm.backend import load_config
+
+    config = load_config()
+    return config.describe() if config is not None else OFFLINE_NOTICE
 
 
 class Engine:
@@ -144,13 +142,17 @@ class Engine:
 
         Yields:
             ``("step", node name)`` as each node finishes, ``("token", text)``
-            for streamed model tokens (``stream_mode="messages"``), and finally
-            ``("done", TurnResult)``.
+            for streamed model tokens (``stream_mode="messages"``), ``("tool",
+            {"name", "args", "ok"})`` for each tool the model called, and
+            finally ``("done", TurnResult)``.
         """
         payload, before, shown, secret = self._prepare(thread_id, text)
         for mode, chunk in self.graph.stream(payload, self.config(thread_id), context=self.context,
-                                             stream_mode=["updates", "messages"]):
-            if mode == "updates":
+                                             stream_mode=["updates", "messages", "custom"]):
+            if mode == "custom":
+                if isinstance(chunk, dict) and "tool" in chunk:
+                    yield "tool", chunk["tool"]
+            elif mode == "updates":
                 for node in chunk:
                     if not node.startswith("__"):
                         yield "step", node
@@ -190,7 +192,8 @@ class Engine:
             pending = value.get("question") if isinstance(value, dict) else str(value)
             if isinstance(value, dict) and value.get("footer"):
                 pending += "\n" + value["footer"]
-            outputs.append(pending)
+            # A waiting question is the role speaking too: it carries the role's icon.
+            outputs.append(f"{self.pack.agent.icon} {pending}" if active and self.pack.agent.icon else pending)
         workspace = self.workspace(thread_id)
         artifacts = [str(workspace.root / rel) for rel in values.get("artifacts") or []]
         mode = values.get("mode") or "commands"

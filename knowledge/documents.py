@@ -39,6 +39,7 @@ MAX_EMBED_CHARS = 6000
 """Upper bound on the text a passage contributes to its embedding; long
 sections are rare and their opening carries the topic."""
 
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _FENCE_RE = re.compile(r"^\s{0,3}(`{3,}|~{3,})")
 _H1_RE = re.compile(r"^#\s+(.+?)\s*#*\s*$")
 _H2_RE = re.compile(r"^##\s+(.+?)\s*#*\s*$")
@@ -140,27 +141,6 @@ class Passage:
             "hash": self.content_hash,
         }
 
-    @classmethod
-    def from_record(cls, pid: str, text: str, meta: dict[str, Any]) -> Passage:
-        """Rebuild a passage from a stored id, document text and metadata."""
-        try:
-            sources = tuple(json.loads(meta.get("sources") or "[]"))
-        except (TypeError, ValueError):
-            sources = ()
-        return cls(
-            id=pid,
-            title=str(meta.get("title") or pid),
-            path=str(meta.get("path") or ""),
-            kind=str(meta.get("kind") or pid.split(":", 1)[0]),
-            text=text,
-            sources=sources,
-            doc=str(meta.get("doc") or ""),
-            section=str(meta.get("section") or ""),
-            related=_csv(meta.get("related")),
-            topics=_csv(meta.get("topics")),
-            origin=str(meta.get("origin") or "pack"),
-        )
-
     def to_json(self) -> dict[str, Any]:
         """A JSON-serialisable dict (used by the ingest manifest)."""
         return {
@@ -204,10 +184,6 @@ class Section:
     slug: str = field(default="")
 
 
-def _csv(value: Any) -> tuple[str, ...]:
-    return tuple(v for v in str(value or "").split(",") if v)
-
-
 def has_cjk(text: str) -> bool:
     """True when ``text`` contains Chinese (CJK ideograph) characters."""
     return bool(_CJK_RE.search(text))
@@ -238,7 +214,7 @@ def split_front_matter(text: str) -> tuple[dict[str, Any], str]:
         end = text.find("\n---", 3)
         if end != -1:
             try:
-                meta = yaml.safe_load(text[3:end]) or {}
+                meta = _load_yaml(text[3:end]) or {}
             except yaml.YAMLError as exc:
                 log.warning("front matter cannot be read as YAML: %s", exc)
                 meta = {}
@@ -355,8 +331,8 @@ def markdown_passages(
     }
     passages = []
     full_title = f"{title} ({title_zh})" if title_zh else title
-    # A preamble is kept only when it says something beyond a heading line.
-    if preamble and (len(preamble) > 40 or not sections):
+    # Text before the first ## (without the H1) is a passage of its own.
+    if preamble:
         passages.append(Passage(id=f"{kind}:{doc_id}", title=full_title, text=preamble, **common))
     for section in sections:
         passages.append(
@@ -379,8 +355,17 @@ def _bi(value: Any) -> str:
     return str(value or "").strip()
 
 
+def _load_yaml(text: str) -> Any:
+    """Load YAML safely, through libyaml when PyYAML has it.
+
+    libyaml is about ten times faster, and the pack is re-read every time
+    the index is opened.
+    """
+    return yaml.load(text, Loader=_YAML_LOADER)  # a safe loader (SafeLoader or its C twin)
+
+
 def _read_yaml(path: Path) -> Any:
-    return yaml.safe_load(path.read_text(encoding="utf-8"))
+    return _load_yaml(path.read_text(encoding="utf-8"))
 
 
 def _task_passages(path: Path, root: Path) -> list[Passage]:

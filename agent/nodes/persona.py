@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from typing import Literal
 
+from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END
 from langgraph.runtime import Runtime
 from langgraph.types import Command
 
 from agent import prompts
 from agent.context import Context
+from agent.llm import chat_model
+from agent.llm.turns import answer_text, converse_reply, with_failure_notice
 from agent.nodes.common import consult, fill, heard, icon, numbered, pack_of, say
 from agent.routing import clear_match, looks_like_injection, parse, suggest
 from agent.state import MenuOption, State
@@ -198,8 +201,37 @@ def activate_role(state: State, runtime: Runtime[Context]) -> dict:
     }
 
 
-def converse(state: State, runtime: Runtime[Context]) -> dict:
-    """Free text in commands mode: a short grounded answer, or an in-character redirect."""
+def converse(state: State, runtime: Runtime[Context], config: RunnableConfig) -> dict:
+    """Free text in commands mode: an in-character answer, or a redirect.
+
+    With a model configured the model answers (with tools); offline, or when the model fails (after a
+    plain notice), the offline engine answers from retrieval.
+    """
+    model = chat_model()
+    if model is None:
+        return _converse_offline(state, runtime)
+    pack = pack_of(runtime)
+    request = state.get("request") or {}
+    command = pack.command(request["command"]) if request.get("command") else None
+    if command is not None:
+        question = f"*{command.name}: {command.description}"
+        lead = f"`*{command.name}` — {command.description}\n\n"
+    else:
+        question, lead = request.get("question") or "", ""
+    reply = converse_reply(model, state, runtime, config, question, command=command.name if command else None)
+    if reply.text is None:
+        return with_failure_notice(_converse_offline(state, runtime), runtime, reply)
+    text = f"{icon(runtime)} {lead}{answer_text(reply)}"
+    related_command, candidates = clear_match(pack, question) if command is None else (None, [])
+    related = [related_command] if related_command else candidates
+    menu: list[MenuOption] = [{"label": f"`{c.usage}` — {c.description}", "value": f"*{c.name}"} for c in related]
+    if menu:
+        return {"messages": [say(f"{text}\n\nRelated commands:\n{numbered(menu)}")], "menu": menu}
+    return {"messages": [say(text)]}
+
+
+def _converse_offline(state: State, runtime: Runtime[Context]) -> dict:
+    """Free text in commands mode, offline: a short grounded answer, or an in-character redirect."""
     pack = pack_of(runtime)
     request = state.get("request") or {}
     if request.get("command"):

@@ -17,6 +17,8 @@ from langgraph.types import Command, interrupt
 
 from agent import prompts
 from agent.context import Context
+from agent.llm import extract_value
+from agent.llm import prompts as llm_prompts
 from agent.nodes.common import (
     add_artifacts,
     ask_payload,
@@ -31,7 +33,7 @@ from agent.nodes.common import (
 )
 from agent.state import State
 from knowledge.loader import Pack, Task, Template
-from tools.artifacts import diagram, generate
+from tools.artifacts import diagram, generate, step_notes
 from tools.checklist import Target, run_checklist
 from tools.templates import TemplateError, render
 from tools.values import KIND_HINTS, check_value
@@ -147,7 +149,14 @@ def ask_input(state: State, runtime: Runtime[Context]) -> Command[Literal[
         return Command(goto="route", update={**update, "input": stripped})
     if stripped.lower() in ACCEPT_DEFAULT and question.get("default") is not None:
         stripped = str(question["default"])
-    checked = check_value(question.get("kind") or "text", stripped, tuple(question.get("choices") or ()))
+    kind, choices = question.get("kind") or "text", tuple(question.get("choices") or ())
+    checked = check_value(kind, stripped, choices)
+    if not checked.ok:
+        # With a model, read the value out of prose ("about ten minutes"); it is validated like typed text.
+        extracted = extract_value(str(question["ask"]), kind, stripped, choices)
+        if extracted is not None and (rechecked := check_value(kind, extracted, choices)).ok:
+            checked = rechecked
+            messages.append(say(fill(runtime, llm_prompts.EXTRACTED, value=checked.value)))
     if not checked.ok:
         messages.append(say(fill(runtime, prompts.ANSWER_INVALID, error=checked.error[:1].upper() + checked.error[1:])))
         return Command(goto="ask_input", update={"messages": messages})
@@ -227,7 +236,10 @@ def _answers_table(run: dict[str, Any]) -> str:
 def output_path_for(doc_location: str, template_name: str) -> str:
     """Where a rendered template is written: beside the document, without ``-tmpl``."""
     folder = PurePosixPath(doc_location).parent
-    return str(folder / template_name.replace("-tmpl", ""))
+    path = folder / template_name.replace("-tmpl", "")
+    if str(path) == doc_location:  # dedup-idempotency-tmpl.md would overwrite the task's own document
+        path = path.with_name(f"{path.stem}-template{path.suffix}")
+    return str(path)
 
 
 def _citations(block: dict[str, Any]) -> str:
@@ -249,10 +261,13 @@ def compose_document(state: State, runtime: Runtime[Context], config: RunnableCo
         parts += [task.purpose.en, ""]
     parts += ["## Inputs · 输入", "", _answers_table(run), ""]
     parts += ["## Steps · 步骤", ""]
+    decisions = step_notes(run["task_id"], run.get("answers") or {})
     for n, step in enumerate(task.steps, start=1):
         parts += [f"### {n}. {step.zh or step.en}", ""]
         if step.zh and step.en:
             parts += [step.en, ""]
+        if n - 1 < len(decisions):
+            parts += [f"**For your inputs · 本次决定:** {decisions[n - 1]}", ""]
         block = (run.get("guidance") or [])[n - 1] if n - 1 < len(run.get("guidance") or []) else None
         if block and block["text"]:
             parts += ["Guidance from the knowledge base:", "", block["text"], "", "Sources:", _citations(block), ""]

@@ -179,7 +179,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path
 def test_split_markdown_ignores_headings_inside_code_fences() -> None:
     title, preamble, sections = split_markdown(KAFKA_ARTICLE.split("---\n", 2)[2])
     assert title == "Apache Kafka with Structured Streaming"
-    assert "format(\"kafka\")" in preamble
+    assert 'format("kafka")' in preamble
     assert [s.slug for s in sections] == [
         "kafka-starting-offsets-startingoffsets",
         "kafka-rate-limiting-maxoffsetspertrigger-and-minpartitions",
@@ -230,8 +230,12 @@ def test_split_units_keeps_bullets_rows_code_and_summary_line() -> None:
     section = "## Kafka rate limiting" + KAFKA_ARTICLE.split("## Kafka rate limiting", 1)[1].split("## Kafka security")[0]
     assert [kind for kind, _ in split_units(section)] == ["zh", "bullet", "bullet", "code"]
     table = "| Option | Default |\n|---|---|\n| `maxFetchRate` | `1.0` |\n\nFirst sentence. Second one."
-    assert split_units(table) == [("row", "Option — Default"), ("row", "`maxFetchRate` — `1.0`"),
-                                  ("sentence", "First sentence."), ("sentence", "Second one.")]
+    assert split_units(table) == [
+        ("row", "Option — Default"),
+        ("row", "`maxFetchRate` — `1.0`"),
+        ("sentence", "First sentence."),
+        ("sentence", "Second one."),
+    ]
 
 
 # ---------------------------------------------------------------------------
@@ -253,6 +257,22 @@ def test_embedding_function_is_registered_with_chroma() -> None:
     from chromadb.utils.embedding_functions import known_embedding_functions
 
     assert known_embedding_functions[E5_NAME] is E5EmbeddingFunction
+
+
+def test_passage_vectors_are_cached_on_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+
+    monkeypatch.setenv("STREAMING_ENGINEER_EMBED_CACHE", str(tmp_path / "cache"))
+    function = E5EmbeddingFunction()
+    first = function(["Kafka maxOffsetsPerTrigger caps offsets per micro-batch"])
+    files = list((tmp_path / "cache").rglob("*.npy"))
+    assert len(files) == 1
+    assert np.array_equal(function(["Kafka maxOffsetsPerTrigger caps offsets per micro-batch"])[0], first[0])
+    files[0].write_bytes(b"not a numpy file")  # a damaged entry is recomputed, not trusted
+    assert np.allclose(function(["Kafka maxOffsetsPerTrigger caps offsets per micro-batch"])[0], first[0])
+    monkeypatch.setenv("STREAMING_ENGINEER_EMBED_CACHE", "0")
+    function(["something else entirely"])
+    assert len(list((tmp_path / "cache").rglob("*.npy"))) == 1
 
 
 def test_openai_embeddings_only_when_asked_and_keyed(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -398,9 +418,7 @@ def test_cli_search_and_ask_json(built: tuple[Path, Path, Retriever], capsys: py
         assert "中文要点" in capsys.readouterr().out
 
 
-def test_cli_bad_queries_exit_2_with_a_message(
-    built: tuple[Path, Path, Retriever], capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_cli_bad_queries_exit_2_with_a_message(built: tuple[Path, Path, Retriever], capsys: pytest.CaptureFixture[str]) -> None:
     home, pack, _ = built
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("STREAMING_ENGINEER_HOME", str(home))

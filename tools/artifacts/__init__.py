@@ -1,40 +1,22 @@
 """Artefacts a domain task produces beside its document: code, job specs, diagrams.
 
 ``generate`` is the one entry point the task runner calls. Generators are
-registered per task id; a task without one produces only its document and
-rendered templates.
+registered per task id by the family modules (``sources``, ``pipelines``,
+``operations``; diagrams in ``diagrams``); a task without one produces only
+its document and rendered templates. ``CONVENTIONS.md`` describes the shape
+of every generated PySpark module.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from tools.artifacts.base import DIAGRAMS, GENERATORS, STEP_NOTES, Artifact, Generator
 
 if TYPE_CHECKING:
     from tools.workspace import Workspace
 
-
-@dataclass(frozen=True)
-class Artifact:
-    """One generated file.
-
-    Attributes:
-        path: workspace-relative path (beside the task's document).
-        content: the file's text (bytes for images such as PNG charts).
-        language: python | yaml | json | sql | markdown | png.
-        description: one line for the document and the chat.
-    """
-
-    path: str
-    content: str | bytes
-    language: str
-    description: str
-
-
-Generator = Callable[[dict[str, str], dict[str, str], str, "Workspace | None"], list[Artifact]]
-GENERATORS: dict[str, Generator] = {}
-DIAGRAMS: dict[str, Callable[[dict[str, str]], str]] = {}
+__all__ = ["DIAGRAMS", "GENERATORS", "STEP_NOTES", "Artifact", "Generator", "diagram", "generate", "step_notes"]
 
 
 def generate(task_id: str, answers: dict[str, str], rendered: dict[str, str], doc_location: str,
@@ -56,3 +38,23 @@ def diagram(task_id: str, answers: dict[str, str]) -> str | None:
     """A Mermaid flowchart of the data flow the task describes, if it describes one."""
     draw = DIAGRAMS.get(task_id)
     return draw(answers) if draw else None
+
+
+def step_notes(task_id: str, answers: dict[str, str]) -> list[str]:
+    """One line per step of the task: the decision taken for the user's values (may be empty)."""
+    notes = STEP_NOTES.get(task_id)
+    return notes(answers) if notes else []
+
+
+# Importing the families registers their generators (kept last: they import ``base``).
+from tools.artifacts import (  # noqa: E402, F401
+    diagrams,
+    operations,
+    pipelines,
+    recovery,
+    releases,
+    sources,
+    standards,
+    stateful,
+    tuning,
+)

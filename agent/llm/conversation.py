@@ -1,0 +1,323 @@
+"""One model turn in character: prompt, tool loop, grounded reply.
+
+A call carries the persona core, the current mode and step, the recent turns
+(trimmed to a token budget), the top retrieved passages and the user's
+message — never the whole bundle. The model may call tools; an explicit loop
+runs them (at most ``MAX_MODEL_CALLS`` model calls per turn) and answers a
+malformed call (unknown tool, arguments that are not JSON or do not fit) with
+a tool error the model can recover from. Any failure of the endpoint ends in
+a ``ModelReply`` with ``failure`` set, never an exception, so the node can
+fall back to the offline engine for that turn.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.messages.utils import count_tokens_approximately, trim_messages
+from langchain_core.tools import BaseTool, StructuredTool
+from langchain_core.utils.function_calling import convert_to_openai_tool
+from pydantic import BaseModel, Field, ValidationError
+
+from agent import prompts as role_prompts
+from agent.llm import prompts
+from agent.llm.backend import redact
+from agent.llm.failures import IncompleteReply, describe_failure, is_graph_signal
+from agent.llm.grounding import Sources
+from knowledge.loader import Pack
+
+log = logging.getLogger("streaming_engineer.llm")
+
+MAX_MODEL_CALLS = 4
+"""Model calls per turn: up to three rounds of tool calls, then an answer without tools."""
+HISTORY_TOKENS = 600
+"""Budget (approximate tokens) for the recent turns sent with each call."""
+HISTORY_MESSAGE_CHARS = 700
+"""A long earlier message (a help list, a document) is clipped to this before trimming."""
+MAX_TOOL_RESULT_CHARS = 3000
+"""A tool result is clipped to this: a rendered template or report can be long."""
+CONVERSE_TOOLS = ("search_knowledge", "describe_command", "list_commands", "render_template", "run_checklist")
+"""Tools bound in free conversation. Writing files stays with the commands, which track artefacts in state."""
+
+
+@dataclass
+class ModelReply:
+    """What the model said for one turn.
+
+    Attributes:
+        text: the answer, citations checked; ``None`` when the model failed.
+        cited: ``(number, hit)`` of each passage the answer cites.
+        sources: every passage retrieved in the turn.
+        failure: a plain reason when the model failed (never the key).
+        steps: the tool calls made, as ``{"name", "args", "ok"}``.
+        calls: how many model calls the turn made.
+
+    """
+
+    text: str | None
+    cited: list = field(default_factory=list)
+    sources: Sources | None = None
+    failure: str = ""
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    calls: int = 0
+
+
+def persona_prompt(pack: Pack, mode: str, step: str) -> str:
+    """The role's core (identity, style, principles) with the current mode and step."""
+    agent = pack.agent
+    principles = "\n".join(f"- {p.en or p.zh}" for p in agent.core_principles)
+    return role_prompts.SYSTEM_PROMPT.format(
+        name=agent.name, title=agent.title, title_en=agent.title_en or agent.name, icon=agent.icon,
+        role=agent.role.en or agent.role.zh, style=agent.style.en or agent.style.zh,
+        identity=agent.identity.en or agent.identity.zh, principles=principles, mode=mode, step=step,
+    )
+
+
+def system_prompt(pack: Pack, mode: str, step: str, passages: str) -> str:
+    """The whole system message: persona core, the app's rules, then the passages (data last)."""
+    return f"{persona_prompt(pack, mode, step)}\n\n{prompts.APP_RULES}\n\n{passages}"
+
+
+_TRAILERS = re.compile(r"\n\n(?:Sources|Topics|Related commands|Related topics):.*", re.S)
+_CITED = re.compile(r"\s?\[\d{1,3}(?:\s*,\s*\d{1,3})*\]")
+
+
+def _answer_only(text: str) -> str:
+    """An earlier answer without its source list, menus and ``[n]`` marks.
+
+    Those numbers belonged to that turn's passages; left in, the model could
+    cite them again for different passages. Dropping the lists saves tokens too.
+    """
+    return _CITED.sub("", _TRAILERS.sub("", text)).strip()
+
+
+def recent_turns(messages: Sequence[AnyMessage], max_tokens: int = HISTORY_TOKENS) -> list[BaseMessage]:
+    """The conversation before the current message, clipped and trimmed to ``max_tokens``.
+
+    Only what the user and the role said is kept (no tool traffic), each
+    message clipped, then the most recent turns that fit, starting on a user
+    message so the model never sees an answer without its question.
+    """
+    history = list(messages)
+    while history and history[-1].type == "human":  # the current message is sent on its own
+        history.pop()
+    clipped: list[BaseMessage] = []
+    for message in history:
+        if message.type not in ("human", "ai"):
+            continue
+        text = str(message.text).strip()
+        if message.type == "ai":
+            text = _answer_only(text)
+        if not text:
+            continue
+        if len(text) > HISTORY_MESSAGE_CHARS:
+            text = text[:HISTORY_MESSAGE_CHARS].rstrip() + " …"
+        clipped.append(HumanMessage(text) if message.type == "human" else AIMessage(text))
+    if not clipped:
+        return []
+    return trim_messages(clipped, max_tokens=max_tokens, token_counter=count_tokens_approximately,
+                         strategy="last", start_on="human")
+
+
+class SearchArgs(BaseModel):
+    """Arguments of ``search_knowledge`` (a fixed schema, so the tool is cheap to make per turn)."""
+
+    query: str = Field(description="what to look for: the option, feature or problem, in a few words")
+    k: int = Field(default=3, description="how many passages, 1 to 5")
+
+
+def search_tool(sources: Sources) -> BaseTool:
+    """``search_knowledge`` numbered across the turn (replaces the per-call numbering of ``make_tools``)."""
+    return StructuredTool(
+        name="search_knowledge",
+        description="Search the streaming knowledge base; returns numbered passages to cite as [n].",
+        args_schema=SearchArgs,
+        func=lambda query, k=3: sources.search_tool_result(query, k),
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def workspace_tools(pack_dir: str, workspace_root: str) -> tuple[BaseTool, ...]:
+    """The pack's conversation tools bound to one thread's workspace, built once per thread.
+
+    Building a tool derives a pydantic schema from its function, which costs
+    milliseconds each; a turn should not pay that again.
+    """
+    from knowledge.loader import cached_pack
+    from tools.langchain_tools import make_tools
+    from tools.workspace import Workspace
+
+    tools = make_tools(cached_pack(pack_dir), Workspace(Path(workspace_root)))
+    return tuple(t for t in tools if t.name in CONVERSE_TOOLS)
+
+
+_DEFINITIONS: dict[tuple[str, str], dict[str, Any]] = {}
+
+
+def tool_definitions(tools: Sequence[BaseTool]) -> list[dict[str, Any]]:
+    """The OpenAI function definitions of ``tools``, converted once per tool name and description."""
+    definitions = []
+    for tool in tools:
+        key = (tool.name, tool.description)
+        if key not in _DEFINITIONS:
+            _DEFINITIONS[key] = convert_to_openai_tool(tool)
+        definitions.append(_DEFINITIONS[key])
+    return definitions
+
+
+def _clip_result(text: str) -> str:
+    return text if len(text) <= MAX_TOOL_RESULT_CHARS else text[:MAX_TOOL_RESULT_CHARS] + "\n… (clipped)"
+
+
+def _validation_detail(exc: ValidationError) -> str:
+    parts = [f"{'.'.join(str(p) for p in err.get('loc', ())) or 'arguments'}: {err.get('msg', '')}" for err in exc.errors()]
+    return "; ".join(parts)[:300]
+
+
+def run_tool_call(call: dict[str, Any], tools: dict[str, BaseTool]) -> tuple[ToolMessage, bool]:
+    """Run one tool call; a bad call becomes an error message for the model, never an exception."""
+    name, call_id = call.get("name") or "", call.get("id") or ""
+    tool = tools.get(name)
+    if tool is None:
+        content = prompts.TOOL_UNKNOWN.format(name=name, available=", ".join(tools) or "none")
+        return ToolMessage(content, tool_call_id=call_id, name=name, status="error"), False
+    try:
+        result = tool.invoke(call.get("args") or {})
+    except ValidationError as exc:
+        content = prompts.TOOL_BAD_ARGS.format(name=name, detail=_validation_detail(exc))
+        return ToolMessage(content, tool_call_id=call_id, name=name, status="error"), False
+    except Exception as exc:  # a tool bug must not end the turn: the model reads what failed
+        if is_graph_signal(exc):
+            raise
+        log.warning("tool %s failed: %s", name, type(exc).__name__)
+        content = prompts.TOOL_FAILED.format(name=name, detail=type(exc).__name__)
+        return ToolMessage(content, tool_call_id=call_id, name=name, status="error"), False
+    return ToolMessage(_clip_result(str(result)), tool_call_id=call_id, name=name), True
+
+
+def _bad_json_message(call: dict[str, Any]) -> ToolMessage:
+    name = call.get("name") or "?"
+    detail = str(call.get("error") or "could not parse them")[:200]
+    content = prompts.TOOL_BAD_JSON.format(name=name, detail=detail)
+    return ToolMessage(content, tool_call_id=call.get("id") or "", name=name, status="error")
+
+
+def _report_step(step: dict[str, Any]) -> None:
+    """Tell streaming front ends about a tool step (LangGraph's ``custom`` stream), if one listens."""
+    try:
+        from langgraph.config import get_stream_writer
+
+        get_stream_writer()({"tool": step})
+    except Exception:  # outside a graph run, or no custom stream: nothing to tell
+        return
+
+
+def _checked(message: AIMessage) -> AIMessage:
+    """The reply, refused when a stream ended without the model finishing (no ``finish_reason``)."""
+    if not (message.response_metadata or {}).get("finish_reason"):
+        raise IncompleteReply("the reply ended before the model finished it")
+    return message
+
+
+def run_tool_loop(model: BaseChatModel, messages: list[BaseMessage], tools: Sequence[BaseTool],
+                  max_calls: int = MAX_MODEL_CALLS) -> tuple[AIMessage, list[dict[str, Any]], int]:
+    """Call the model, run the tools it asks for, repeat; return its final answer.
+
+    The model is invoked inside the graph node, so with ``stream_mode="messages"``
+    LangGraph streams its tokens. When the budget is spent, one last call
+    with ``tool_choice="none"`` asks for the answer.
+
+    Returns:
+        ``(final message, tool steps, model calls made)``.
+
+    Raises:
+        Exception: whatever the endpoint raised after the client's retries, or
+            ``IncompleteReply``; the caller turns it into a fallback.
+
+    """
+    by_name = {tool.name: tool for tool in tools}
+    definitions = tool_definitions(tools)
+    bound = model.bind_tools(definitions) if tools else model
+    steps: list[dict[str, Any]] = []
+    for call_number in range(1, max_calls + 1):
+        if call_number == max_calls and tools:
+            messages.append(HumanMessage(prompts.TOOL_CAP))
+            bound = model.bind_tools(definitions, tool_choice="none")
+        response = _checked(bound.invoke(messages))
+        if not response.tool_calls and not response.invalid_tool_calls:
+            return response, steps, call_number
+        if call_number == max_calls:
+            # A server that ignores tool_choice="none": take whatever text came with the calls.
+            return AIMessage(str(response.text)), steps, call_number
+        messages.append(response)
+        for call in response.tool_calls:
+            result, ok = run_tool_call(call, by_name)
+            messages.append(result)
+            step = {"name": call.get("name"), "args": call.get("args"), "ok": ok}
+            steps.append(step)
+            _report_step(step)
+        for call in response.invalid_tool_calls:
+            messages.append(_bad_json_message(call))
+            step = {"name": call.get("name"), "args": call.get("args"), "ok": False}
+            steps.append(step)
+            _report_step(step)
+    raise AssertionError("unreachable: the last call always returns")
+
+
+def _clean_answer(text: str, icon: str) -> str:
+    text = text.strip()
+    if icon and text.startswith(icon):  # the app adds the icon itself
+        text = text[len(icon):].lstrip()
+    return text
+
+
+def respond(model: BaseChatModel, pack: Pack, *, question: str, history: Sequence[AnyMessage], mode: str,
+            step: str, sources: Sources, tools: Sequence[BaseTool], k: int = 3) -> ModelReply:
+    """One grounded, in-character model answer to ``question``.
+
+    Args:
+        model: the chat model.
+        pack: the role's pack.
+        question: the user's message (or what a chosen topic asks).
+        history: the thread's messages so far.
+        mode: the current mode, for the system prompt.
+        step: the current step, for the system prompt.
+        sources: the turn's passage registry (retrieval behind it).
+        tools: the tools to bind (``search_knowledge`` should use ``sources``).
+        k: passages retrieved up front.
+
+    Returns:
+        The reply; on any failure ``text`` is ``None`` and ``failure`` says why.
+
+    """
+    calls = 0
+    try:
+        try:
+            entries = sources.find(question, k)
+        except ValueError:
+            entries = []
+        messages: list[BaseMessage] = [
+            SystemMessage(system_prompt(pack, mode, step, sources.prompt_block(entries))),
+            *recent_turns(history),
+            HumanMessage(question),
+        ]
+        final, steps, calls = run_tool_loop(model, messages, tools)
+        text = _clean_answer(str(final.text), pack.agent.icon)
+        if not text:
+            raise IncompleteReply("the model returned an empty answer")
+        text, cited = sources.check_citations(text)
+        return ModelReply(text=text, cited=cited, sources=sources, steps=steps, calls=calls)
+    except Exception as exc:
+        if is_graph_signal(exc):
+            raise
+        reason = describe_failure(exc)
+        log.warning("model turn failed, answering offline: %s (%s)", reason, redact(type(exc).__name__))
+        return ModelReply(text=None, sources=sources, failure=reason, calls=calls)

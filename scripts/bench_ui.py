@@ -1,0 +1,206 @@
+"""Benchmark the web app (measured here, never asserted by tests).
+
+1. Launch to first page: start ``streaming-engineer ui`` in a fresh process and
+   time until ``GET /`` answers 200 with the page.
+2. Turn latency under load: N concurrent browser sessions (one gradio_client
+   ``Client`` each, in this process) drive the ``/send`` API of the last app
+   process started with a mix of commands, task
+   answers, a finished task and kb answers, on the offline engine; prints
+   p50/p95/max overall and per kind of turn.
+
+    python scripts/bench_ui.py [--home DIR] [--sessions 16] [--rounds 2] [--json]
+
+The home needs a built knowledge index (``streaming-engineer index``); without
+``--home`` a temporary home is made and indexed first (minutes, not timed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SCRIPT = [
+    ("*help", "command"),
+    ("*yolo", "command"),
+    ("*yolo", "command"),
+    ("*kafka-connector", "task started"),
+    ("24", "task question answered"),
+    ("default", "task question answered"),
+    ("#yolo", "task finished (render, check, save)"),
+    ("*kb-mode", "command"),
+    ("how does maxOffsetsPerTrigger work?", "kb answer"),
+    ("1", "kb answer"),
+    ("*exit", "command"),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def environment(home: Path) -> dict[str, str]:
+    env = {**os.environ, "STREAMING_ENGINEER_HOME": str(home), "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
+    for name in ("OPENAI_API_KEY", "AZURE_OPENAI_API_KEY", "STREAMING_ENGINEER_AUTH"):
+        env.pop(name, None)
+    return env
+
+
+def start_app(home: Path) -> tuple[subprocess.Popen, str, float]:
+    """Start ``streaming-engineer ui`` in a fresh process: ``(process, url, seconds to the first page)``."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    start = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "agent.cli", "ui", "--port", str(port)], cwd=ROOT,
+                            env=environment(home), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while True:
+        if proc.poll() is not None:
+            raise SystemExit(f"the app exited with code {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200 and b"<html" in response.read(4096).lower():
+                    return proc, url, time.perf_counter() - start
+        except OSError:
+            time.sleep(0.05)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux ``/proc``; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def turn_latencies(url: str, sessions: int, rounds: int) -> tuple[dict[str, list[float]], float, list[str]]:
+    """Per kind of turn, the latency of every ``/send`` call of ``sessions`` concurrent sessions."""
+    from gradio_client import Client
+
+    warm = Client(url, verbose=False)
+    for text, _kind in SCRIPT:  # opens the index and warms every code path once
+        warm.predict(text, api_name="/send")
+    clients = [Client(url, verbose=False) for _ in range(sessions)]
+    kinds: dict[str, list[float]] = {}
+    lock = threading.Lock()
+    barrier = threading.Barrier(sessions)
+    errors: list[str] = []
+
+    def drive(client: Client) -> None:
+        barrier.wait()
+        for _ in range(rounds):
+            client.predict(api_name="/new_thread")
+            for text, kind in SCRIPT:
+                start = time.perf_counter()
+                try:
+                    client.predict(text, api_name="/send")
+                except Exception as exc:  # noqa: BLE001 - counted and reported, the run goes on
+                    with lock:
+                        errors.append(f"{kind}: {exc!r}"[:200])
+                    continue
+                elapsed = time.perf_counter() - start
+                with lock:
+                    kinds.setdefault(kind, []).append(elapsed)
+
+    started = time.perf_counter()
+    workers = [threading.Thread(target=drive, args=(c,)) for c in clients]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    wall = time.perf_counter() - started
+    return kinds, wall, errors
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--home", type=Path, help="an app home with a built index (default: a temporary one)")
+    parser.add_argument("--sessions", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=2, help="times each session runs the script")
+    parser.add_argument("--launches", type=int, default=3)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    home = args.home or Path(tempfile.mkdtemp(prefix="se-bench-ui-"))
+    if not (home / "index").exists():
+        print(f"building the knowledge index in {home} (not timed)…", file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "agent.cli", "index"], cwd=ROOT, env=environment(home), check=True)
+
+    launches = []
+    for _ in range(args.launches - 1):
+        proc, _url, seconds = start_app(home)
+        launches.append(seconds)
+        stop(proc)
+    proc, url, seconds = start_app(home)  # the last one serves the load test
+    launches.append(seconds)
+    try:
+        server_cpu, client_cpu, load = cpu_seconds(proc.pid), time.process_time(), os.getloadavg()[0]
+        kinds, wall, errors = turn_latencies(url, args.sessions, args.rounds)
+        server_cpu, client_cpu = cpu_seconds(proc.pid) - server_cpu, time.process_time() - client_cpu
+        load = max(load, os.getloadavg()[0])
+    finally:
+        stop(proc)
+    every = [t for values in kinds.values() for t in values]
+    result = {
+        "cpus": os.cpu_count(),
+        "launch_to_first_page_s": {"runs": [round(t, 2) for t in launches], "median": round(statistics.median(launches), 2)},
+        "concurrent_sessions": args.sessions,
+        "turns": len(every),
+        "wall_s": round(wall, 2),
+        "server_cpu_ms_per_turn": round(1000 * server_cpu / max(1, len([t for v in kinds.values() for t in v])), 1),
+        "client_cpu_ms_per_turn": round(1000 * client_cpu / max(1, len([t for v in kinds.values() for t in v])), 1),
+        "load_average": round(load, 1),
+        "failed_turns": len(errors),
+        "failures": errors[:5],
+        "turn_latency_s": {"p50": round(percentile(every, 0.5), 3), "p95": round(percentile(every, 0.95), 3),
+                           "max": round(max(every), 3)},
+        "by_kind": {kind: {"n": len(v), "p50": round(percentile(v, 0.5), 3), "p95": round(percentile(v, 0.95), 3)}
+                    for kind, v in kinds.items()},
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"machine: {result['cpus']} CPU(s), load average up to {result['load_average']} during the run")
+    print(f"launch → first page: median {result['launch_to_first_page_s']['median']} s "
+          f"(runs {result['launch_to_first_page_s']['runs']})")
+    lat = result["turn_latency_s"]
+    print(f"{args.sessions} concurrent sessions, {len(every)} turns in {result['wall_s']} s: "
+          f"p50 {lat['p50']} s · p95 {lat['p95']} s · max {lat['max']} s")
+    for kind, stats in result["by_kind"].items():
+        print(f"  {kind:40} n={stats['n']:4}  p50 {stats['p50']:.3f} s  p95 {stats['p95']:.3f} s")
+    print(f"CPU per turn: app process {result['server_cpu_ms_per_turn']} ms, "
+          f"benchmark clients {result['client_cpu_ms_per_turn']} ms")
+    if errors:
+        print(f"{len(errors)} turn(s) failed, e.g. {errors[0]}")
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
