@@ -136,6 +136,12 @@ def build_parser() -> argparse.ArgumentParser:
     lint_cli.add_arguments(check)
     check.set_defaults(func=lint_cli.run)
 
+    from tools.diagnose import cli as diagnose_cli
+
+    diagnose = sub.add_parser("diagnose", help="stream health from StreamingQueryProgress JSON; exit 1 when unhealthy")
+    diagnose_cli.add_arguments(diagnose)
+    diagnose.set_defaults(func=diagnose_cli.run)
+
     from evals import bench as bench_cli
     from evals import cli as eval_cli
 

@@ -8,7 +8,7 @@
    answers, a finished task and kb answers, on the offline engine; prints
    p50/p95/max overall and per kind of turn.
 
-    python scripts/bench_ui.py [--home DIR] [--sessions 16] [--rounds 2] [--json]
+    python scripts/bench_ui.py [--home DIR] [--sessions 16] [--rounds 2] [--think 0] [--json]
 
 The home needs a built knowledge index (``streaming-engineer index``); without
 ``--home`` a temporary home is made and indexed first (minutes, not timed).
@@ -100,8 +100,11 @@ def stop(proc: subprocess.Popen) -> None:
         proc.kill()
 
 
-def turn_latencies(url: str, sessions: int, rounds: int) -> tuple[dict[str, list[float]], float, list[str]]:
-    """Per kind of turn, the latency of every ``/send`` call of ``sessions`` concurrent sessions."""
+def turn_latencies(url: str, sessions: int, rounds: int, think: float) -> tuple[dict[str, list[float]], float, list[str]]:
+    """Per kind of turn, the latency of every ``/send`` call of ``sessions`` concurrent sessions.
+
+    ``think`` seconds pass between a session's turns (0: each sends its next turn at once).
+    """
     from gradio_client import Client
 
     warm = Client(url, verbose=False)
@@ -128,6 +131,8 @@ def turn_latencies(url: str, sessions: int, rounds: int) -> tuple[dict[str, list
                 elapsed = time.perf_counter() - start
                 with lock:
                     kinds.setdefault(kind, []).append(elapsed)
+                if think:
+                    time.sleep(think)
 
     started = time.perf_counter()
     workers = [threading.Thread(target=drive, args=(c,)) for c in clients]
@@ -145,6 +150,8 @@ def main() -> int:
     parser.add_argument("--sessions", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=2, help="times each session runs the script")
     parser.add_argument("--launches", type=int, default=3)
+    parser.add_argument("--think", type=float, default=0.0,
+                        help="seconds a session waits between its turns, like a reader (default 0: back to back)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -162,7 +169,7 @@ def main() -> int:
     launches.append(seconds)
     try:
         server_cpu, client_cpu, load = cpu_seconds(proc.pid), time.process_time(), os.getloadavg()[0]
-        kinds, wall, errors = turn_latencies(url, args.sessions, args.rounds)
+        kinds, wall, errors = turn_latencies(url, args.sessions, args.rounds, args.think)
         server_cpu, client_cpu = cpu_seconds(proc.pid) - server_cpu, time.process_time() - client_cpu
         load = max(load, os.getloadavg()[0])
     finally:
@@ -172,6 +179,7 @@ def main() -> int:
         "cpus": os.cpu_count(),
         "launch_to_first_page_s": {"runs": [round(t, 2) for t in launches], "median": round(statistics.median(launches), 2)},
         "concurrent_sessions": args.sessions,
+        "think_s": args.think,
         "turns": len(every),
         "wall_s": round(wall, 2),
         "server_cpu_ms_per_turn": round(1000 * server_cpu / max(1, len([t for v in kinds.values() for t in v])), 1),
@@ -191,7 +199,8 @@ def main() -> int:
     print(f"launch → first page: median {result['launch_to_first_page_s']['median']} s "
           f"(runs {result['launch_to_first_page_s']['runs']})")
     lat = result["turn_latency_s"]
-    print(f"{args.sessions} concurrent sessions, {len(every)} turns in {result['wall_s']} s: "
+    pause = f", {args.think} s between a session's turns" if args.think else ", turns back to back"
+    print(f"{args.sessions} concurrent sessions{pause}, {len(every)} turns in {result['wall_s']} s: "
           f"p50 {lat['p50']} s · p95 {lat['p95']} s · max {lat['max']} s")
     for kind, stats in result["by_kind"].items():
         print(f"  {kind:40} n={stats['n']:4}  p50 {stats['p50']:.3f} s  p95 {stats['p95']:.3f} s")

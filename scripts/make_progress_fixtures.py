@@ -1,15 +1,17 @@
 """Regenerate the stream-progress fixtures from real local Spark queries.
 
-Four Structured Streaming queries run on local Spark (``local[2]``, the rate
-source, parquet or foreachBatch sinks) and their StreamingQueryProgress
-events are saved under ``tests/fixtures/progress/``:
+Four Structured Streaming queries run on local Spark (``local[2]``; the rate
+source, or the Kafka-shaped ``se_arrivals`` source of ``tests/spark/local_edges.py``
+producing in wall-clock time; parquet or foreachBatch sinks) and their
+StreamingQueryProgress events are saved under ``tests/fixtures/progress/``:
 
-    healthy.json        windowed count with a watermark; batches well inside the trigger  (recentProgress dump)
-    no-watermark.jsonl  dropDuplicates on a key without a watermark: state only grows       (listener log)
-    slow-sink.json      a foreachBatch sink slower than arrival: falling behind               (recentProgress dump)
-    late-data.jsonl     a tenth of the rows 30 s late against a 5 s watermark: rows dropped (listener log)
+    healthy.json        windowed count with a watermark; batches well inside a 4 s trigger  (recentProgress dump)
+    no-watermark.jsonl  dropDuplicates on a key without a watermark: state only grows         (listener log)
+    slow-sink.json      Kafka-like source, 300 rows/s in, maxOffsetsPerTrigger 400, a sink
+                        taking 5 ms a row: batches overrun the 1 s trigger, the backlog grows (recentProgress dump)
+    late-data.jsonl     a tenth of the rows 30 s late against a 5 s watermark: rows dropped   (listener log)
 
-Needs ``pyspark`` and Java 17. Takes a few minutes (longer on a busy machine).
+Needs ``pyspark>=4.2``, ``pyarrow`` and Java 17. Takes a few minutes (longer on a busy machine).
 Temporary paths in the events are replaced with ``<tmp>`` so the files carry
 nothing machine-specific.
 
@@ -23,24 +25,18 @@ import json
 import shutil
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "tests" / "fixtures" / "progress"
+sys.path.insert(0, str(ROOT))
 
 
 def spark_session():
-    from pyspark.sql import SparkSession
+    from tests.spark.local_edges import local_spark
 
-    spark = (SparkSession.builder.master("local[2]").appName("progress-fixtures")
-             .config("spark.ui.enabled", "false")
-             .config("spark.sql.shuffle.partitions", "2")
-             .config("spark.sql.streaming.noDataProgressEventInterval", "1000")
-             .getOrCreate())
-    spark.sparkContext.setLogLevel("ERROR")
-    return spark
+    return local_spark("progress-fixtures")
 
 
 class JsonLinesListener:
@@ -109,11 +105,12 @@ def healthy(spark, tmp: Path, batches: int) -> list[str]:
     from pyspark.sql import functions as F
 
     events = spark.readStream.format("rate").option("rowsPerSecond", 20).load()
-    counts = (events.withWatermark("timestamp", "2 seconds")
-              .groupBy(F.window("timestamp", "1 second")).agg(F.count("*").alias("events")))
+    counts = (events.withWatermark("timestamp", "5 seconds")
+              .groupBy(F.window("timestamp", "2 seconds")).agg(F.count("*").alias("events")))
+    # A 4 s trigger leaves headroom even on a busy two-core machine: the engine waits between batches.
     query = (counts.writeStream.queryName("healthy_window_counts").outputMode("append").format("parquet")
              .option("path", str(tmp / "healthy" / "out")).option("checkpointLocation", str(tmp / "healthy" / "cp"))
-             .trigger(processingTime="1 second").start())
+             .trigger(processingTime="4 seconds").start())
     wait_batches(query, batches)
     query.stop()
     return [p.json for p in query.recentProgress]
@@ -132,17 +129,15 @@ def no_watermark(spark, tmp: Path, batches: int, listener: JsonLinesListener) ->
 
 
 def slow_sink(spark, tmp: Path, batches: int) -> list[str]:
-    """A foreachBatch sink whose cost grows with the rows (about 200 rows/s) fed 260 rows/s."""
-    events = spark.readStream.format("rate").option("rowsPerSecond", 260).load()
+    """A Kafka-like producer at 300 rows/s, 400 rows per batch, into a sink that takes 5 ms a row."""
+    events = (spark.readStream.format("se_arrivals").option("rowsPerSecond", 300)
+              .option("maxOffsetsPerTrigger", 400).option("topic", "orders").load())
     written = tmp / "slow" / "out"
-    lock = threading.Lock()
 
     def write_batch(batch_df, batch_id: int) -> None:
         rows = batch_df.count()
-        # The sink's cost: 5 ms a row (an external API, a row-by-row MERGE) — slower than arrival.
-        time.sleep(min(rows / 200.0, 12.0))
-        with lock:
-            batch_df.write.mode("append").parquet(str(written))
+        time.sleep(rows * 0.005)  # the sink's cost: an external API, a row-by-row MERGE
+        batch_df.write.mode("append").parquet(str(written))
 
     query = (events.writeStream.queryName("slow_foreach_batch_sink").foreachBatch(write_batch)
              .option("checkpointLocation", str(tmp / "slow" / "cp")).trigger(processingTime="1 second").start())

@@ -37,7 +37,8 @@ ENGINE_COMMANDS = (
     ("yolo", "Toggle YOLO: skip confirmations and section-by-section refinement menus"),
     ("activate", "Bring the role back after *exit"),
 )
-STREAM_SECONDS = 0.08
+FIRST_UPDATE_SECONDS = 0.25
+STREAM_SECONDS = 0.1
 MAX_TRACKED_PAGES = 5000
 CSS = """
 .se-header h1 {margin: 0; font-size: 1.45rem;}
@@ -152,9 +153,12 @@ class ChatApp:
             updates[self.text] = gr.update(value="", **(changed.get(self.text) or {}))
         return updates
 
-    def _states(self, owner: str, thread: str, history: list) -> dict:
-        return {self.owner: owner, self.browser_owner: owner, self.thread: thread, self.history: history,
-                self.chatbot: history}
+    def _states(self, owner: str, thread: str, history: list, *, remember: bool = True) -> dict:
+        """The session's state and the chat; ``remember`` also stores the owner token in the browser."""
+        states = {self.owner: owner, self.thread: thread, self.history: history, self.chatbot: history}
+        if remember:
+            states[self.browser_owner] = owner
+        return states
 
     def _switch(self, owner: str, thread: str, history: list, request: gr.Request | None) -> dict:
         """Everything that changes when the shown thread changes."""
@@ -185,15 +189,18 @@ class ChatApp:
         if not message.strip():
             yield {self.text: ""}
             return
+        given = owner
         owner, thread, created = self._ensure(owner, thread)
+        remember = owner != given  # a new token goes to the browser once, not on every turn
         history = [] if created else list(history or [])
         self.registry.retitle(owner, thread, message)
         turn = secrets.token_hex(4)
         history += [chat.user_message(message), chat.steps_message(turn, [], done=False)]
         steps_at = len(history) - 1
 
-        # Intermediate updates (the user's bubble, steps, tokens) go out at most every STREAM_SECONDS:
-        # a turn that finishes sooner is sent once, which keeps fast turns fast under load.
+        # A turn that ends within FIRST_UPDATE_SECONDS is sent once (every update costs the server a
+        # full chat render, and most offline turns are that quick); a longer one shows the user's
+        # bubble and its steps, then tokens, at most every STREAM_SECONDS.
         nodes: list[str] = []
         streamed = ""
         started = sent = time.monotonic()
@@ -209,16 +216,18 @@ class ChatApp:
             elif kind == "done":
                 result = value
                 continue
-            if time.monotonic() - sent >= STREAM_SECONDS:
+            if time.monotonic() - sent >= (FIRST_UPDATE_SECONDS if first else STREAM_SECONDS):
                 sent = time.monotonic()
-                yield {self.text: "", **self._states(owner, thread, history)} if first else {self.chatbot: history}
+                yield ({self.text: "", **self._states(owner, thread, history, remember=remember)} if first
+                       else {self.chatbot: history})
                 first = False
         history = history[: steps_at + 1]  # the streamed bubble is replaced by the final output
         history[steps_at] = chat.steps_message(turn, nodes, done=True, seconds=time.monotonic() - started)
         history += chat.tool_messages(turn, nodes)
         if result is not None:
             history += chat.turn_messages(result.output, result.pending_question)
-        yield {**self._states(owner, thread, history), **self._panel(owner, thread, request, clear_text=True)}
+        yield {**self._states(owner, thread, history, remember=remember),
+               **self._panel(owner, thread, request, clear_text=True)}
 
     def choose(self, value: str | None, owner: str, thread: str, history: list,
                request: gr.Request) -> Iterator[dict]:
@@ -302,6 +311,7 @@ class ChatApp:
                    request: gr.Request | None = None) -> dict:
         """Save the dropped files into the thread's ``uploads/``, run the checklist and the linter, report."""
         uploaded = [str(f) for f in files or []]
+        given = owner
         owner, thread, created = self._ensure(owner, thread)
         history = [] if created else list(history or [])
         done = review.run_review(self.engine, thread, uploaded, checklist or review.ALL)
@@ -322,7 +332,7 @@ class ChatApp:
             self.review_items: review.items_table(done.reports),
             self.review_findings: review.findings_table(done.findings),
             self.review_report: report_file,
-            **self._states(owner, thread, history), **self._panel(owner, thread, request),
+            **self._states(owner, thread, history, remember=owner != given), **self._panel(owner, thread, request),
         }
 
     def on_like(self, data: gr.LikeData, owner: str, thread: str, history: list) -> None:

@@ -148,7 +148,35 @@ def resolve_targets(text: str, state: State, runtime: Runtime[Context], config: 
             raise WorkspaceError(f"{stripped!r} is not a file I can read here")
     if len(stripped) < 20:
         raise WorkspaceError("that is too short to review; paste the text, give a file path, or pick a number")
-    return [Target("pasted text", stripped)]
+    return [Target(pasted_name(stripped), stripped)]
+
+
+def pasted_name(text: str) -> str:
+    """Name pasted text by what it parses as, so the linter reviews pasted code and configs too."""
+    import ast
+    import json
+
+    import yaml
+
+    try:
+        ast.parse(text)
+        if re.search(r"\b(spark|readStream|writeStream|dlt|pipelines|def |import )", text):
+            return "pasted.py"
+    except (SyntaxError, ValueError):
+        pass
+    if re.search(r"^\s*(CREATE|SELECT|INSERT|MERGE)\b", text, re.I | re.M):
+        return "pasted.sql"
+    try:
+        json.loads(text)
+        return "pasted.json"
+    except ValueError:
+        pass
+    try:
+        if isinstance(yaml.safe_load(text), dict):
+            return "pasted.yaml"
+    except yaml.YAMLError:
+        pass
+    return "pasted text"
 
 
 def ask_checklist_target(state: State, runtime: Runtime[Context], config: RunnableConfig) -> Command[Literal[

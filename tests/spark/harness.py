@@ -9,12 +9,16 @@ a restart from the checkpoint leave no duplicates and no gaps), a rate limit in
 ``read_stream`` (no batch reads more), a DLQ table (bad rows are routed there,
 none lost).
 
-Every module sees the same scenario, in four waves of event time:
+Every module sees the same scenario, in five waves of event time:
 
     A  on-time rows, two ids twice                        (T0 .. T0+80 s)
     B  duplicates of A's ids, new ids [, bad rows]        (T0+1 .. 5 min)
-    C  rows ten days later: the watermark jumps, A-B state is evicted
+    C  rows ten days later: the watermark jumps
+    E  more rows ten days later: A-B state is evicted
     D  rows from the first minutes again: late            (T0+90 s)
+
+(E sits between C and D because Spark judges a row late against the
+watermark of the *previous* batch, so the jump must be a batch old.)
 
 Run 1 serves A-B (a module with ``write_batch`` crashes right after writing
 batch 1, before Spark commits it); run 2 restarts from the checkpoint and
@@ -172,7 +176,7 @@ def _iso(moment: dt.datetime | None) -> str | None:
 
 
 def scenario(shape: Shape, bad_rows: bool) -> list[list[dict[str, Any]]]:
-    """The four waves A-D as rows of the module's columns (``seq`` is unique per row fed)."""
+    """The five waves A, B, C, E, D as rows of the module's columns (``seq`` is unique per row fed)."""
     seq = iter(range(10_000))
 
     def row(event_id: str, moment: dt.datetime | None, wave: str) -> dict[str, Any]:
@@ -190,8 +194,9 @@ def scenario(shape: Shape, bad_rows: bool) -> list[list[dict[str, Any]]]:
     if bad_rows:
         b += [row(f"b{i}", None, "B") for i in range(2)]
     c = [row(f"g{i}", T0 + dt.timedelta(days=10) + i * second, "C") for i in range(5)]
+    e = [row(f"k{i}", T0 + dt.timedelta(days=10, minutes=1) + i * second, "E") for i in range(3)]
     d = [row(f"h{i}", T0 + (90 + i) * second, "D") for i in range(4)]
-    return [a, b, c, d]
+    return [a, b, c, e, d]
 
 
 # -- local sources ----------------------------------------------------------------------
@@ -465,7 +470,7 @@ def _check(outcome: Outcome, spark: SparkSession, module: types.ModuleType, shap
     rows = [r for wave in waves for r in wave]
     good = [r for r in rows if r[shape.time_col] is not None]
     bad = [r for r in rows if r[shape.time_col] is None]
-    late = list(waves[3]) if "late-drop" in shape.claims else []
+    late = list(waves[4]) if "late-drop" in shape.claims else []
     kept = [r for r in good if r not in late]
     output = _output(module, shape, tables, sink, spark)
     claims = outcome.claims
@@ -473,13 +478,13 @@ def _check(outcome: Outcome, spark: SparkSession, module: types.ModuleType, shap
     if "late-drop" in claims:
         dropped = _dropped(outcome.progress)
         outcome.checks.append(Check(
-            "watermark-drops-late-rows", dropped == len(waves[3]) and dropped > 0,
-            f"numRowsDroppedByWatermark {dropped}, late rows fed {len(waves[3])}"))
+            "watermark-drops-late-rows", dropped == len(late) and dropped > 0,
+            f"numRowsDroppedByWatermark {dropped}, late rows fed {len(late)}"))
     if "watermark" in claims:
         last = outcome.progress[-1] if outcome.progress else {}
         operators = max(1, len(last.get("stateOperators", [])))
-        # After C moved the watermark ten days on, only C's keys (and its windows) may remain.
-        bound = (len(waves[2]) + 3) * operators
+        # After C moved the watermark ten days on, only the keys (and windows) of C and E may remain.
+        bound = (len(waves[2]) + len(waves[3]) + 3) * operators
         state = _state_rows(last)
         outcome.checks.append(Check(
             "state-bounded", state <= bound,
@@ -542,7 +547,7 @@ def _replay_note(batches_written: list[int]) -> str:
 
 def _check_windows(outcome: Outcome, output: DataFrame, shape: Shape, kept: list[dict], waves: list[list[dict]]) -> None:
     """Windowed aggregations: every closed window once, counting exactly the rows that were not late."""
-    counted = [r for r in kept if r["wave"] in ("A", "B")]  # C's windows are still open when the data ends
+    counted = [r for r in kept if r["wave"] in ("A", "B")]  # C's and E's windows are still open at the end
     if "dedup" in outcome.claims:
         firsts: dict[str, dict] = {}
         for r in counted:

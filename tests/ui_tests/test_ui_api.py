@@ -213,6 +213,7 @@ def test_tokens_stream_into_the_chat_before_the_turn_ends(ui_server, monkeypatch
                 yield event
 
     monkeypatch.setattr(app_module, "STREAM_SECONDS", 0.0)
+    monkeypatch.setattr(app_module, "FIRST_UPDATE_SECONDS", 0.0)
     monkeypatch.setattr(engine, "stream_turn", streaming)
     updates = list(chat_app.send("*help", "", "", []))
     shown = [u[chat_app.chatbot] for u in updates if chat_app.chatbot in u]

@@ -31,7 +31,13 @@ def generate(task_id: str, answers: dict[str, str], rendered: dict[str, str], do
         workspace: the thread's workspace, for inputs the user put there (read only).
     """
     generator = GENERATORS.get(task_id)
-    return generator(answers, rendered, doc_location, workspace) if generator else []
+    artifacts = generator(answers, rendered, doc_location, workspace) if generator else []
+    # *backpressure-tune, *latency-slo, *state-store: a stream-health diagnosis of the progress log the user
+    # named (report + PNG charts); nothing for other tasks or when no log was named. Imported here, not at the
+    # top, to keep this module's imports to the generator families; matplotlib loads only when a chart is drawn.
+    from tools.diagnose.artifacts import diagnosis_artifacts
+
+    return artifacts + diagnosis_artifacts(task_id, answers, rendered, doc_location, workspace)
 
 
 def diagram(task_id: str, answers: dict[str, str]) -> str | None:
