@@ -363,7 +363,10 @@ class KnowledgeIndex:
         if not self.pack_dir.is_dir():
             raise IndexUnavailableError(f"Knowledge pack folder not found: {self.pack_dir}")
         self.embedding_function = embedding_function or default_embedding_function()
-        self.collection_name = f"{COLLECTION_PREFIX}-{embedding_key(self.embedding_function)}"[:120]
+        # One collection per pack: a --bundle pack must not sync away the shipped pack's passages.
+        pack_tag = "" if self.pack_dir.resolve() == Path(DEFAULT_PACK_DIR).resolve() else "-" + hashlib.sha256(
+            str(self.pack_dir.resolve()).encode()).hexdigest()[:8]
+        self.collection_name = f"{COLLECTION_PREFIX}-{embedding_key(self.embedding_function)}"[:110] + pack_tag
         self.client = connect(self.home)
         self._collection: Any = None
         self.last_lexical: LexicalIndex | None = None

@@ -392,7 +392,7 @@ class ChatApp:
                 with gr.Row():
                     self.text = gr.Textbox(show_label=False, lines=1, max_lines=8, scale=8, autofocus=True,
                                            submit_btn=False, elem_id="se-input",
-                                           placeholder="Message — *help, a command, a number from the list, or a question")
+                                           placeholder="Message — *help, a command, a list number, or a question")
                     self.send_button = gr.Button("Send", variant="primary", scale=1, min_width=90, elem_id="se-send")
                 with gr.Row():
                     self.default_button = gr.Button("Use default", size="sm", visible=False, elem_id="se-default")
@@ -440,9 +440,11 @@ class ChatApp:
                                            y_lim=[0, 100], title="Pass rate per checklist section", height=320,
                                            x_label_angle=-25, scale=3)
             self.review_report = gr.File(label="Report (Markdown)", interactive=False, scale=1, elem_id="se-report")
-        self.review_items = gr.Dataframe(label="Checklist items", wrap=True, interactive=False, max_height=520,
+        self.review_items = gr.Dataframe(review.items_table([]), label="Checklist items", wrap=True, interactive=False,
+                                         max_height=520,
                                          column_widths=["90px", "20%", "35%", "45%"])
-        self.review_findings = gr.Dataframe(label="Linter findings", wrap=True, interactive=False, max_height=420)
+        self.review_findings = gr.Dataframe(review.findings_table([]), label="Linter findings", wrap=True,
+                                            interactive=False, max_height=420)
 
     def _settings_tab(self) -> None:
         gr.Markdown(
@@ -450,7 +452,8 @@ class ChatApp:
             f"{backend_status()}\n\n"
             "### Your data\n"
             "- Threads, their waiting questions and their files survive restarts. This browser sees only the "
-            "threads it created; delete one in the chat tab's thread list.\n"
+            "threads it created (the Threads sidebar lists, resumes and deletes them); each thread's files live in its own "
+            "workspace, which no other browser can open.\n"
             f"- Uploads are limited to {review.MAX_UPLOAD_MB} MB per file and are stored in the thread's workspace.\n"
             "- 👍 / 👎 on an answer saves it with its turn to `feedback/feedback.jsonl` in the app home, "
             "which the eval suite reads.\n\n"

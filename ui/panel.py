@@ -145,4 +145,4 @@ def placeholder(view: View) -> str:
         return "Ask a streaming question (answered with sources) — *exit leaves kb-mode"
     if view.mode == "inactive":
         return "The role has left — *activate brings it back"
-    return "Message — *help, a command such as *kafka-connector, a number from the list, or a question"
+    return "Message — *help, a command, a list number, or a question"

@@ -21,7 +21,7 @@ def page(ui_server):
     sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
-        context = browser.new_context(viewport={"width": 1440, "height": 1000}, accept_downloads=True)
+        context = browser.new_context(viewport={"width": 1440, "height": 1400}, accept_downloads=True)
         context.set_default_timeout(TIMEOUT_MS)
         yield context.new_page()
         context.close()
@@ -75,7 +75,7 @@ def test_browser_runs_a_command_answers_downloads_and_rates(page, ui_server, tmp
     assert record["rating"] == "up" and record["input"] == "#yolo" and "kafka-connector.md" in record["output"]
 
     shot = tmp_path / "streaming-engineer-ui.png"
-    page.screenshot(path=str(shot), full_page=True)
+    page.screenshot(path=str(shot))
     with capsys.disabled():
         print(f"\nscreenshot of the app: {shot}")
     assert shot.stat().st_size > 10_000

@@ -176,13 +176,11 @@ def test_kafka_offsets_behind_latest() -> None:
     latest = {"orders": {"0": 180, "1": 250, "2": 40}}
     assert offsets_behind(end, latest) == 80
     assert offsets_behind(end, None) is None
-    sources = [{"description": "KafkaV2[Subscribe[orders]]", "startOffset": {"orders": {"0": 0}},
-                "endOffset": {"orders": {"0": 100 * (i + 1)}}, "latestOffset": {"orders": {"0": 100 * (i + 1) + 500 * i}},
-                "numInputRows": 100}]
-    items = [_progress(i, sources=sources) for i in range(8)]
-    for i, item in enumerate(items):
-        item["sources"] = [{**sources[0], "endOffset": {"orders": {"0": 100 * (i + 1)}},
-                            "latestOffset": {"orders": {"0": 100 * (i + 1) + 500 * i}}}]
+    # Kafka: 100 rows per batch while the producer adds 600 between batches: 500 more behind each time.
+    items = [_progress(i, sources=[{
+        "description": "KafkaV2[Subscribe[orders]]", "startOffset": {"orders": {"0": 100 * i}},
+        "endOffset": {"orders": {"0": 100 * (i + 1)}}, "latestOffset": {"orders": {"0": 100 * (i + 1) + 500 * i}},
+        "numInputRows": 100}]) for i in range(8)]
     diagnosis = diagnose_text(json.dumps(items)).diagnoses[0]
     assert "falling-behind" in diagnosis.causes
     assert diagnosis.stats["lag_unit"] == "offsets" and diagnosis.stats["lag_last"] == 3500

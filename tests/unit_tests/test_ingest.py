@@ -177,7 +177,7 @@ def test_missing_or_non_folder_is_a_clear_error(env: tuple[Path, Path, Path]) ->
 
 def test_long_text_is_split_into_focused_passages() -> None:
     text = "\n\n".join(f"Paragraph {i} " + "lorem ipsum " * 40 for i in range(20))
-    passages = file_passages(text, "big.txt", "src", "file:///tmp/big.txt")
+    passages = file_passages(text, "big.txt", "src", "file:///docs/big.txt")
     assert len(passages) > 3
     assert all(len(p.text) <= 2500 for p in passages)
     assert passages[0].id == "user:src/big.txt#part-1"

@@ -39,7 +39,9 @@ def test_checklist_and_command_tools(tmp_path: Path) -> None:
     t = tools(tmp_path)
     report = t["run_checklist"].invoke({"checklist": "watermarking-lateness-checklist",
                                         "target": "df.withWatermark('event_time', '10 minutes') freshness SLO p95"})
-    assert "# Checklist report" in report and "withWatermark" in report and "FAIL" not in report.split("## Items")[1].split("\n")[2]
+    assert "# Checklist report" in report and "withWatermark" in report
+    first_item = report.split("## Items")[1].splitlines()[4]
+    assert first_item.startswith("| PASS") or first_item.startswith("| PARTIAL")
     assert t["run_checklist"].invoke({"checklist": "nope", "target": "x"}).startswith("error")
     assert "*kafka-connector" in t["list_commands"].invoke({})
     assert "docs/streaming/kafka-connector.md" in t["describe_command"].invoke({"name": "*kafka-connector"})

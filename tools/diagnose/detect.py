@@ -109,7 +109,7 @@ class Diagnosis:
     def causes(self) -> list[str]:
         """The codes of the warning and critical findings, most severe first."""
         ranked = sorted(self.findings, key=lambda f: SEVERITIES.index(f.severity))
-        return [f.code for f in ranked if f.severity in ("critical", "warn")]
+        return list(dict.fromkeys(f.code for f in ranked if f.severity in ("critical", "warn")))
 
     @property
     def verdict(self) -> str:
@@ -360,11 +360,15 @@ def detect_watermark_drops(batches: list[Batch]) -> list[Finding]:
         delays = [(b.event_time_max - b.watermark).total_seconds() for b in batches
                   if b.watermark and b.event_time_max and b.watermark.year > 1970]
         delay = f"; the watermark trails the newest event by about {median(delays):.0f} s" if delays else ""
+        aggregated = any("stateStoreSave" in b.state_operators for b in batches)
+        # Spark counts an aggregation's late rows after the partial aggregation: one per late group.
+        undercount = " (an aggregation counts late rows per group, so more input rows may have been late)" \
+            if aggregated else ""
         findings.append(Finding(
             code="late-rows-dropped", severity="warn" if share >= 0.001 else "info", topic="watermark",
             title="Late rows dropped by the watermark",
             evidence=f"{human_count(dropped)} rows ({share:.2%} of {human_count(total)} read) dropped in {hit} of "
-                     f"{len(batches)} batches{delay}.",
+                     f"{len(batches)} batches{delay}{undercount}.",
             fix=("If those rows must count, widen the delay in withWatermark(\"<event time>\", \"<delay>\") past the "
                  "observed lateness (more state, later results); otherwise keep it and capture them: in foreachBatch "
                  "write rows whose event time is below the watermark to a quarantine table so none is lost "
@@ -408,7 +412,8 @@ def detect_source_lag(steady: list[Batch], settings: Settings) -> list[Finding]:
     one_batch = (median(sizes) or 0.0) if unit in ("offsets", "records") else 0.0
     if ratio >= 1.5 and rising >= 0.6 and lag[-1] > 0:
         findings.append(Finding(
-            code="source-lag", severity="critical", topic="backpressure", title="Source backlog growing",
+            code="falling-behind", severity="critical", topic="backpressure",
+            title="Falling behind: the source backlog keeps growing",
             evidence=f"{human_count(lag[0])} → {human_count(lag[-1])} {unit} behind latest over {len(lag)} batches "
                      f"({rising:.0%} of steps rising).{cap_note}",
             fix=fix,
