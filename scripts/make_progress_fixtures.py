@@ -9,7 +9,8 @@ StreamingQueryProgress events are saved under ``tests/fixtures/progress/``:
     no-watermark.jsonl  dropDuplicates on a key without a watermark: state only grows         (listener log)
     slow-sink.json      Kafka-like source, 300 rows/s in, maxOffsetsPerTrigger 400, a sink
                         taking 5 ms a row: batches overrun the 1 s trigger, the backlog grows (recentProgress dump)
-    late-data.jsonl     a tenth of the rows 30 s late against a 5 s watermark: rows dropped   (listener log)
+    late-data.jsonl     a tenth of the rows 30 s late against a 5 s watermark, 3 s trigger:
+                        rows dropped                                                          (listener log)
 
 Needs ``pyspark>=4.2``, ``pyarrow`` and Java 17. Takes a few minutes (longer on a busy machine).
 Temporary paths in the events are replaced with ``<tmp>`` so the files carry
@@ -159,7 +160,7 @@ def late_data(spark, tmp: Path, batches: int, listener: JsonLinesListener) -> li
               .groupBy(F.window("event_time", "2 seconds")).agg(F.count("*").alias("events")))
     query = (counts.writeStream.queryName("late_events_window_counts").outputMode("append").format("parquet")
              .option("path", str(tmp / "late" / "out")).option("checkpointLocation", str(tmp / "late" / "cp"))
-             .trigger(processingTime="1 second").start())
+             .trigger(processingTime="3 seconds").start())
     wait_batches(query, batches)
     query.stop()
     return listener.events("late_events_window_counts", batches)

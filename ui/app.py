@@ -24,7 +24,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from agent.session import Engine, TurnResult, backend_status
+from agent.session import OFFLINE_NOTICE, Engine, TurnResult, backend_status
 from tools.workspace import WorkspaceError
 from ui import chat, panel, review
 from ui.artifacts import download, download_all, preview
@@ -82,7 +82,7 @@ class ChatApp:
         self.engine = engine
         self.home = Path(engine.context.home)
         self.registry = ThreadRegistry(self.home / "ui" / "threads.json")
-        self.backend = "model" if not backend_status().startswith("Offline") else "offline"
+        self.backend = "offline" if backend_status() == OFFLINE_NOTICE else "model"
         self._shown: OrderedDict[str, dict] = OrderedDict()  # page (session hash) -> panel values it has
         self._shown_lock = threading.Lock()
 

@@ -153,13 +153,14 @@ def resolve_targets(text: str, state: State, runtime: Runtime[Context], config: 
 
 def pasted_name(text: str) -> str:
     """Name pasted text by what it parses as, so the linter reviews pasted code and configs too."""
-    import ast
     import json
 
     import yaml
 
+    from tools.lint.engine import parse_python
+
     try:
-        ast.parse(text)
+        parse_python(text)
         if re.search(r"\b(spark|readStream|writeStream|dlt|pipelines|def |import )", text):
             return "pasted.py"
     except (SyntaxError, ValueError):

@@ -155,7 +155,7 @@ def shape_of(module: types.ModuleType) -> Shape:
     if "DLQ_TABLE" in write_batch:
         claims.append("dlq")
     return Shape(
-        id_col=_constant(module, "ID_KEY", "ID_COLUMN", default="event_id"),
+        id_col=_constant(module, "ID_KEY", "ID_COLUMN", "DEDUP_KEY", default="event_id"),
         time_col=_constant(module, "TIME_FIELD", "EVENT_TIME", default="event_time"),
         group_col=_constant(module, "GROUP_KEY"),
         claims=claims,
@@ -223,7 +223,9 @@ class LocalSource:
         self.kind = {"kafka": "kafka", "kinesis": "kinesis", "cloudFiles": "files"}.get(recorded.format or "", "table")
         self.malformed = malformed
         self.limit = self._limit()
-        self.files_per_wave = self.limit if self.kind == "files" and self.limit else 1
+        # A wave is one batch: as many files as the module's (lowered) limit admits, one when the limit is large.
+        small = self.kind == "files" and self.limit and self.limit <= SMALL_LIMIT["files"]
+        self.files_per_wave = self.limit if small else 1
         self.files_written = 0
         self.rows_per_file: list[int] = []
 
@@ -451,6 +453,8 @@ def run_module(spark: SparkSession, module: types.ModuleType, workdir: Path, nam
                                 f"{len(outcome.progress)} batches over two runs"))
     if not errors:
         _check(outcome, spark, module, shape, source, tables, sink, waves, batches_written)
+        if settings.get("spark.sql.streaming.stateStore.providerClass") == OSS_ROCKSDB:
+            outcome.checks.append(_rocksdb_check(outcome.progress))
     outcome.seconds = time.monotonic() - began
     return outcome
 
@@ -537,6 +541,13 @@ def _check(outcome: Outcome, spark: SparkSession, module: types.ModuleType, shap
 
     if "rate-limit" in claims:
         _check_rate_limit(outcome, source)
+
+
+def _rocksdb_check(progress: list[dict[str, Any]]) -> Check:
+    """The state store the module configures is the one the operators report."""
+    keys = {k for p in progress for op in p.get("stateOperators", []) for k in op.get("customMetrics", {})}
+    rocksdb = sorted(k for k in keys if k.lower().startswith("rocksdb"))
+    return Check("rocksdb-state-store", bool(rocksdb), f"RocksDB metrics reported: {', '.join(rocksdb[:3]) or 'none'}")
 
 
 def _replay_note(batches_written: list[int]) -> str:

@@ -1,15 +1,17 @@
 """Every generated PySpark stream module runs on local Spark and keeps what it claims.
 
 The modules come from ``tools.artifacts.generate`` with each task's default
-answers. Declarative pipeline modules (``from pyspark import pipelines as dp``)
-run inside a pipeline runtime and are not stream modules of the edge
-convention; they are listed, not run. A deliberately broken copy of a module
-(watermark removed; plain append in foreachBatch) must fail the same checks.
+answers. Stream modules (the edge convention) run through ``harness``;
+declarative pipeline modules (``from pyspark import pipelines as dp``) through
+``declarative``, a small stand-in for the pipeline runtime. A deliberately
+broken copy of a module (watermark removed; plain append in foreachBatch)
+must fail the same checks.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,20 +23,24 @@ ROOT = Path(__file__).resolve().parents[2]
 TASKS = ROOT / "knowledge" / "pack" / "tasks"
 
 
-def _stream_modules() -> dict[str, tuple[str, str]]:
-    """Generated stream modules by file name: (task id, source)."""
+def _generated(keep: Callable[[str], bool]) -> dict[str, tuple[str, str]]:
+    """Generated Python files that ``keep`` accepts, by file name: (task id, source)."""
     found: dict[str, tuple[str, str]] = {}
     for path in sorted(TASKS.glob("*.yaml")):
         task = yaml.safe_load(path.read_text(encoding="utf-8"))
         answers = {q["key"]: str(q["default"]) for q in task.get("questions") or []}
         for artifact in generate(task["id"], answers, {}, task["doc_output_location"], None):
             text = artifact.content if isinstance(artifact.content, str) else ""
-            if artifact.path.endswith(".py") and all(f"def {f}(" in text for f in ("read_stream", "transform", "start")):
+            if artifact.path.endswith(".py") and keep(text):
                 found[Path(artifact.path).name] = (task["id"], text)
     return found
 
 
-STREAM_MODULES = _stream_modules()
+def _is_stream_module(text: str) -> bool:
+    return all(f"def {f}(" in text for f in ("read_stream", "transform", "start"))
+
+
+STREAM_MODULES = _generated(_is_stream_module)
 
 
 def _run(spark, tmp_path: Path, name: str, source: str, claims_of: str | None = None):
@@ -107,3 +113,19 @@ def test_plain_append_in_foreach_batch_fails_exactly_once(spark, tmp_path: Path)
     assert outcome.check("runs").passed, outcome.summary()
     assert not outcome.check("exactly-once").passed, outcome.summary()
     assert "repeated" in outcome.check("exactly-once").detail
+
+
+DECLARATIVE_MODULES = {name: source for name, (_, source) in _generated(lambda text: "pipelines as dp" in text).items()}
+
+
+@pytest.mark.parametrize("name", sorted(DECLARATIVE_MODULES))
+def test_generated_declarative_pipeline_keeps_its_claims(spark, tmp_path: Path, name: str) -> None:
+    from tests.spark.declarative import run_pipeline
+
+    path = tmp_path / name
+    path.write_text(DECLARATIVE_MODULES[name], encoding="utf-8")
+    outcome = run_pipeline(spark, path, tmp_path / "run", name)
+    print(outcome.summary(), f"\n  ({outcome.seconds:.1f} s)")
+    assert outcome.check("runs").passed, outcome.summary()
+    assert len(outcome.checks) >= 3, outcome.summary()
+    assert not outcome.failed, outcome.summary()

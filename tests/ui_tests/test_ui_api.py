@@ -27,9 +27,16 @@ def test_command_flow_answers_a_question_and_serves_the_artefact(session, ui_ser
     assert any(title_of(m).startswith("⚙️ Steps") for m in session.chat), "a step bubble shows the graph's steps"
     thread = session.thread_ids()[0]
 
+    # Leave for a new thread and come back: the question is still waiting, as it was.
+    session.call(SWITCH, api_name="/new_thread")
+    back = session.call(SWITCH, thread, api_name="/open_thread")
+    assert "Waiting for your answer" in text_of(back["chat"][-1]) and "0 of" in back["task"]
+    assert len(session.thread_ids()) == 2
+
     out = session.send("24")  # the first question (partitions) answered, resumed: not restarted
     assert "1 of" in out["task"]
     assert "24" in [text_of(m) for m in session.chat if m["role"] == "user"]
+    assert thread in session.thread_ids()
 
     out = session.send("#yolo")  # every remaining default
     assert "commands" in out["status"] and "No task running" in out["task"]

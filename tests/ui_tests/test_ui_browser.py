@@ -15,7 +15,7 @@ TIMEOUT_MS = 90_000
 
 
 @pytest.fixture
-def page(ui_server):
+def page():
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium package (apt-get install chromium)")
     sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")

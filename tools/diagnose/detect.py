@@ -504,12 +504,12 @@ def diagnose_batches(query: str, batches: list[Batch], settings: Settings | None
     if trigger_ms is None:
         trigger_ms = infer_trigger_ms(steady)
         trigger_source = "inferred from the idle time between batches" if trigger_ms else "unknown"
-    findings = [
+    findings = [  # in the order a cause explains the rest: a growing backlog before the overrun that shows it
         *detect_falling_behind(steady),
-        *detect_trigger(steady, trigger_ms, trigger_source, settings),
-        *detect_state(steady, settings),
-        *detect_watermark_drops(batches),
         *detect_source_lag(steady, settings),
+        *detect_state(steady, settings),
+        *detect_trigger(steady, trigger_ms, trigger_source, settings),
+        *detect_watermark_drops(batches),
     ]
     checks, slo_findings = check_slo(steady, settings.slo)
     findings += slo_findings

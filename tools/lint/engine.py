@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import os
 import re
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -120,9 +121,18 @@ def _apply_suppressions(findings: list[Finding], lines: list[str]) -> list[Findi
     return [f for f in findings if f.status == "PASS" or not _is_suppressed(f, per_line, standalone, whole_file)]
 
 
+_PARSE_LOCK = threading.Lock()
+
+
+def parse_python(text: str) -> ast.Module:
+    """``ast.parse`` behind a lock: on Python 3.11 concurrent parses can fail (python/cpython#106905)."""
+    with _PARSE_LOCK:
+        return ast.parse(text)
+
+
 def _check_python(text: str, lines: list[str]) -> tuple[list[Finding], str | None]:
     try:
-        tree = ast.parse(text)
+        tree = parse_python(text)
     except SyntaxError as exc:
         return [], f"Python syntax error at line {exc.lineno}: {exc.msg}; only the plaintext-secret rules were applied"
     except (ValueError, RecursionError, MemoryError) as exc:
