@@ -136,9 +136,11 @@ def slow_sink(spark, tmp: Path, batches: int) -> list[str]:
     written = tmp / "slow" / "out"
 
     def write_batch(batch_df, batch_id: int) -> None:
+        batch_df.persist()  # two actions below: without it each re-reads the source (and doubles numInputRows)
         rows = batch_df.count()
         time.sleep(rows * 0.005)  # the sink's cost: an external API, a row-by-row MERGE
         batch_df.write.mode("append").parquet(str(written))
+        batch_df.unpersist()
 
     query = (events.writeStream.queryName("slow_foreach_batch_sink").foreachBatch(write_batch)
              .option("checkpointLocation", str(tmp / "slow" / "cp")).trigger(processingTime="1 second").start())

@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 from pyspark.errors import PySparkException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -268,6 +269,8 @@ class LocalSource:
     def stream(self, upto: int) -> DataFrame:
         """The streaming DataFrame the module's ``transform`` receives."""
         if self.kind in ("kafka", "kinesis"):
+            pytest.importorskip("pyarrow", reason="pyarrow is not installed: the Kafka / Kinesis stand-in is a "
+                                                  "Python data source, which exchanges rows as Arrow batches")
             reader = (self.spark.readStream.format("se_arrivals").option("shape", self.kind)
                       .option("records", str(self.records())).option("upto", upto)
                       .option("topic", self.recorded.options.get("subscribe")

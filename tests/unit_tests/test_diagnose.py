@@ -307,3 +307,16 @@ def test_a_missing_log_gets_a_note_and_none_gets_nothing(tmp_path: Path) -> None
     for answer in ("uploads/nope.json", "../outside.json", "/etc/passwd"):
         [note] = diagnosis_artifacts("latency-slo-and-alerts", {"progress_log": answer}, {}, "docs/x.md", workspace)
         assert note.path == "docs/x-health.md" and "could not be read" in note.content
+
+
+def test_a_kafka_batch_read_twice_is_flagged() -> None:
+    # foreachBatch with two actions and no persist(): numInputRows is twice the records the offsets span.
+    items = [_progress(i, numInputRows=200, sources=[{
+        "description": "KafkaV2[Subscribe[orders]]", "startOffset": {"orders": {"0": 100 * i}},
+        "endOffset": {"orders": {"0": 100 * (i + 1)}}, "latestOffset": {"orders": {"0": 100 * (i + 1)}},
+        "numInputRows": 200}]) for i in range(6)]
+    diagnosis = diagnose_text(json.dumps(items)).diagnoses[0]
+    finding = next(f for f in diagnosis.findings if f.code == "batch-read-twice")
+    assert "2.0x" in finding.evidence and "persist()" in finding.fix
+    once = [{**item, "numInputRows": 100} for item in items]
+    assert "batch-read-twice" not in diagnose_text(json.dumps(once)).diagnoses[0].causes

@@ -220,6 +220,25 @@ def detect_falling_behind(steady: list[Batch]) -> list[Finding]:
     )]
 
 
+def detect_reread(steady: list[Batch]) -> list[Finding]:
+    """Flag numInputRows at a multiple of the Kafka records a batch spans: foreachBatch re-reads its source."""
+    pairs = [(b.num_input_rows, b.offsets_read) for b in steady if b.num_input_rows and b.offsets_read]
+    if len(pairs) < 3:
+        return []
+    factors = [rows / span for rows, span in pairs]
+    typical = median(factors) or 1.0
+    if typical < 1.9 or sum(1 for f in factors if f >= 1.9) / len(factors) < 0.5:
+        return []
+    return [Finding(
+        code="batch-read-twice", severity="warn", topic="backpressure",
+        title="Each micro-batch is read from the source more than once",
+        evidence=(f"numInputRows is {typical:.1f}x the records between the batch's start and end offsets in "
+                  f"{len(pairs)} batches: every action on batch_df in foreachBatch re-reads Kafka."),
+        fix=("In foreachBatch call batch_df.persist() before the first action and batch_df.unpersist() after the "
+             "last (or write once and derive the rest from the written table). *backpressure-tune"),
+    )]
+
+
 def detect_trigger(steady: list[Batch], trigger_ms: float | None, trigger_source: str,
                    settings: Settings) -> list[Finding]:
     """Batch duration against the trigger interval and the target, and batches that keep growing."""
@@ -508,6 +527,7 @@ def diagnose_batches(query: str, batches: list[Batch], settings: Settings | None
         *detect_falling_behind(steady),
         *detect_source_lag(steady, settings),
         *detect_state(steady, settings),
+        *detect_reread(steady),
         *detect_trigger(steady, trigger_ms, trigger_source, settings),
         *detect_watermark_drops(batches),
     ]

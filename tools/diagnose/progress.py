@@ -72,6 +72,7 @@ class Batch:
         lag: how far the source is behind its latest data, in ``lag_unit``.
         lag_unit: offsets | files | bytes | ms | records | seconds.
         output_rows: rows written by the sink (``None`` when not reported).
+        offsets_read: Kafka records between the batch's start and end offsets (``None`` for other sources).
         dropped_by_expectations: rows an expectation dropped (event log only).
         origin: the shape the record came in (recentProgress, listener log, event log).
     """
@@ -97,6 +98,7 @@ class Batch:
     lag: float | None = None
     lag_unit: str | None = None
     output_rows: int | None = None
+    offsets_read: float | None = None
     dropped_by_expectations: int | None = None
     origin: str = RECENT_PROGRESS
 
@@ -208,6 +210,14 @@ def _source_lag(sources: list[dict[str, Any]]) -> tuple[float | None, str | None
     return None, None
 
 
+def _kafka_offsets_read(sources: list[dict[str, Any]]) -> float | None:
+    """Records the Kafka sources' offsets advanced by (Kafka offsets count records; other sources' may not)."""
+    spans = [offsets_behind(s.get("startOffset"), s.get("endOffset")) for s in sources
+             if "kafka" in str(s.get("description", "")).lower()]
+    present = [span for span in spans if span is not None]
+    return float(sum(present)) if present and len(present) == len(spans) else None
+
+
 def _state_provider(operators: list[dict[str, Any]]) -> str | None:
     keys = " ".join(" ".join((op.get("customMetrics") or {}).keys()) for op in operators).lower()
     if "rocksdb" in keys:
@@ -258,6 +268,7 @@ def batch_from_progress(progress: dict[str, Any], origin: str = RECENT_PROGRESS)
         lag=lag,
         lag_unit=lag_unit,
         output_rows=output_rows if output_rows is not None and output_rows >= 0 else None,
+        offsets_read=_kafka_offsets_read(sources),
         origin=origin,
     )
 
