@@ -260,9 +260,9 @@ def test_query_monitoring():
 # -- secrets ----------------------------------------------------------------------
 SECRET_CASES = [
     ("python", 'jaas = \'PlainLoginModule required username="u" password="s3cr3t-Value";\'', "SE801", "s3cr3t-Value"),
-    ("python", 'conn = "Endpoint=sb://x.servicebus.windows.net/;SharedAccessKeyName=l;SharedAccessKey=AbCdEf0123456789xyz="',
-     "SE802", "AbCdEf0123456789xyz="),
-    ("python", 'key_id = "AKIAABCDEFGHIJKLMNOP"', "SE803", "AKIAABCDEFGHIJKLMNOP"),
+    ("python", 'conn = "Endpoint=sb://x.servicebus.windows.net/;SharedAccessKeyName=l;SharedAccessKey=AbCdEf-0123456789xyz="',
+     "SE802", "AbCdEf-0123456789xyz="),
+    ("python", 'key_id = "ASIAABCDEFGHIJKLMNOP"', "SE803", "ASIAABCDEFGHIJKLMNOP"),
     ("python", 'aws_secret_access_key = "abcdEFGHijklMNOPqrstUVWXyz0123456789/+AB"', "SE803",
      "abcdEFGHijklMNOPqrstUVWXyz0123456789/+AB"),
     ("python", 'host_token = "dapi0123456789abcdef0123456789abcdef"', "SE804", "dapi0123456789abcdef0123456789abcdef"),
