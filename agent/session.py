@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,11 +20,20 @@ from agent import prompts
 from agent.context import Context, default_home
 from agent.graph import build_graph
 from agent.persistence import open_checkpointer
+from agent.routing import parse
 from knowledge.loader import PACK_DIR
 from tools.templates import _SECRET_PATTERNS, find_secret
 from tools.workspace import Workspace
 
 MAX_INPUT_CHARS = 20_000
+DURABILITY = "exit"
+"""When a turn's state is written: once, when the turn ends or stops at a question.
+
+LangGraph's default writes a checkpoint after every step, in a background
+thread; a turn runs three to eight steps, and those writes were most of the
+graph's own cost per turn. A turn is the unit users see, so a crash mid-turn
+loses only that turn's input, never an earlier one.
+"""
 OFFLINE_NOTICE = (
     "Offline engine: no OPENAI_API_KEY or AZURE_OPENAI_API_KEY is set, so answers come from the knowledge pack "
     "and rules, without a model."
@@ -41,10 +50,17 @@ class TurnResult:
     persona_active: bool
     pending_question: str | None
     artifacts: list[str] = field(default_factory=list)
+    state: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    """The thread's state values when the turn ended (for front ends; not part of the JSON shape)."""
+    waiting: Any = field(default=None, repr=False, compare=False)
+    """The waiting question's interrupt value, if any (same)."""
 
     def to_dict(self) -> dict[str, Any]:
         """The public JSON shape."""
-        return asdict(self)
+        out = asdict(self)
+        out.pop("state")
+        out.pop("waiting")
+        return out
 
 
 def screen(text: str) -> tuple[str, str, str]:
@@ -128,14 +144,34 @@ class Engine:
             payload: Any = Command(resume={"text": clean, "error": error})
         else:
             payload = {"input": clean, "input_error": error}
+            if not error and snapshot.values.get("persona_active", True):
+                self._prefetch(clean)
         shown = text if not (error or secret) else clean
         return payload, before, shown, secret
+
+    def _prefetch(self, text: str) -> None:
+        """Start embedding free text now: the knowledge search it leads to then finds the vector ready.
+
+        Free text (not a command, not a number) is answered from the knowledge
+        base in every mode, and the query embedding is the slowest part of a
+        search; it runs in C without the GIL, beside the graph's own work.
+        """
+        from agent.context import retriever_for
+        from knowledge.index import IndexUnavailableError
+
+        parsed = parse(text)
+        if parsed.kind != "text":
+            return
+        try:
+            retriever_for(self.context.home, self.context.pack_dir).prefetch(parsed.text[:4000])
+        except (IndexUnavailableError, OSError, RuntimeError):
+            pass  # only a head start: the search itself reports what is wrong
 
     def turn(self, thread_id: str, text: str) -> TurnResult:
         """Run one user turn on ``thread_id`` and report what it produced."""
         payload, before, shown, secret = self._prepare(thread_id, text)
-        self.graph.invoke(payload, self.config(thread_id), context=self.context)
-        return self._result(thread_id, shown, before, secret)
+        values = self.graph.invoke(payload, self.config(thread_id), context=self.context, durability=DURABILITY)
+        return self._result(thread_id, values, values.get("__interrupt__") or (), shown, before, secret)
 
     def stream_turn(self, thread_id: str, text: str) -> Iterator[tuple[str, Any]]:
         """Run one turn, yielding events as they happen.
@@ -147,20 +183,26 @@ class Engine:
             finally ``("done", TurnResult)``.
         """
         payload, before, shown, secret = self._prepare(thread_id, text)
-        for mode, chunk in self.graph.stream(payload, self.config(thread_id), context=self.context,
-                                             stream_mode=["updates", "messages", "custom"]):
-            if mode == "custom":
+        values: dict[str, Any] = {}
+        interrupts: tuple = ()
+        for mode, chunk in self.graph.stream(payload, self.config(thread_id), context=self.context, durability=DURABILITY,
+                                             stream_mode=["updates", "messages", "custom", "values"]):
+            if mode == "values":
+                values = chunk
+            elif mode == "custom":
                 if isinstance(chunk, dict) and "tool" in chunk:
                     yield "tool", chunk["tool"]
             elif mode == "updates":
                 for node in chunk:
-                    if not node.startswith("__"):
+                    if node == "__interrupt__":
+                        interrupts = tuple(chunk[node])
+                    elif not node.startswith("__"):
                         yield "step", node
             elif mode == "messages":
                 message, _meta = chunk
                 if getattr(message, "type", "") == "AIMessageChunk" and message.content:
                     yield "token", str(message.content)
-        yield "done", self._result(thread_id, shown, before, secret)
+        yield "done", self._result(thread_id, values, interrupts, shown, before, secret)
 
     def threads(self) -> list[str]:
         """Every thread id the checkpointer holds, most recent first."""
@@ -178,17 +220,17 @@ class Engine:
         self.checkpointer.delete_thread(thread_id)
         shutil.rmtree(self.workspace(thread_id).root, ignore_errors=True)
 
-    def _result(self, thread_id: str, shown_input: str, before: int, secret: str) -> TurnResult:
-        snapshot = self.graph.get_state(self.config(thread_id))
-        values = snapshot.values
+    def _result(self, thread_id: str, values: dict[str, Any], interrupts: Sequence[Any], shown_input: str, before: int,
+                secret: str) -> TurnResult:
+        """The turn's output from the state it ended with (what the graph returned, not read back)."""
         outputs = [str(m.content) for m in (values.get("messages") or [])[before:] if m.type == "ai"]
         active = bool(values.get("persona_active", True))
         if secret:
             icon = self.pack.agent.icon if active else ""
             outputs.insert(0, prompts.SECRET_REDACTED.format(icon=icon, reason=secret).strip())
         pending = None
-        if snapshot.interrupts:
-            value = snapshot.interrupts[0].value
+        if interrupts:
+            value = interrupts[0].value
             pending = value.get("question") if isinstance(value, dict) else str(value)
             if isinstance(value, dict) and value.get("footer"):
                 pending += "\n" + value["footer"]
@@ -197,7 +239,7 @@ class Engine:
         workspace = self.workspace(thread_id)
         artifacts = [str(workspace.root / rel) for rel in values.get("artifacts") or []]
         mode = values.get("mode") or "commands"
-        if snapshot.interrupts:
+        if interrupts:
             mode = "task"
         return TurnResult(
             input=re.sub(r"\s+", " ", shown_input)[:500],
@@ -206,4 +248,6 @@ class Engine:
             persona_active=active,
             pending_question=pending,
             artifacts=artifacts,
+            state=values,
+            waiting=interrupts[0].value if interrupts else None,
         )

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from knowledge.documents import ZH_SUMMARY_PREFIXES, has_cjk
-from knowledge.index import tokenize
+from knowledge.index import token_set
 from knowledge.retrieval import Hit
 
 MAX_PASSAGES = 3
@@ -172,7 +172,7 @@ def _coverage(query_tokens: set[str], hits: Sequence[Hit]) -> float:
         return 0.0
     seen: set[str] = set()
     for hit in hits:
-        seen.update(tokenize(f"{hit.title}\n{hit.text}"))
+        seen.update(token_set(f"{hit.title}\n{hit.text}"))
     return len(query_tokens & seen) / len(query_tokens)
 
 
@@ -185,7 +185,7 @@ def is_relevant(question: str, hits: Sequence[Hit]) -> bool:
     """
     if not hits:
         return False
-    query_tokens = set(tokenize(question))
+    query_tokens = set(token_set(question))
     if _coverage(query_tokens, hits[:2]) >= MIN_COVERAGE:
         return True
     best_dense = max((h.dense for h in hits[:3] if h.dense is not None), default=None)
@@ -196,9 +196,9 @@ def _best_source(hit: Hit) -> dict[str, str] | None:
     """The cited page that best matches the passage (by shared terms)."""
     if not hit.sources:
         return None
-    passage_tokens = set(tokenize(hit.title + " " + hit.text[:1500]))
+    passage_tokens = token_set(hit.title + " " + hit.text[:1500])
     scored = [
-        (len(passage_tokens & set(tokenize(s.get("title", "") + " " + s.get("url", "").replace("-", " ")))), -i, s)
+        (len(passage_tokens & token_set(s.get("title", "") + " " + s.get("url", "").replace("-", " "))), -i, s)
         for i, s in enumerate(hit.sources)
     ]
     return max(scored, key=lambda item: (item[0], item[1]))[2]
@@ -228,10 +228,10 @@ def _key_terms(hit: Hit, units: list[tuple[str, str]]) -> set[str]:
     (which lists the section's option names).
     """
     heading = hit.title.rsplit(" — ", 1)[-1]
-    terms = set(tokenize(heading))
+    terms = set(token_set(heading))
     for kind, text in units:
         if kind == "zh":
-            terms.update(t for t in tokenize(text) if t.isascii())
+            terms.update(t for t in token_set(text) if t.isascii())
     return terms
 
 
@@ -345,7 +345,7 @@ def compose_answer(question: str, hits: Sequence[Hit]) -> Answer:
     # Articles, knowledge files and the team's own documents carry the facts;
     # tasks, templates and checklists (also retrieved) only point at them.
     candidates = sorted(hits[:CANDIDATE_PASSAGES], key=lambda h: h.kind not in PRIMARY_KINDS)
-    query_tokens = set(tokenize(question))
+    query_tokens = set(token_set(question))
     units: list[_Unit] = []
     key_terms: dict[int, set[str]] = {}
     for p_index, hit in enumerate(candidates):
@@ -354,7 +354,7 @@ def compose_answer(question: str, hits: Sequence[Hit]) -> Answer:
         for order, (kind, text) in enumerate(split):
             if kind == "code" and text.count("\n") > MAX_CODE_LINES:
                 continue
-            units.append(_Unit(text=text, kind=kind, passage=p_index, order=order, tokens=frozenset(tokenize(text))))
+            units.append(_Unit(text=text, kind=kind, passage=p_index, order=order, tokens=token_set(text)))
     _score_units(units, query_tokens, key_terms)
     chosen = _expand_lead_ins(_select(units), units)
     # The Chinese summary lines answer a Chinese question directly (those of

@@ -14,6 +14,7 @@ Chinese text actually has to be tokenised.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -218,6 +219,16 @@ def tokenize(text: str) -> list[str]:
             if piece != lower and piece not in _EN_STOP and len(piece) > 1:
                 tokens.append(_stem(piece))
     return tokens
+
+
+@functools.lru_cache(maxsize=16384)
+def token_set(text: str) -> frozenset[str]:
+    """The distinct tokens of ``text``, memoised.
+
+    Answers compare the same passages, sentences and source titles with every
+    question; tokenizing them again each time was a third of an answer's cost.
+    """
+    return frozenset(tokenize(text))
 
 
 # ---------------------------------------------------------------------------

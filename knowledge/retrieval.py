@@ -138,6 +138,16 @@ class Retriever:
                 self._lexical = self.index.ensure(progress=self._progress)
             return self._lexical
 
+    def prefetch(self, query: str) -> None:
+        """Start embedding ``query`` now, for a search expected soon (never raises)."""
+        start = getattr(self.index.embedding_function, "prefetch_query", None)
+        if start is None:
+            return
+        try:
+            start(validate_query(query))
+        except QueryError:
+            pass
+
     def refresh(self) -> None:
         """Forget the loaded state so the next search re-checks the index.
 

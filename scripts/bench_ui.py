@@ -2,13 +2,18 @@
 
 1. Launch to first page: start ``streaming-engineer ui`` in a fresh process and
    time until ``GET /`` answers 200 with the page.
-2. Turn latency under load: N concurrent browser sessions (one gradio_client
-   ``Client`` each, in this process) drive the ``/send`` API of the last app
-   process started with a mix of commands, task
-   answers, a finished task and kb answers, on the offline engine; prints
-   p50/p95/max overall and per kind of turn.
+2. Turn latency under load: N concurrent sessions drive the ``/send`` API of
+   the last app process started with a mix of commands, task answers, a
+   finished task and kb answers, on the offline engine; prints p50/p95/max
+   overall and per kind of turn. Each session asks its own kb questions (from
+   evals/datasets/kb_questions.yaml), so no answer is served from another
+   session's work. The sessions call Gradio's HTTP API (``/gradio_api/call/…``
+   with a session hash, as gradio_client does) through a small httpx client:
+   gradio_client itself costs more CPU per call than the app's turn, and on
+   one machine the benchmark's clients would take the cores the app is being
+   measured on (``--gradio-client`` uses it anyway).
 
-    python scripts/bench_ui.py [--home DIR] [--sessions 16] [--rounds 2] [--think 0] [--json]
+    python scripts/bench_ui.py [--home DIR] [--sessions 16] [--rounds 2] [--think 0] [--gradio-client] [--json]
 
 The home needs a built knowledge index (``streaming-engineer index``); without
 ``--home`` a temporary home is made and indexed first (minutes, not timed).
@@ -32,6 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+KB_QUESTIONS = ROOT / "evals" / "datasets" / "kb_questions.yaml"
 SCRIPT = [
     ("*help", "command"),
     ("*yolo", "command"),
@@ -45,6 +51,57 @@ SCRIPT = [
     ("1", "kb answer"),
     ("*exit", "command"),
 ]
+
+
+def kb_questions() -> list[str]:
+    """The answerable questions of the eval dataset (English and Chinese)."""
+    import yaml
+
+    data = yaml.safe_load(KB_QUESTIONS.read_text(encoding="utf-8"))
+    return [q["question"] for q in data.get("questions") or []]
+
+
+def script_for(number: int, questions: list[str]) -> list[tuple[str, str]]:
+    """The script of turn ``number`` of a session run, with its own kb question."""
+    question = questions[number % len(questions)]
+    return [(question if kind == "kb answer" and text != "1" else text, kind) for text, kind in SCRIPT]
+
+
+class ApiSession:
+    """One browser session over Gradio's HTTP API: ``/gradio_api/call/<name>`` with a session hash.
+
+    The session hash keeps the app's per-session state (owner, thread,
+    history) between calls, as it does for a page or gradio_client.
+    """
+
+    def __init__(self, url: str) -> None:
+        """A keep-alive connection to the app at ``url``."""
+        import secrets
+
+        import httpx
+
+        self.url = url.rstrip("/")
+        self.session_hash = secrets.token_hex(6)
+        self.http = httpx.Client(timeout=120)
+
+    def predict(self, *data: object, api_name: str) -> list:
+        """Call ``api_name`` and wait for its final output; raise on an error event."""
+        name = api_name.strip("/")
+        response = self.http.post(f"{self.url}/gradio_api/call/{name}",
+                                  json={"data": list(data), "session_hash": self.session_hash})
+        response.raise_for_status()
+        event_id = response.json()["event_id"]
+        event = ""
+        with self.http.stream("GET", f"{self.url}/gradio_api/call/{name}/{event_id}") as stream:
+            for line in stream.iter_lines():
+                if line.startswith("event:"):
+                    event = line.split(":", 1)[1].strip()
+                elif line.startswith("data:") and event in ("complete", "error"):
+                    payload = json.loads(line.split(":", 1)[1])
+                    if event == "error":
+                        raise RuntimeError(f"{name} failed: {payload}")
+                    return payload
+        raise RuntimeError(f"{name}: the stream ended without a result")
 
 
 def free_port() -> int:
@@ -100,27 +157,36 @@ def stop(proc: subprocess.Popen) -> None:
         proc.kill()
 
 
-def turn_latencies(url: str, sessions: int, rounds: int, think: float) -> tuple[dict[str, list[float]], float, list[str]]:
+def turn_latencies(url: str, sessions: int, rounds: int, think: float,
+                   gradio_client: bool = False) -> tuple[dict[str, list[float]], float, list[str]]:
     """Per kind of turn, the latency of every ``/send`` call of ``sessions`` concurrent sessions.
 
     ``think`` seconds pass between a session's turns (0: each sends its next turn at once).
     """
-    from gradio_client import Client
+    if gradio_client:
+        from gradio_client import Client
 
-    warm = Client(url, verbose=False)
+        def connect() -> object:
+            return Client(url, verbose=False)
+    else:
+        def connect() -> object:
+            return ApiSession(url)
+
+    questions = kb_questions()
+    warm = connect()
     for text, _kind in SCRIPT:  # opens the index and warms every code path once
         warm.predict(text, api_name="/send")
-    clients = [Client(url, verbose=False) for _ in range(sessions)]
+    clients = [connect() for _ in range(sessions)]
     kinds: dict[str, list[float]] = {}
     lock = threading.Lock()
     barrier = threading.Barrier(sessions)
     errors: list[str] = []
 
-    def drive(client: Client) -> None:
+    def drive(number: int, client) -> None:
         barrier.wait()
-        for _ in range(rounds):
+        for round_ in range(rounds):
             client.predict(api_name="/new_thread")
-            for text, kind in SCRIPT:
+            for text, kind in script_for(number * rounds + round_, questions):
                 start = time.perf_counter()
                 try:
                     client.predict(text, api_name="/send")
@@ -135,7 +201,7 @@ def turn_latencies(url: str, sessions: int, rounds: int, think: float) -> tuple[
                     time.sleep(think)
 
     started = time.perf_counter()
-    workers = [threading.Thread(target=drive, args=(c,)) for c in clients]
+    workers = [threading.Thread(target=drive, args=(i, c)) for i, c in enumerate(clients)]
     for worker in workers:
         worker.start()
     for worker in workers:
@@ -152,6 +218,8 @@ def main() -> int:
     parser.add_argument("--launches", type=int, default=3)
     parser.add_argument("--think", type=float, default=0.0,
                         help="seconds a session waits between its turns, like a reader (default 0: back to back)")
+    parser.add_argument("--gradio-client", action="store_true",
+                        help="drive the sessions with gradio_client instead of the small httpx client")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -169,7 +237,7 @@ def main() -> int:
     launches.append(seconds)
     try:
         server_cpu, client_cpu, load = cpu_seconds(proc.pid), time.process_time(), os.getloadavg()[0]
-        kinds, wall, errors = turn_latencies(url, args.sessions, args.rounds, args.think)
+        kinds, wall, errors = turn_latencies(url, args.sessions, args.rounds, args.think, args.gradio_client)
         server_cpu, client_cpu = cpu_seconds(proc.pid) - server_cpu, time.process_time() - client_cpu
         load = max(load, os.getloadavg()[0])
     finally:
@@ -180,6 +248,7 @@ def main() -> int:
         "launch_to_first_page_s": {"runs": [round(t, 2) for t in launches], "median": round(statistics.median(launches), 2)},
         "concurrent_sessions": args.sessions,
         "think_s": args.think,
+        "client": "gradio_client" if args.gradio_client else "httpx",
         "turns": len(every),
         "wall_s": round(wall, 2),
         "server_cpu_ms_per_turn": round(1000 * server_cpu / max(1, len([t for v in kinds.values() for t in v])), 1),

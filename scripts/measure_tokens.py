@@ -16,7 +16,9 @@ bundle with every turn.
 
 Overhead: per model turn, the wall time of ``Engine.turn`` minus the time
 spent inside the chat model's HTTP calls (``ChatOpenAI._generate``, including
-the local server's answer). It includes graph, checkpoint writes, retrieval,
+the local server's answer); then also minus the time the turn waited for the
+query embedding (``QueryVectors.get``: e5 inference, which starts when the
+turn starts), which leaves the agent's own code. It includes graph, checkpoint writes, retrieval,
 prompt building and tool runs; retrieval (search plus the relevance gate,
 ``Sources.find``) is also reported on its own. Wall and CPU time are both
 reported: CPU time does not count waiting for other processes on a busy
@@ -81,12 +83,13 @@ class Timers:
         self.reset()
 
     def reset(self) -> None:
-        self.model = self.model_cpu = self.retrieval = self.retrieval_cpu = 0.0
+        self.model = self.model_cpu = self.retrieval = self.retrieval_cpu = self.embedding = 0.0
 
     def install(self) -> None:
         from langchain_openai.chat_models.base import BaseChatOpenAI
 
         from agent.llm.grounding import Sources
+        from knowledge.embeddings import QueryVectors
 
         def timed(owner: type, name: str, wall_field: str, cpu_field: str | None) -> None:
             original = getattr(owner, name)
@@ -104,6 +107,7 @@ class Timers:
 
         timed(BaseChatOpenAI, "_generate", "model", "model_cpu")
         timed(Sources, "find", "retrieval", "retrieval_cpu")
+        timed(QueryVectors, "get", "embedding", None)
 
 
 def start_server(record: Path) -> tuple[subprocess.Popen, str]:
@@ -135,6 +139,7 @@ def run(home: Path, limit: int | None) -> dict:
     overhead_cpu_ms: list[float] = []
     retrieval_ms: list[float] = []
     retrieval_cpu_ms: list[float] = []
+    embedding_ms: list[float] = []
 
     def requests() -> list[dict]:
         return [json.loads(line) for line in record.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -161,6 +166,7 @@ def run(home: Path, limit: int | None) -> dict:
             overhead_cpu_ms.append((cpu - timers.model_cpu) * 1000)
             retrieval_ms.append(timers.retrieval * 1000)
             retrieval_cpu_ms.append(timers.retrieval_cpu * 1000)
+            embedding_ms.append(timers.embedding * 1000)
 
     try:
         converse_turns(["*kb-mode"], load_questions(limit))
@@ -191,6 +197,8 @@ def run(home: Path, limit: int | None) -> dict:
         "retrieval_ms_per_turn": stats(retrieval_ms),
         "overhead_without_retrieval_ms": stats([o - r for o, r in zip(overhead_ms, retrieval_ms, strict=True)]),
         "retrieval_cpu_ms_per_turn": stats(retrieval_cpu_ms),
+        "embedding_wait_ms_per_turn": stats(embedding_ms),
+        "overhead_without_models_ms": stats([o - e for o, e in zip(overhead_ms, embedding_ms, strict=True)]),
         "overhead_cpu_without_retrieval_ms": stats([o - r for o, r in zip(overhead_cpu_ms, retrieval_cpu_ms, strict=True)]),
         "load_average": os.getloadavg()[0],
     }
@@ -225,6 +233,11 @@ def main() -> int:
     rest_cpu, retrieval_cpu = report["overhead_cpu_without_retrieval_ms"], report["retrieval_cpu_ms_per_turn"]
     print(f"  of which retrieval (query embedding, BM25, relevance gate): wall p50 {retrieval['p50']} ms, "
           f"CPU p50 {retrieval_cpu['p50']} ms")
+    waited, own = report["embedding_wait_ms_per_turn"], report["overhead_without_models_ms"]
+    print(f"  of which waiting for the query embedding (e5 inference, started when the turn starts): "
+          f"p50 {waited['p50']} ms, p95 {waited['p95']} ms")
+    print(f"agent's own overhead, excluding both models' inference (chat model and query embedding): "
+          f"wall p50 {own['p50']} ms, p95 {own['p95']} ms, mean {own['mean']} ms")
     print(f"  the rest (graph, checkpoints, prompt, tools): wall p50 {rest['p50']} ms, p95 {rest['p95']} ms; "
           f"CPU p50 {rest_cpu['p50']} ms, p95 {rest_cpu['p95']} ms (load average {report['load_average']:.1f})")
     return 0

@@ -37,8 +37,15 @@ ENGINE_COMMANDS = (
     ("yolo", "Toggle YOLO: skip confirmations and section-by-section refinement menus"),
     ("activate", "Bring the role back after *exit"),
 )
-FIRST_UPDATE_SECONDS = 0.25
+FIRST_UPDATE_SECONDS = 1.0
+"""A turn still running after this long shows the user's bubble and its steps before it ends.
+
+Offline turns need tens of milliseconds of CPU; when they take longer it is because other sessions'
+turns hold the CPU, and an early update (a full chat render) would take CPU from all of them: with
+16 sessions sending back to back, p95 went from 1.76 s with a 0.25 s threshold to 1.06 s without.
+"""
 STREAM_SECONDS = 0.1
+MODEL_CONCURRENCY = 16
 MAX_TRACKED_PAGES = 5000
 CSS = """
 .se-header h1 {margin: 0; font-size: 1.45rem;}
@@ -116,13 +123,15 @@ class ChatApp:
     # ----- what every turn refreshes -------------------------------------------------------------------------
 
     def _panel(self, owner: str, thread: str, request: gr.Request | None = None, *, clear_text: bool = False,
-               force: bool = False) -> dict:
+               force: bool = False, result: TurnResult | None = None) -> dict:
         """The side panel, menu and buttons for ``thread``: only what changed since this page last got it.
 
         Every ``gr.update`` costs the server a component rebuild, so unchanged ones are left out
         (``force`` sends all: a page that was just loaded or switched threads has nothing yet).
+        After a turn, its ``result`` carries the state, which is then not read again.
         """
-        view = panel.view_of(self.engine, thread)
+        view = (panel.view_from(self.engine, thread, result.state, result.waiting) if result is not None and result.state
+                else panel.view_of(self.engine, thread))
         entries = panel.choices(view)
         label = ("Options for the waiting question — click one to answer" if view.question is not None
                  else "The last numbered list — click an entry to choose it")
@@ -149,8 +158,8 @@ class ChatApp:
                 while len(self._shown) > MAX_TRACKED_PAGES:
                     self._shown.popitem(last=False)
         updates = {c: (gr.update(**v) if isinstance(v, dict) else v) for c, v in changed.items()}
-        if clear_text:
-            updates[self.text] = gr.update(value="", **(changed.get(self.text) or {}))
+        if clear_text:  # a plain value when only the text changes: no component rebuild
+            updates[self.text] = gr.update(value="", **changed[self.text]) if self.text in changed else ""
         return updates
 
     def _states(self, owner: str, thread: str, history: list, *, remember: bool = True) -> dict:
@@ -199,8 +208,9 @@ class ChatApp:
         steps_at = len(history) - 1
 
         # A turn that ends within FIRST_UPDATE_SECONDS is sent once (every update costs the server a
-        # full chat render, and most offline turns are that quick); a longer one shows the user's
-        # bubble and its steps, then tokens, at most every STREAM_SECONDS.
+        # full chat render, and offline turns are that quick); a longer one, or a model's answer as
+        # soon as its first token arrives, shows the user's bubble and its steps, then tokens, at most
+        # every STREAM_SECONDS.
         nodes: list[str] = []
         streamed = ""
         started = sent = time.monotonic()
@@ -216,7 +226,8 @@ class ChatApp:
             elif kind == "done":
                 result = value
                 continue
-            if time.monotonic() - sent >= (FIRST_UPDATE_SECONDS if first else STREAM_SECONDS):
+            answering = first and kind == "token"
+            if answering or time.monotonic() - sent >= (FIRST_UPDATE_SECONDS if first else STREAM_SECONDS):
                 sent = time.monotonic()
                 yield ({self.text: "", **self._states(owner, thread, history, remember=remember)} if first
                        else {self.chatbot: history})
@@ -227,7 +238,7 @@ class ChatApp:
         if result is not None:
             history += chat.turn_messages(result.output, result.pending_question)
         yield {**self._states(owner, thread, history, remember=remember),
-               **self._panel(owner, thread, request, clear_text=True)}
+               **self._panel(owner, thread, request, clear_text=True, result=result)}
 
     def choose(self, value: str | None, owner: str, thread: str, history: list,
                request: gr.Request) -> Iterator[dict]:
@@ -500,6 +511,18 @@ def build_app(engine: Engine) -> gr.Blocks:
     return ChatApp(engine).build()
 
 
+def concurrency_limit() -> int:
+    """How many turns the app runs at once; more wait in Gradio's queue, in order.
+
+    Offline turns are CPU work that mostly holds the GIL: past two per core they only slow each other
+    (16 sessions back to back: p95 1.13 s with 16 at once, 0.93 s with 4, on two cores). A model turn
+    mostly waits for the endpoint, so with a model many run at once.
+    """
+    if backend_status() == OFFLINE_NOTICE:
+        return max(2, 2 * (os.cpu_count() or 1))
+    return MODEL_CONCURRENCY
+
+
 def _credentials(host: str, auth: str | None) -> tuple[tuple[str, str] | None, str]:
     """``(credentials, error)`` for serving on ``host``: beyond loopback, authentication is required."""
     auth = auth or os.environ.get("STREAMING_ENGINEER_AUTH")
@@ -530,7 +553,7 @@ def serve(engine: Engine, host: str = "127.0.0.1", port: int = 7860, auth: str |
     if error:
         raise ValueError(error)
     app = build_app(engine)
-    app.queue(default_concurrency_limit=16)
+    app.queue(default_concurrency_limit=concurrency_limit())
     _server, url, _share = app.launch(
         server_name=host, server_port=port, auth=credentials, show_error=False, prevent_thread_lock=not block,
         max_file_size=review.MAX_UPLOAD_BYTES, theme=gr.themes.Soft(primary_hue="blue"), css=CSS, ssr_mode=False,

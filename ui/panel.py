@@ -1,6 +1,7 @@
 """The side panel: what state the thread is in (mode, task, waiting question) and what to click.
 
-``view_of`` reads the thread's graph state once; the render functions turn
+``view_of`` reads the thread's graph state once (``view_from`` builds the
+same view from a finished turn's state); the render functions turn
 that view into Markdown/HTML and into the choices of the clickable list.
 """
 
@@ -42,24 +43,30 @@ class View:
 def view_of(engine: Engine, thread_id: str) -> View:
     """Read the thread's state (mode, task, waiting question, last menu) and its workspace files."""
     snapshot = engine.graph.get_state(engine.config(thread_id))
-    values = snapshot.values or {}
+    waiting = snapshot.interrupts[0].value if snapshot.interrupts else None
+    return view_from(engine, thread_id, snapshot.values or {}, waiting)
+
+
+def view_from(engine: Engine, thread_id: str, values: dict[str, Any], waiting: Any) -> View:
+    """The view of state ``values`` and the waiting question's interrupt value (``None`` when none waits).
+
+    A turn's result carries both, so the panel after a turn needs no second read of the checkpoint.
+    """
     view = View(thread_id=thread_id, mode=values.get("mode") or "commands", yolo=bool(values.get("yolo")),
                 persona_active=bool(values.get("persona_active", True)), task=values.get("task"),
                 menu=list(values.get("menu") or []))
     if not view.persona_active:
         view.mode = "inactive"
-    if snapshot.interrupts:
+    if waiting is not None:
         view.mode = "task"
-        value = snapshot.interrupts[0].value
-        if isinstance(value, dict):
-            view.question = str(value.get("question") or "")
-            view.options = [str(o) for o in value.get("options") or []]
-            view.default = None if value.get("default") is None else str(value.get("default"))
-            view.question_kind = str(value.get("kind") or "")
+        if isinstance(waiting, dict):
+            view.question = str(waiting.get("question") or "")
+            view.options = [str(o) for o in waiting.get("options") or []]
+            view.default = None if waiting.get("default") is None else str(waiting.get("default"))
+            view.question_kind = str(waiting.get("kind") or "")
         else:
-            view.question = str(value)
-    workspace = engine.workspace(thread_id)
-    view.files = workspace.files()
+            view.question = str(waiting)
+    view.files = engine.workspace(thread_id).files()
     return view
 
 

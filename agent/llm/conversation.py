@@ -110,7 +110,12 @@ def recent_turns(messages: Sequence[AnyMessage], max_tokens: int = HISTORY_TOKEN
     while history and history[-1].type == "human":  # the current message is sent on its own
         history.pop()
     clipped: list[BaseMessage] = []
-    for message in history:
+    chars = 0
+    # Newest first, and only as far back as the budget can reach: a long thread's early turns are never
+    # sent, so they are not rebuilt on every turn either (twice the budget, as characters/4 underestimates).
+    for message in reversed(history):
+        if chars > 8 * max_tokens:
+            break
         if message.type not in ("human", "ai"):
             continue
         text = str(message.text).strip()
@@ -120,9 +125,11 @@ def recent_turns(messages: Sequence[AnyMessage], max_tokens: int = HISTORY_TOKEN
             continue
         if len(text) > HISTORY_MESSAGE_CHARS:
             text = text[:HISTORY_MESSAGE_CHARS].rstrip() + " …"
+        chars += len(text)
         clipped.append(HumanMessage(text) if message.type == "human" else AIMessage(text))
     if not clipped:
         return []
+    clipped.reverse()
     return trim_messages(clipped, max_tokens=max_tokens, token_counter=count_tokens_approximately,
                          strategy="last", start_on="human")
 

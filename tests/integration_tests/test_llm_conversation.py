@@ -361,3 +361,15 @@ def test_extraction_failure_keeps_the_plain_validation_message(engine: Engine, s
     server.script(error(500), error(500))
     result = engine.turn(thread, "about ten minutes")
     assert "Please answer again" in result.output and f"[{index + 1}/" in result.pending_question
+
+
+def test_free_text_starts_its_query_embedding_before_the_graph_runs(engine: Engine, retriever: StubRetriever) -> None:
+    thread = started(engine)
+    engine.turn(thread, "*help")
+    engine.turn(thread, "2")
+    assert retriever.prefetched == []  # commands and numbers are not searched
+    engine.turn(thread, f"  {QUESTION}  ")
+    assert retriever.prefetched == [QUESTION]
+    engine.turn(thread, "*kafka-connector")
+    engine.turn(thread, "my answer to the waiting question")
+    assert retriever.prefetched == [QUESTION]  # an answer to a question is not a search

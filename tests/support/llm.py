@@ -44,6 +44,11 @@ class StubRetriever:
         """Serve ``passages`` (default ``PASSAGES``)."""
         self.passages = list(PASSAGES if passages is None else passages)
         self.queries: list[str] = []
+        self.prefetched: list[str] = []
+
+    def prefetch(self, query: str) -> None:
+        """Remember what the engine asked to embed ahead of its search."""
+        self.prefetched.append(query)
 
     def search(self, query: str, k: int = 5) -> list[Hit]:
         """Passages sharing a word of four letters or more with the query."""

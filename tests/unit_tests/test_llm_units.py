@@ -127,3 +127,26 @@ def test_heuristic_server_model() -> None:
     assert call.tool_calls == [{"name": "search_knowledge", "arguments": {"query": "q"}}]
     assert extract("Expected: a duration such as 10 minutes", "about 15 min I guess") == "15 min"
     assert extract("Expected: a table name such as main.bronze.events", "no idea") == "NONE"
+
+
+def test_recent_turns_of_a_long_thread_match_trimming_the_whole_thread() -> None:
+    from langchain_core.messages.utils import count_tokens_approximately, trim_messages
+
+    from agent.llm.conversation import HISTORY_MESSAGE_CHARS, _answer_only
+
+    history = []
+    for n in range(300):
+        history += [HumanMessage(f"question {n} " + "q" * (n % 7) * 40),
+                    AIMessage(f"answer {n} [1] " + "a" * (n % 11) * 90 + "\n\nSources:\n[1] A — a.md")]
+    history.append(HumanMessage("current"))
+    whole = []
+    for message in history[:-1]:
+        text = message.content.strip()
+        text = _answer_only(text) if message.type == "ai" else text
+        text = text[:HISTORY_MESSAGE_CHARS].rstrip() + " …" if len(text) > HISTORY_MESSAGE_CHARS else text
+        whole.append(HumanMessage(text) if message.type == "human" else AIMessage(text))
+    for budget in (50, 200, 600, 1500):
+        expected = trim_messages(whole, max_tokens=budget, token_counter=count_tokens_approximately,
+                                 strategy="last", start_on="human")
+        assert [(m.type, m.content) for m in recent_turns(history, max_tokens=budget)] == \
+            [(m.type, m.content) for m in expected]

@@ -443,3 +443,35 @@ def test_help_texts_render() -> None:
     parser = cli.build_parser()
     text = textwrap.dedent(parser.format_help())
     assert "search" in text and "ingest" in text
+
+
+def test_query_vectors_are_memoised_and_a_prefetch_is_the_same_vector() -> None:
+    import numpy as np
+
+    from knowledge.embeddings import QueryVectors, _e5_model
+
+    vectors = QueryVectors("original")
+    vectors.prefetch("how does maxOffsetsPerTrigger work?")
+    first = vectors.get("how does maxOffsetsPerTrigger work?")
+    direct = np.asarray(_e5_model("original").query("how does maxOffsetsPerTrigger work?"), dtype=np.float32)
+    assert first.shape == (384,) and float(np.dot(first, direct)) > 0.999
+    assert vectors.get("how does maxOffsetsPerTrigger work?") is first  # computed once
+    assert float(np.dot(vectors.get("水位线"), first)) < 0.99  # a different text is a different vector
+
+
+def test_a_failed_query_embedding_is_not_remembered(monkeypatch: pytest.MonkeyPatch) -> None:
+    from knowledge.embeddings import QueryVectors
+
+    vectors = QueryVectors("original")
+    calls = []
+
+    def flaky(text: str):
+        calls.append(text)
+        if len(calls) == 1:
+            raise RuntimeError("engine failed")
+        return [1.0] * 384
+
+    monkeypatch.setattr(vectors, "_embed", flaky)
+    with pytest.raises(RuntimeError):
+        vectors.get("watermark")
+    assert len(vectors.get("watermark")) == 384 and calls == ["watermark", "watermark"]
