@@ -22,6 +22,8 @@ MAX_QUERY_CHARS = 4000
 """Longer input is refused with a message rather than embedded: nobody asks a
 4,000-character question, and a pasted megabyte would stall the tokenisers."""
 CANDIDATES = 30
+MEMORY_VECTORS = 50_000
+"""Up to this many stored vectors (1.5 KB each with e5), dense search scores a copy in memory."""
 """How deep each ranking is read before fusion."""
 BM25_WEIGHT_CJK = 0.5
 """RRF weight of the BM25 ranking for Chinese queries. jieba words against
@@ -128,6 +130,7 @@ class Retriever:
         self.index = KnowledgeIndex(home=home, pack_dir=pack_dir, embedding_function=embedding_function)
         self._progress = progress
         self._lexical: LexicalIndex | None = None
+        self._vectors: tuple[LexicalIndex, list[str], Any, list[str]] | None = None
         self._lock = threading.Lock()
 
     @property
@@ -156,6 +159,7 @@ class Retriever:
         """
         with self._lock:
             self._lexical = None
+            self._vectors = None
 
     def passages(self) -> list[Passage]:
         """Every indexed passage, in index order."""
@@ -202,28 +206,49 @@ class Retriever:
 
     # -- rankings -----------------------------------------------------------
 
-    def _dense(self, query: str, depth: int, allowed: set[str] | None, lexical: LexicalIndex) -> list[tuple[str, float]]:
-        """Rank passages by the mean cosine of their two vectors (text and summary).
+    def _memory_vectors(self, lexical: LexicalIndex) -> tuple[list[str], Any, list[str]] | None:
+        """Every stored vector as one matrix, ``(ids, matrix, kinds)``, loaded once per loaded index.
 
-        Chroma finds the candidates; the missing half of a candidate's pair
-        is fetched and scored exactly.
+        ``None`` when the collection is larger than ``MEMORY_VECTORS`` (then Chroma searches).
         """
         import numpy as np
 
-        collection = self.index.collection
+        with self._lock:
+            if self._vectors is None or self._vectors[0] is not lexical:
+                collection = self.index.collection
+                if collection.count() > MEMORY_VECTORS:
+                    return None
+                got = collection.get(include=["embeddings", "metadatas"])
+                matrix = np.asarray(got["embeddings"], dtype=np.float32).reshape(len(got["ids"]), -1)
+                norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+                matrix /= np.where(norms > 0, norms, 1.0)
+                kinds = [str((meta or {}).get("kind", "")) for meta in got["metadatas"] or [{}] * len(got["ids"])]
+                self._vectors = (lexical, list(got["ids"]), matrix, kinds)
+            _, ids, matrix, kinds = self._vectors
+            return ids, matrix, kinds
+
+    def _dense(self, query: str, depth: int, allowed: set[str] | None, lexical: LexicalIndex) -> list[tuple[str, float]]:
+        """Rank passages by the mean cosine of their two vectors (text and summary).
+
+        A pack-sized index is scored exactly in memory (one matrix product, well under a millisecond,
+        where a Chroma query and the fetch of the missing halves took several); a larger one asks
+        Chroma for the candidates and fetches the missing half of each candidate's pair.
+        """
+        import numpy as np
+
         n = min(2 * depth, max(1, 2 * len(lexical.passages)))
         try:
             vector = np.asarray(self.index.embedding_function.embed_query([query])[0], dtype=np.float32)
-            result = collection.query(
-                query_embeddings=[vector],
-                n_results=n,
-                where={"kind": {"$in": sorted(allowed)}} if allowed else None,
-                include=["distances"],
-            )
-            ids = result["ids"][0] if result.get("ids") else []
-            distances = result["distances"][0] if result.get("distances") else []
-            # Cosine distance → similarity.
-            sims = {rid: 1.0 - float(d) for rid, d in zip(ids, distances, strict=False)}
+            memory = self._memory_vectors(lexical)
+            if memory is not None:
+                ids_all, matrix, kinds = memory
+                unit = vector / (float(np.linalg.norm(vector)) or 1.0)
+                scores = matrix @ unit
+                order = [int(i) for i in np.argsort(-scores) if not allowed or kinds[int(i)] in allowed][:n]
+                ids = [ids_all[i] for i in order]
+                sims = {rid: float(score) for rid, score in zip(ids_all, scores.tolist(), strict=True)}
+            else:
+                ids, sims = self._chroma_candidates(vector, n, allowed)
             parents: list[str] = []
             for rid in ids:
                 parent = rid.removesuffix(SUMMARY_SUFFIX)
@@ -233,7 +258,7 @@ class Retriever:
                     parents.append(parent)
             missing = [rid for p in parents for rid in (p, p + SUMMARY_SUFFIX) if rid not in sims]
             if missing:
-                got = collection.get(ids=missing, include=["embeddings"])
+                got = self.index.collection.get(ids=missing, include=["embeddings"])
                 for rid, emb in zip(got["ids"], got["embeddings"], strict=True):
                     sims[rid] = float(np.dot(np.asarray(emb, dtype=np.float32), vector))
         except Exception as exc:  # noqa: BLE001
@@ -246,6 +271,18 @@ class Retriever:
             scored.append((parent, (main + summary) / 2))
         scored.sort(key=lambda item: -item[1])
         return scored[:depth]
+
+    def _chroma_candidates(self, vector: Any, n: int, allowed: set[str] | None) -> tuple[list[str], dict[str, float]]:
+        """The ``n`` nearest vector ids by Chroma, with their cosine similarity."""
+        result = self.index.collection.query(
+            query_embeddings=[vector],
+            n_results=n,
+            where={"kind": {"$in": sorted(allowed)}} if allowed else None,
+            include=["distances"],
+        )
+        ids = result["ids"][0] if result.get("ids") else []
+        distances = result["distances"][0] if result.get("distances") else []
+        return ids, {rid: 1.0 - float(d) for rid, d in zip(ids, distances, strict=False)}  # cosine distance → similarity
 
     def _bm25(self, query: str, depth: int, allowed: set[str] | None, lexical: LexicalIndex) -> list[tuple[str, float]]:
         scores = lexical.scores(tokenize(query))

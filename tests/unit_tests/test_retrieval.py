@@ -313,6 +313,25 @@ def test_kinds_filter(built: tuple[Path, Path, Retriever]) -> None:
         assert hits and {h.kind for h in hits} <= {"task", "template"}
 
 
+def test_dense_ranking_is_the_same_in_memory_and_through_chroma(built: tuple[Path, Path, Retriever],
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    import knowledge.retrieval as retrieval
+
+    _, _, retriever = built
+    questions = ["how do I limit how many kafka offsets are read per micro-batch?", "多个流合并时全局水位取哪个？",
+                 "where should the checkpoint live"]
+    in_memory = [[(h.id, round(h.score, 3)) for h in retriever.search(q, k=5, mode="dense")] for q in questions]
+    filtered = [h.kind for h in retriever.search("kafka connector", k=5, mode="dense", kinds=["task"])]
+    monkeypatch.setattr(retrieval, "MEMORY_VECTORS", 0)
+    retriever.refresh()
+    try:
+        assert [[(h.id, round(h.score, 3)) for h in retriever.search(q, k=5, mode="dense")] for q in questions] == in_memory
+        assert [h.kind for h in retriever.search("kafka connector", k=5, mode="dense", kinds=["task"])] == filtered
+        assert filtered and set(filtered) == {"task"}
+    finally:
+        retriever.refresh()
+
+
 def test_hit_json_shape_is_the_cli_contract(built: tuple[Path, Path, Retriever]) -> None:
     _, _, retriever = built
     assert set(retriever.search("watermark", k=1)[0].to_dict()) == {"id", "title", "path", "kind", "score", "text"}
