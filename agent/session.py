@@ -21,6 +21,7 @@ from agent.context import Context, default_home
 from agent.graph import build_graph
 from agent.persistence import open_checkpointer
 from agent.routing import parse
+from agent.transcript import Transcript
 from knowledge.loader import PACK_DIR
 from tools.templates import _SECRET_PATTERNS, find_secret
 from tools.workspace import Workspace
@@ -54,13 +55,20 @@ class TurnResult:
     """The thread's state values when the turn ended (for front ends; not part of the JSON shape)."""
     waiting: Any = field(default=None, repr=False, compare=False)
     """The waiting question's interrupt value, if any (same)."""
+    input_text: str = field(default="", repr=False, compare=False)
+    """The screened input in full (``input`` is shortened for display; same)."""
+    replies: list[str] = field(default_factory=list, repr=False, compare=False)
+    """What the role said, without the waiting question (same)."""
 
     def to_dict(self) -> dict[str, Any]:
         """The public JSON shape."""
         out = asdict(self)
-        out.pop("state")
-        out.pop("waiting")
+        for name in _FRONT_END_ONLY:
+            out.pop(name)
         return out
+
+
+_FRONT_END_ONLY = ("state", "waiting", "input_text", "replies")
 
 
 def screen(text: str) -> tuple[str, str, str]:
@@ -135,10 +143,14 @@ class Engine:
         """The thread's workspace."""
         return Workspace.for_thread(self.context.home, thread_id)
 
-    def _prepare(self, thread_id: str, text: str) -> tuple[Any, int, str, str]:
-        """The graph input for a turn: a resume when a question waits, else a new input."""
+    def _prepare(self, thread_id: str, text: str) -> tuple[Any, set[str], str, str]:
+        """The graph input for a turn: a resume when a question waits, else a new input.
+
+        Also the ids of the messages already in the state, which tell this turn's replies apart (the
+        state keeps only the recent messages, so a count would not do).
+        """
         snapshot = self.graph.get_state(self.config(thread_id))
-        before = len(snapshot.values.get("messages") or [])
+        before = {m.id for m in snapshot.values.get("messages") or []}
         clean, error, secret = screen(text)
         if snapshot.interrupts:
             payload: Any = Command(resume={"text": clean, "error": error})
@@ -171,7 +183,8 @@ class Engine:
         """Run one user turn on ``thread_id`` and report what it produced."""
         payload, before, shown, secret = self._prepare(thread_id, text)
         values = self.graph.invoke(payload, self.config(thread_id), context=self.context, durability=DURABILITY)
-        return self._result(thread_id, values, values.get("__interrupt__") or (), shown, before, secret)
+        return self._record(thread_id, self._result(thread_id, values, values.get("__interrupt__") or (), shown, before,
+                                                    secret))
 
     def stream_turn(self, thread_id: str, text: str) -> Iterator[tuple[str, Any]]:
         """Run one turn, yielding events as they happen.
@@ -202,7 +215,7 @@ class Engine:
                 message, _meta = chunk
                 if getattr(message, "type", "") == "AIMessageChunk" and message.content:
                     yield "token", str(message.content)
-        yield "done", self._result(thread_id, values, interrupts, shown, before, secret)
+        yield "done", self._record(thread_id, self._result(thread_id, values, interrupts, shown, before, secret))
 
     def threads(self) -> list[str]:
         """Every thread id the checkpointer holds, most recent first."""
@@ -214,20 +227,37 @@ class Engine:
         return seen
 
     def delete_thread(self, thread_id: str) -> None:
-        """Forget a thread: its checkpoints and its workspace."""
+        """Forget a thread: its checkpoints, transcript and workspace."""
         import shutil
 
         self.checkpointer.delete_thread(thread_id)
+        Transcript(self.context.home, thread_id).delete()
         shutil.rmtree(self.workspace(thread_id).root, ignore_errors=True)
 
-    def _result(self, thread_id: str, values: dict[str, Any], interrupts: Sequence[Any], shown_input: str, before: int,
-                secret: str) -> TurnResult:
+    def transcript(self, thread_id: str) -> list[dict[str, Any]] | None:
+        """The thread's turns from its start, ``{"user", "replies", "question"}`` each.
+
+        ``None`` for a thread begun before transcripts were kept.
+        """
+        return Transcript(self.context.home, thread_id).turns()
+
+    def _record(self, thread_id: str, result: TurnResult) -> TurnResult:
+        """Add the turn to the thread's transcript; a transcript that cannot be written costs only itself."""
+        try:
+            Transcript(self.context.home, thread_id).append(result.input_text, result.replies, result.pending_question)
+        except OSError:
+            pass
+        return result
+
+    def _result(self, thread_id: str, values: dict[str, Any], interrupts: Sequence[Any], shown_input: str,
+                before: set[str], secret: str) -> TurnResult:
         """The turn's output from the state it ended with (what the graph returned, not read back)."""
-        outputs = [str(m.content) for m in (values.get("messages") or [])[before:] if m.type == "ai"]
+        outputs = [str(m.content) for m in values.get("messages") or [] if m.type == "ai" and m.id not in before]
         active = bool(values.get("persona_active", True))
         if secret:
             icon = self.pack.agent.icon if active else ""
             outputs.insert(0, prompts.SECRET_REDACTED.format(icon=icon, reason=secret).strip())
+        replies = [o for o in outputs if o]
         pending = None
         if interrupts:
             value = interrupts[0].value
@@ -250,4 +280,6 @@ class Engine:
             artifacts=artifacts,
             state=values,
             waiting=interrupts[0].value if interrupts else None,
+            input_text=shown_input,
+            replies=replies,
         )

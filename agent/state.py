@@ -9,6 +9,17 @@ from langgraph.graph.message import add_messages
 
 Mode = Literal["commands", "kb-mode", "task", "inactive"]
 
+KEEP_MESSAGES = 40
+"""Messages a thread's state keeps: the model reads at most the last few turns (a 600-token budget),
+and every turn loads and stores the state, so a state that grew with the thread made each turn slower
+(a 90-turn thread: 6 ms more per turn). The whole conversation is kept in ``agent.transcript``."""
+
+
+def add_recent_messages(left: list[AnyMessage], right: list[AnyMessage] | AnyMessage) -> list[AnyMessage]:
+    """``add_messages``, then only the last ``KEEP_MESSAGES``."""
+    merged = add_messages(left, right)
+    return merged[-KEEP_MESSAGES:] if len(merged) > KEEP_MESSAGES else merged
+
 
 class MenuOption(TypedDict):
     """One entry of a numbered list; choosing it routes ``value`` as if typed."""
@@ -21,7 +32,7 @@ class State(TypedDict, total=False):
     """A thread's state.
 
     Attributes:
-        messages: the conversation, as chat messages.
+        messages: the recent conversation, as chat messages (the last ``KEEP_MESSAGES``).
         input: the user's text of this turn (screened by the driver).
         input_error: why the driver refused the raw input, if it did.
         request: the parsed command of this turn (name, args).
@@ -37,7 +48,7 @@ class State(TypedDict, total=False):
 
     """
 
-    messages: Annotated[list[AnyMessage], add_messages]
+    messages: Annotated[list[AnyMessage], add_recent_messages]
     input: str
     input_error: str
     request: dict[str, Any]

@@ -280,7 +280,7 @@ class EvalRunner:
         """Run one turn through the graph and observe it."""
         engine = self.engine
         config = engine.config(thread)
-        before = len(engine.graph.get_state(config).values.get("messages") or [])
+        before = {m.id for m in engine.graph.get_state(config).values.get("messages") or []}
         route: list[str] = []
         outcome = None
         if self.model_calls:
@@ -299,7 +299,7 @@ class EvalRunner:
         if self.model_calls:
             calls += [ToolCall(name, "model") for name in self.model_calls()]
         else:
-            for message in (snapshot.values.get("messages") or [])[before:]:
+            for message in [m for m in snapshot.values.get("messages") or [] if m.id not in before]:
                 for call in getattr(message, "tool_calls", None) or []:
                     calls.append(ToolCall(str(call.get("name", "")), "model"))
         return Observation(

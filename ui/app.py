@@ -113,6 +113,10 @@ class ChatApp:
 
     def _history(self, thread: str) -> list:
         view = panel.view_of(self.engine, thread)
+        turns = self.engine.transcript(thread)
+        if turns is not None:
+            return chat.history_from_transcript(turns, view.question)
+        # A thread begun before transcripts were kept: its state has the recent messages.
         values = self.engine.graph.get_state(self.engine.config(thread)).values or {}
         return chat.history_from_state(list(values.get("messages") or []), view.question)
 

@@ -162,3 +162,23 @@ def history_from_state(messages: list[Any], pending: str | None) -> list[gr.Chat
     if pending:
         history.append(question_message(pending))
     return history
+
+
+def history_from_transcript(turns: list[dict[str, Any]], pending: str | None) -> list[gr.ChatMessage]:
+    """Rebuild a thread's chat from its transcript, from the first turn (when a thread is opened again).
+
+    Questions answered since are shown as what the role said; only the one still waiting is marked.
+    """
+    history: list[gr.ChatMessage] = []
+    for number, turn in enumerate(turns, start=1):
+        if turn.get("user"):
+            history.append(user_message(str(turn["user"])))
+        for reply in turn.get("replies") or []:
+            if str(reply).strip():
+                history.extend(role_messages(str(reply)))
+        question = turn.get("question")
+        if question and not (pending and number == len(turns)):
+            history.extend(role_messages(str(question)))
+    if pending:
+        history.append(question_message(pending))
+    return history

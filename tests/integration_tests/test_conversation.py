@@ -194,6 +194,8 @@ def test_secrets_typed_into_the_chat_are_never_stored(indexed_home: Path) -> Non
     assert "removed it before storing" in turns[1]["output"]
     db = (indexed_home / "checkpoints.sqlite").read_bytes()
     assert b"Sup3rS3cret" not in db
+    transcript = (indexed_home / "transcripts" / f"{thread}.jsonl").read_text(encoding="utf-8")
+    assert "kafkashaded.PlainLoginModule" in transcript and "Sup3rS3cret" not in transcript
     for path in (indexed_home / "workspace").rglob("*"):
         if path.is_file():
             assert "Sup3rS3cret" not in path.read_text(encoding="utf-8", errors="replace")
@@ -204,3 +206,26 @@ def test_json_lines_are_one_object_per_turn(indexed_home: Path) -> None:
     lines = result.stdout.decode().splitlines()
     assert len(lines) == 3 and all(set(json.loads(line)) == KEYS for line in lines)
     assert "YOLO on" in json.loads(lines[1])["output"] and "YOLO off" in json.loads(lines[2])["output"]
+
+
+def test_a_long_thread_keeps_recent_state_and_its_whole_transcript(tmp_path: Path) -> None:
+    from agent.session import Engine
+    from agent.state import KEEP_MESSAGES
+
+    engine = Engine(home=tmp_path)  # its own home: these turns need no index
+    thread = "long-" + uuid.uuid4().hex[:6]
+    engine.turn(thread, "")
+    outputs = [engine.turn(thread, "*yolo").output for _ in range(KEEP_MESSAGES)]
+    # Every turn still reports its own reply, though the state dropped the oldest messages long ago.
+    assert all("YOLO" in out for out in outputs)
+    assert outputs[0] != outputs[1] and outputs[0] == outputs[-2] and outputs[1] == outputs[-1]
+    assert len(engine.graph.get_state(engine.config(thread)).values["messages"]) <= KEEP_MESSAGES
+    started = engine.turn(thread, "*kafka-connector")
+    assert started.pending_question and started.mode == "task"
+    turns = engine.transcript(thread)
+    assert len(turns) == KEEP_MESSAGES + 2 and turns[0]["user"] == "" and turns[0]["replies"]
+    assert [t["user"] for t in turns[1:-1]] == ["*yolo"] * KEEP_MESSAGES
+    assert turns[-1]["question"] == started.pending_question
+    engine.delete_thread(thread)
+    assert engine.transcript(thread) is None
+    engine.checkpointer.conn.close()

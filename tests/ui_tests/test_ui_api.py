@@ -202,6 +202,27 @@ def test_handlers_check_ownership_themselves(ui_server):
     assert ui_server.engine.workspace(other_thread).read("docs/secret.md") == "theirs"
 
 
+def test_reopening_a_long_thread_shows_it_from_the_first_turn(ui_server):
+    from agent.state import KEEP_MESSAGES
+    from ui.app import ChatApp
+    from ui.sessions import new_owner
+
+    app = ChatApp(ui_server.engine)
+    app.build()
+    owner = new_owner()
+    thread, other = ui_server.engine.new_thread_id(), ui_server.engine.new_thread_id()
+    app.registry.add(owner, thread)
+    app.registry.add(owner, other)
+    ui_server.engine.turn(thread, "")
+    for n in range(KEEP_MESSAGES):
+        ui_server.engine.turn(thread, f"*yolo {n}")
+    ui_server.engine.turn(thread, "*kafka-connector")
+    shown = app.open_thread(thread, owner, other)[app.chatbot]
+    users = [m.content for m in shown if m.role == "user"]
+    assert users == [f"*yolo {n}" for n in range(KEEP_MESSAGES)] + ["*kafka-connector"]
+    assert "Waiting for your answer" in shown[-1].content  # the question still waiting, marked as such
+
+
 def test_refuses_other_addresses_without_auth(ui_server, capsys):
     from ui.app import launch
 
