@@ -161,6 +161,19 @@ class Engine:
         shown = text if not (error or secret) else clean
         return payload, before, shown, secret
 
+    def warm_up(self) -> None:
+        """Load what the first knowledge question would wait for: index, embedding model, Chinese tokenizer.
+
+        A server calls this once it is up; it never raises.
+        """
+        from agent.context import retriever_for
+        from knowledge.index import IndexUnavailableError
+
+        try:
+            retriever_for(self.context.home, self.context.pack_dir).search("水位线 watermark", k=1)
+        except (IndexUnavailableError, OSError, RuntimeError, ValueError):
+            pass  # the first real question reports what is wrong
+
     def _prefetch(self, text: str) -> None:
         """Start embedding free text now: the knowledge search it leads to then finds the vector ready.
 

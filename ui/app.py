@@ -88,7 +88,7 @@ class ChatApp:
             engine.context = dataclasses.replace(engine.context, allow_local_files=False)
         self.engine = engine
         self.home = Path(engine.context.home)
-        self.registry = ThreadRegistry(self.home / "ui" / "threads.json")
+        self.registry = ThreadRegistry(self.home / "ui" / "threads.sqlite")
         self.backend = "offline" if backend_status() == OFFLINE_NOTICE else "model"
         self._shown: OrderedDict[str, dict] = OrderedDict()  # page (session hash) -> panel values it has
         self._shown_lock = threading.Lock()
@@ -559,10 +559,15 @@ def serve(engine: Engine, host: str = "127.0.0.1", port: int = 7860, auth: str |
     app = build_app(engine)
     app.queue(default_concurrency_limit=concurrency_limit())
     _server, url, _share = app.launch(
-        server_name=host, server_port=port, auth=credentials, show_error=False, prevent_thread_lock=not block,
+        server_name=host, server_port=port, auth=credentials, show_error=False, prevent_thread_lock=True,
         max_file_size=review.MAX_UPLOAD_BYTES, theme=gr.themes.Soft(primary_hue="blue"), css=CSS, ssr_mode=False,
         quiet=not block, mcp_server=False, run_history=False, footer_links=["api", "gradio", "settings"],
     )
+    # Once the page is served: otherwise the first knowledge question would load the index, the embedding
+    # model and the Chinese tokenizer (about two seconds holding the GIL), stalling every session's turn.
+    threading.Thread(target=engine.warm_up, name="warm-up", daemon=True).start()
+    if block:
+        app.block_thread()
     return app, url
 
 

@@ -8,21 +8,20 @@ thread (open, answer, delete, preview, download, upload) checks ownership
 here first, so one session can never reach another's threads or workspace,
 even by sending a thread id it guessed.
 
-Only a SHA-256 of each token is written to disk: reading the registry file
-does not let anyone impersonate a browser.
+Only a SHA-256 of each token is written to disk: reading the registry
+database does not let anyone impersonate a browser.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import secrets
-import tempfile
+import sqlite3
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 _TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{32,64}$")
@@ -61,49 +60,68 @@ def title_from(text: str) -> str:
 
 
 class ThreadRegistry:
-    """Owner token → that browser's threads, persisted as JSON under the app home."""
+    """Owner token → that browser's threads, in an SQLite file under the app home.
+
+    One row per thread, so recording a thread or its title writes that row
+    only (a JSON file rewritten whole on every change grew slower with every
+    thread the app had served), and several app processes can share it.
+    A ``threads.json`` beside it, from earlier versions, is imported once.
+    """
 
     def __init__(self, path: Path | str) -> None:
-        """Open (or start) the registry file ``path``."""
+        """Open (or start) the registry database ``path``."""
         self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._owners: dict[str, list[ThreadRecord]] = {}
-        if self.path.is_file():
-            try:
-                raw = json.loads(self.path.read_text(encoding="utf-8"))
-                self._owners = {key: [ThreadRecord(**r) for r in records] for key, records in raw.items()}
-            except (OSError, ValueError, TypeError):
-                # A damaged registry loses the thread lists, never the threads themselves.
-                self._owners = {}
+        self._db = sqlite3.connect(str(self.path), check_same_thread=False, timeout=30, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS threads (owner TEXT NOT NULL, thread_id TEXT NOT NULL, "
+                         "title TEXT NOT NULL, created REAL NOT NULL, PRIMARY KEY (owner, thread_id))")
+        self._import_json(self.path.with_name("threads.json"))
+
+    def _import_json(self, legacy: Path) -> None:
+        """Move the threads of an earlier JSON registry into the database (once; the file is renamed)."""
+        if not legacy.is_file():
+            return
+        try:
+            raw = json.loads(legacy.read_text(encoding="utf-8"))
+            rows = [(key, str(r["thread_id"]), str(r.get("title") or DEFAULT_TITLE), float(r.get("created") or 0.0))
+                    for key, records in raw.items() for r in records]
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+            rows = []  # a damaged registry loses the thread lists, never the threads themselves
+        with self._lock:
+            self._db.executemany("INSERT OR IGNORE INTO threads VALUES (?, ?, ?, ?)", rows)
+        legacy.replace(legacy.with_name("threads.json.imported"))
 
     @staticmethod
     def _key(owner: str) -> str:
         return hashlib.sha256(owner.encode("utf-8")).hexdigest()
 
-    def _save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        data = {key: [asdict(r) for r in records] for key, records in self._owners.items()}
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".tmp-", suffix=".json")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle)
-        os.replace(tmp, self.path)
-
     def known(self, owner: str) -> bool:
         """Whether ``owner`` is a token this registry has seen."""
+        if not is_token(owner):
+            return False
         with self._lock:
-            return is_token(owner) and self._key(owner) in self._owners
+            row = self._db.execute("SELECT 1 FROM threads WHERE owner = ? LIMIT 1", (self._key(owner),)).fetchone()
+        return row is not None
 
     def threads(self, owner: str) -> list[ThreadRecord]:
         """The owner's threads, most recent first."""
         if not is_token(owner):
             return []
         with self._lock:
-            records = list(self._owners.get(self._key(owner), []))
-        return sorted(records, key=lambda r: r.created, reverse=True)
+            rows = self._db.execute("SELECT thread_id, title, created FROM threads WHERE owner = ? "
+                                    "ORDER BY created DESC", (self._key(owner),)).fetchall()
+        return [ThreadRecord(*row) for row in rows]
 
     def owns(self, owner: str, thread_id: str) -> bool:
         """Whether ``thread_id`` was created by ``owner``."""
-        return any(r.thread_id == thread_id for r in self.threads(owner))
+        if not is_token(owner):
+            return False
+        with self._lock:
+            row = self._db.execute("SELECT 1 FROM threads WHERE owner = ? AND thread_id = ?",
+                                   (self._key(owner), str(thread_id))).fetchone()
+        return row is not None
 
     def add(self, owner: str, thread_id: str) -> ThreadRecord:
         """Record a new thread of ``owner``."""
@@ -111,8 +129,8 @@ class ThreadRegistry:
             raise ValueError("not an owner token")
         record = ThreadRecord(thread_id, DEFAULT_TITLE, time.time())
         with self._lock:
-            self._owners.setdefault(self._key(owner), []).append(record)
-            self._save()
+            self._db.execute("INSERT OR IGNORE INTO threads VALUES (?, ?, ?, ?)",
+                             (self._key(owner), record.thread_id, record.title, record.created))
         return record
 
     def retitle(self, owner: str, thread_id: str, text: str) -> None:
@@ -121,20 +139,14 @@ class ThreadRegistry:
         if not title or not is_token(owner):
             return
         with self._lock:
-            for record in self._owners.get(self._key(owner), []):
-                if record.thread_id == thread_id and record.title == DEFAULT_TITLE:
-                    record.title = title
-                    self._save()
+            self._db.execute("UPDATE threads SET title = ? WHERE owner = ? AND thread_id = ? AND title = ?",
+                             (title, self._key(owner), thread_id, DEFAULT_TITLE))
 
     def remove(self, owner: str, thread_id: str) -> bool:
         """Forget ``thread_id`` for ``owner``; False when it was not theirs."""
         if not is_token(owner):
             return False
         with self._lock:
-            records = self._owners.get(self._key(owner), [])
-            kept = [r for r in records if r.thread_id != thread_id]
-            if len(kept) == len(records):
-                return False
-            self._owners[self._key(owner)] = kept
-            self._save()
-            return True
+            cursor = self._db.execute("DELETE FROM threads WHERE owner = ? AND thread_id = ?",
+                                      (self._key(owner), thread_id))
+        return cursor.rowcount > 0

@@ -11,7 +11,7 @@ from ui.sessions import DEFAULT_TITLE, ThreadRegistry, is_token, new_owner
 
 
 def test_registry_keeps_threads_per_owner_and_hides_tokens(tmp_path):
-    path = tmp_path / "threads.json"
+    path = tmp_path / "threads.sqlite"
     registry = ThreadRegistry(path)
     alice, bob = new_owner(), new_owner()
     assert is_token(alice) and not is_token("../etc") and not is_token("")
@@ -22,11 +22,28 @@ def test_registry_keeps_threads_per_owner_and_hides_tokens(tmp_path):
     assert registry.threads(alice)[0].title == "*kafka-connector please"
     assert not registry.owns(alice, "t-bob") and registry.owns(bob, "t-bob")
     assert not registry.remove(alice, "t-bob")
-    assert alice not in path.read_text() and bob not in path.read_text()
+    stored = b"".join(f.read_bytes() for f in tmp_path.glob("threads.sqlite*"))
+    assert b"t-alice" in stored and alice.encode() not in stored and bob.encode() not in stored
+    assert registry.remove(bob, "t-bob") and not registry.owns(bob, "t-bob")
+    registry.add(bob, "t-bob")
     reopened = ThreadRegistry(path)
     assert reopened.owns(bob, "t-bob") and reopened.known(alice)
     assert reopened.threads(bob)[0].title == DEFAULT_TITLE
     assert reopened.threads("not a token") == []
+
+
+def test_registry_imports_an_earlier_json_registry_once(tmp_path):
+    owner = new_owner()
+    first = ThreadRegistry(tmp_path / "threads.sqlite")
+    key = first._key(owner)
+    legacy = {key: [{"thread_id": "old-1", "title": "Kafka setup", "created": 10.0},
+                    {"thread_id": "old-2", "title": "New conversation", "created": 20.0}]}
+    (tmp_path / "threads.json").write_text(json.dumps(legacy), encoding="utf-8")
+    registry = ThreadRegistry(tmp_path / "threads.sqlite")
+    assert [(r.thread_id, r.title) for r in registry.threads(owner)] == [("old-2", DEFAULT_TITLE), ("old-1", "Kafka setup")]
+    assert not (tmp_path / "threads.json").exists() and (tmp_path / "threads.json.imported").exists()
+    (tmp_path / "threads.json").write_text("{not json", encoding="utf-8")  # damaged: nothing imported, nothing lost
+    assert ThreadRegistry(tmp_path / "threads.sqlite").owns(owner, "old-1")
 
 
 def test_feedback_is_saved_with_its_turn(tmp_path):
