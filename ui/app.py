@@ -166,9 +166,15 @@ class ChatApp:
             updates[self.text] = gr.update(value="", **changed[self.text]) if self.text in changed else ""
         return updates
 
-    def _states(self, owner: str, thread: str, history: list, *, remember: bool = True) -> dict:
-        """The session's state and the chat; ``remember`` also stores the owner token in the browser."""
-        states = {self.owner: owner, self.thread: thread, self.history: history, self.chatbot: history}
+    def _states(self, owner: str, thread: str, history: list, *, remember: bool = True, ids: bool = True) -> dict:
+        """The session's state and the chat; ``remember`` also stores the owner token in the browser.
+
+        ``ids=False`` leaves the owner and thread states out when they did not change: Gradio rebuilds a
+        state component's config each time one is set.
+        """
+        states = {self.history: history, self.chatbot: history}
+        if ids or remember:
+            states.update({self.owner: owner, self.thread: thread})
         if remember:
             states[self.browser_owner] = owner
         return states
@@ -202,9 +208,10 @@ class ChatApp:
         if not message.strip():
             yield {self.text: ""}
             return
-        given = owner
+        given, asked = owner, thread
         owner, thread, created = self._ensure(owner, thread)
         remember = owner != given  # a new token goes to the browser once, not on every turn
+        ids = created or thread != asked
         history = [] if created else list(history or [])
         self.registry.retitle(owner, thread, message)
         turn = secrets.token_hex(4)
@@ -233,7 +240,7 @@ class ChatApp:
             answering = first and kind == "token"
             if answering or time.monotonic() - sent >= (FIRST_UPDATE_SECONDS if first else STREAM_SECONDS):
                 sent = time.monotonic()
-                yield ({self.text: "", **self._states(owner, thread, history, remember=remember)} if first
+                yield ({self.text: "", **self._states(owner, thread, history, remember=remember, ids=ids)} if first
                        else {self.chatbot: history})
                 first = False
         history = history[: steps_at + 1]  # the streamed bubble is replaced by the final output
@@ -241,7 +248,7 @@ class ChatApp:
         history += chat.tool_messages(turn, nodes)
         if result is not None:
             history += chat.turn_messages(result.output, result.pending_question)
-        yield {**self._states(owner, thread, history, remember=remember),
+        yield {**self._states(owner, thread, history, remember=remember, ids=ids),
                **self._panel(owner, thread, request, clear_text=True, result=result)}
 
     def choose(self, value: str | None, owner: str, thread: str, history: list,
