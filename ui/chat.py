@@ -55,6 +55,8 @@ TOOL_NODES = {
     "output_document": "💾 write document",
     "release_gate": "🚦 release gate",
 }
+MAX_SHOWN_TURNS = 300
+"""A thread opened again shows at most its last this many turns (a chat of thousands is slow to draw)."""
 _SOURCES_RE = re.compile(r"\n\nSources:\n(?P<lines>(?:\[\d+\][^\n]*(?:\n|$))+)")
 _TOPICS_RE = re.compile(r"\n\nTopics:\n(?P<lines>(?:\d+\. [^\n]*(?:\n|$))+)\s*$")
 _URL_RE = re.compile(r"(https?://[^\s)]+)")
@@ -170,7 +172,12 @@ def history_from_transcript(turns: list[dict[str, Any]], pending: str | None) ->
     Questions answered since are shown as what the role said; only the one still waiting is marked.
     """
     history: list[gr.ChatMessage] = []
-    for number, turn in enumerate(turns, start=1):
+    if len(turns) > MAX_SHOWN_TURNS:
+        history.append(_message("assistant", f"… {len(turns) - MAX_SHOWN_TURNS} earlier turns are not shown here "
+                                             "(they stay in the thread's transcript).", title="🕰️ Earlier turns",
+                                status="done"))
+    skipped = max(0, len(turns) - MAX_SHOWN_TURNS)
+    for number, turn in enumerate(turns[skipped:], start=skipped + 1):
         if turn.get("user"):
             history.append(user_message(str(turn["user"])))
         for reply in turn.get("replies") or []:

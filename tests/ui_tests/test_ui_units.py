@@ -94,3 +94,16 @@ def test_kb_answers_fold_their_sources_and_topics():
     assert messages[2].metadata["title"].startswith("🗂️ Topics (2)")
     waiting = chat.turn_messages("intro\n\nHow many partitions?", "How many partitions?")
     assert waiting[-1].content.startswith("❓ **Waiting for your answer**") and waiting[0].content == "intro"
+
+
+def test_a_transcript_rebuilds_the_chat_and_marks_only_the_waiting_question():
+    turns = [{"user": "", "replies": ["🌊 Hello"], "question": None},
+             {"user": "*kafka-connector", "replies": [], "question": "How many partitions?"},
+             {"user": "24", "replies": [], "question": "Which format?"}]
+    shown = chat.history_from_transcript(turns, "Which format?")
+    assert [m.role for m in shown] == ["assistant", "user", "assistant", "user", "assistant"]
+    assert shown[2].content == "How many partitions?"  # answered since: plain role text
+    assert "Waiting for your answer" in shown[-1].content and "Which format?" in shown[-1].content
+    many = [{"user": f"q{n}", "replies": [f"a{n}"], "question": None} for n in range(chat.MAX_SHOWN_TURNS + 5)]
+    shown = chat.history_from_transcript(many, None)
+    assert "5 earlier turns" in shown[0].content and shown[1].content == "q5" and shown[-1].content == "a" + str(len(many) - 1)
