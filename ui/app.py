@@ -46,6 +46,8 @@ turns hold the CPU, and an early update (a full chat render) would take CPU from
 """
 STREAM_SECONDS = 0.1
 MODEL_CONCURRENCY = 16
+MAX_CHATS = 1000
+"""Chats kept in memory for quick turns; an older thread's chat is rebuilt from its transcript."""
 MAX_TRACKED_PAGES = 5000
 CSS = """
 .se-header h1 {margin: 0; font-size: 1.45rem;}
@@ -92,6 +94,10 @@ class ChatApp:
         self.backend = "offline" if backend_status() == OFFLINE_NOTICE else "model"
         self._shown: OrderedDict[str, dict] = OrderedDict()  # page (session hash) -> panel values it has
         self._shown_lock = threading.Lock()
+        # Thread -> its chat as last shown, kept here rather than in a gr.State: Gradio rebuilds a state's
+        # config (a copy of its value) every time it is set, which grew with the chat on every turn.
+        self._chats: OrderedDict[str, list] = OrderedDict()
+        self._chats_lock = threading.Lock()
 
     # ----- threads -------------------------------------------------------------------------------------------
 
@@ -119,6 +125,22 @@ class ChatApp:
         # A thread begun before transcripts were kept: its state has the recent messages.
         values = self.engine.graph.get_state(self.engine.config(thread)).values or {}
         return chat.history_from_state(list(values.get("messages") or []), view.question)
+
+    def _chat(self, thread: str) -> list:
+        """The thread's chat as this app last showed it, or rebuilt from the transcript."""
+        with self._chats_lock:
+            shown = self._chats.get(thread)
+            if shown is not None:
+                self._chats.move_to_end(thread)
+                return list(shown)
+        return self._history(thread)
+
+    def _keep_chat(self, thread: str, history: list) -> None:
+        with self._chats_lock:
+            self._chats[thread] = list(history)
+            self._chats.move_to_end(thread)
+            while len(self._chats) > MAX_CHATS:
+                self._chats.popitem(last=False)
 
     def _thread_choices(self, owner: str) -> list[tuple[str, str]]:
         return [(f"{r.title} · {time.strftime('%d %b %H:%M', time.localtime(r.created))}", r.thread_id)
@@ -172,7 +194,8 @@ class ChatApp:
         ``ids=False`` leaves the owner and thread states out when they did not change: Gradio rebuilds a
         state component's config each time one is set.
         """
-        states = {self.history: history, self.chatbot: history}
+        self._keep_chat(thread, history)
+        states = {self.chatbot: history}
         if ids or remember:
             states.update({self.owner: owner, self.thread: thread})
         if remember:
@@ -196,13 +219,12 @@ class ChatApp:
         records = self.registry.threads(owner)
         if records:
             thread = records[0].thread_id
-            history = self._history(thread)
+            history = self._chat(thread)
         else:
             thread, history = self._greet(owner)
         return self._switch(owner, thread, history, request)
 
-    def send(self, message: str, owner: str, thread: str, history: list,
-             request: gr.Request | None = None) -> Iterator[dict]:
+    def send(self, message: str, owner: str, thread: str, request: gr.Request | None = None) -> Iterator[dict]:
         """One user turn: stream the steps and tokens, then the output and the refreshed panel."""
         message = message or ""
         if not message.strip():
@@ -212,7 +234,7 @@ class ChatApp:
         owner, thread, created = self._ensure(owner, thread)
         remember = owner != given  # a new token goes to the browser once, not on every turn
         ids = created or thread != asked
-        history = [] if created else list(history or [])
+        history = [] if created else self._chat(thread)
         self.registry.retitle(owner, thread, message)
         turn = secrets.token_hex(4)
         history += [chat.user_message(message), chat.steps_message(turn, [], done=False)]
@@ -251,29 +273,27 @@ class ChatApp:
         yield {**self._states(owner, thread, history, remember=remember, ids=ids),
                **self._panel(owner, thread, request, clear_text=True, result=result)}
 
-    def choose(self, value: str | None, owner: str, thread: str, history: list,
-               request: gr.Request) -> Iterator[dict]:
+    def choose(self, value: str | None, owner: str, thread: str, request: gr.Request) -> Iterator[dict]:
         """A click on a numbered entry sends its number."""
         if value:
-            for update in self.send(str(value), owner, thread, history, request):
+            for update in self.send(str(value), owner, thread, request):
                 # The clicked entry must not stay selected: the same number may be wanted again.
                 update.setdefault(self.choice, gr.update(value=None))
                 yield update
 
-    def palette(self, value: str | None, owner: str, thread: str, history: list,
-                request: gr.Request) -> Iterator[dict]:
+    def palette(self, value: str | None, owner: str, thread: str, request: gr.Request) -> Iterator[dict]:
         """A command picked from the palette is sent as typed."""
         if value:
-            for update in self.send(str(value), owner, thread, history, request):
+            for update in self.send(str(value), owner, thread, request):
                 yield {**update, self.commands: None}  # the palette is ready for the next pick
 
-    def take_default(self, owner: str, thread: str, history: list, request: gr.Request) -> Iterator[dict]:
+    def take_default(self, owner: str, thread: str, request: gr.Request) -> Iterator[dict]:
         """The "Use default" button answers the waiting question with its default."""
-        yield from self.send("default", owner, thread, history, request)
+        yield from self.send("default", owner, thread, request)
 
-    def take_all_defaults(self, owner: str, thread: str, history: list, request: gr.Request) -> Iterator[dict]:
+    def take_all_defaults(self, owner: str, thread: str, request: gr.Request) -> Iterator[dict]:
         """The "#yolo" button takes every remaining default of the running task."""
-        yield from self.send("#yolo", owner, thread, history, request)
+        yield from self.send("#yolo", owner, thread, request)
 
     def new_thread(self, owner: str, request: gr.Request | None = None) -> dict:
         """Start a fresh thread with the greeting."""
@@ -285,7 +305,7 @@ class ChatApp:
         """Show another of this browser's threads (resuming a waiting question as it was)."""
         if not selected or not self.registry.owns(owner, selected):
             raise gr.Error("That thread is not one of this browser's threads.")
-        return self._switch(owner, selected, self._history(selected), request)
+        return self._switch(owner, selected, self._chat(selected), request)
 
     def delete_thread(self, owner: str, thread: str, request: gr.Request | None = None) -> dict:
         """Delete the shown thread (checkpoints and files), then show the next one or a new one."""
@@ -293,9 +313,11 @@ class ChatApp:
             raise gr.Error("There is no thread of this browser to delete.")
         self.engine.delete_thread(thread)
         self.registry.remove(owner, thread)
+        with self._chats_lock:
+            self._chats.pop(thread, None)
         records = self.registry.threads(owner)
         if records:
-            return self._switch(owner, records[0].thread_id, self._history(records[0].thread_id), request)
+            return self._switch(owner, records[0].thread_id, self._chat(records[0].thread_id), request)
         new, history = self._greet(owner)
         return self._switch(owner, new, history, request)
 
@@ -329,13 +351,13 @@ class ChatApp:
             gr.Info("This thread has no files yet.")
         return gr.update(value=archive, visible=archive is not None)
 
-    def run_review(self, files: list[str] | None, checklist: str, owner: str, thread: str, history: list,
+    def run_review(self, files: list[str] | None, checklist: str, owner: str, thread: str,
                    request: gr.Request | None = None) -> dict:
         """Save the dropped files into the thread's ``uploads/``, run the checklist and the linter, report."""
         uploaded = [str(f) for f in files or []]
         given = owner
         owner, thread, created = self._ensure(owner, thread)
-        history = [] if created else list(history or [])
+        history = [] if created else self._chat(thread)
         done = review.run_review(self.engine, thread, uploaded, checklist or review.ALL)
         if done.turns:
             names = ", ".join(s.removeprefix(f"{review.UPLOAD_DIR}/") for s in done.saved)
@@ -357,13 +379,13 @@ class ChatApp:
             **self._states(owner, thread, history, remember=owner != given), **self._panel(owner, thread, request),
         }
 
-    def on_like(self, data: gr.LikeData, owner: str, thread: str, history: list) -> None:
+    def on_like(self, data: gr.LikeData, owner: str, thread: str) -> None:
         """Save a thumbs up/down with its turn to the feedback file."""
         if not self.registry.owns(owner, thread):
             return
         index = data.index if isinstance(data.index, int) else data.index[0]
         view = panel.view_of(self.engine, thread)
-        record_feedback(self.home, thread_id=thread, liked=bool(data.liked), history=list(history or []),
+        record_feedback(self.home, thread_id=thread, liked=bool(data.liked), history=self._chat(thread),
                         index=int(index), mode=view.mode, backend=self.backend)
         gr.Info("Thanks — your feedback was saved.")
 
@@ -376,7 +398,6 @@ class ChatApp:
                        delete_cache=(3600, 86400)) as app:
             self.owner = gr.State("")
             self.thread = gr.State("")
-            self.history = gr.State([])
             self.browser_owner = gr.BrowserState("", storage_key=STORAGE_KEY, secret=_browser_secret(self.home))
             with gr.Row(elem_classes="se-header"):
                 gr.Markdown(f"# {agent.icon} {agent.name} · {agent.title}\n"
@@ -486,11 +507,11 @@ class ChatApp:
         )
 
     def _wire(self, app: gr.Blocks) -> None:
-        turn_outputs = [self.text, self.owner, self.browser_owner, self.thread, self.history, self.chatbot,
+        turn_outputs = [self.text, self.owner, self.browser_owner, self.thread, self.chatbot,
                         self.status, self.task, self.choice, self.default_button, self.yolo_button, self.threads,
                         self.files]
         switch_outputs = [*turn_outputs, self.preview_md, self.preview_code, self.download, self.zip_file]
-        state = [self.owner, self.thread, self.history]
+        state = [self.owner, self.thread]
         app.load(self.on_load, inputs=[self.browser_owner], outputs=switch_outputs, api_visibility="private")
         self.text.submit(self.send, inputs=[self.text, *state], outputs=turn_outputs, api_name="send")
         self.send_button.click(self.send, inputs=[self.text, *state], outputs=turn_outputs, api_visibility="private")

@@ -252,7 +252,7 @@ def test_tokens_stream_into_the_chat_before_the_turn_ends(ui_server, monkeypatch
     monkeypatch.setattr(app_module, "STREAM_SECONDS", 0.0)
     monkeypatch.setattr(app_module, "FIRST_UPDATE_SECONDS", 0.0)
     monkeypatch.setattr(engine, "stream_turn", streaming)
-    updates = list(chat_app.send("*help", "", "", []))
+    updates = list(chat_app.send("*help", "", ""))
     shown = [u[chat_app.chatbot] for u in updates if chat_app.chatbot in u]
     texts = [[getattr(m, "content", "") for m in history] for history in shown]
     assert any("Watermarks bound state." in t for t in texts), texts
