@@ -117,23 +117,21 @@ class ChatApp:
         result = self.engine.turn(thread, "")
         return thread, chat.turn_messages(result.output, result.pending_question)
 
-    def _history(self, thread: str) -> list:
-        view = panel.view_of(self.engine, thread)
-        turns = self.engine.transcript(thread)
-        if turns is not None:
-            return chat.history_from_transcript(turns, view.question)
-        # A thread begun before transcripts were kept: its state has the recent messages.
-        values = self.engine.graph.get_state(self.engine.config(thread)).values or {}
-        return chat.history_from_state(list(values.get("messages") or []), view.question)
-
     def _chat(self, thread: str) -> list:
-        """The thread's chat as this app last showed it, or rebuilt from the transcript."""
+        """The thread's chat as this app last showed it, or rebuilt from its transcript."""
         with self._chats_lock:
             shown = self._chats.get(thread)
             if shown is not None:
                 self._chats.move_to_end(thread)
                 return list(shown)
-        return self._history(thread)
+        turns = self.engine.transcript(thread)
+        if turns is not None:  # the last turn's question is the one still waiting, if any
+            return chat.history_from_transcript(turns, turns[-1].get("question") if turns else None)
+        # A thread begun before transcripts were kept: its state has the recent messages.
+        snapshot = self.engine.graph.get_state(self.engine.config(thread))
+        waiting = snapshot.interrupts[0].value if snapshot.interrupts else None
+        question = panel.view_from(self.engine, thread, snapshot.values or {}, waiting).question
+        return chat.history_from_state(list(snapshot.values.get("messages") or []), question)
 
     def _keep_chat(self, thread: str, history: list) -> None:
         with self._chats_lock:
