@@ -134,10 +134,16 @@ class Template:
 
 @dataclass(frozen=True)
 class Facet:
-    """One thing a checklist item asks for, with its evidence pattern."""
+    """One thing a checklist item asks for, with its evidence pattern.
+
+    ``pattern`` is matched against the *facts* of an artefact (calls, options,
+    settings, SQL statements, answers, concrete decisions), never its prose;
+    ``kinds`` are the artefact kinds that can show it (empty: any kind).
+    """
 
     name: str
     pattern: str
+    kinds: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -150,6 +156,7 @@ class ChecklistItem:
     recommendation: str = ""
     applies_when: str | None = None
     facets: tuple[Facet, ...] = ()
+    required_in: tuple[str, ...] = ()  # artefact kinds that must show every facet (missing → FAIL)
 
 
 @dataclass(frozen=True)
@@ -406,7 +413,8 @@ def _load_checklist(path: Path) -> Checklist:
         items = []
         for index, item in enumerate(section.get("items") or [], start=1):
             facets = tuple(
-                Facet(name=str(f.get("name") or "evidence"), pattern=str(f["pattern"]))
+                Facet(name=str(f.get("name") or "evidence"), pattern=str(f["pattern"]),
+                      kinds=tuple(str(k) for k in (f.get("kinds") or ())))
                 for f in (item.get("facets") or [])
                 if isinstance(f, dict) and f.get("pattern")
             )
@@ -423,6 +431,7 @@ def _load_checklist(path: Path) -> Checklist:
                     recommendation=str(item.get("recommendation") or ""),
                     applies_when=item.get("applies_when"),
                     facets=facets,
+                    required_in=tuple(str(k) for k in (item.get("required_in") or ())),
                 )
             )
         sections.append(ChecklistSection(title=Text.of(section.get("title")), items=tuple(items)))

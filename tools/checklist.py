@@ -1,9 +1,14 @@
-"""Judge every item of a checklist against a target, with evidence.
+"""Judge every item of a checklist against targets, from their behaviour, with evidence.
 
 Evidence comes from two automated sources: findings of the pipeline linter
-(``tools.lint``) mapped to checklist items, and each item's facet patterns in
-the pack. Items with neither are REVIEW offline (a model judges them when one
-is configured). Nothing here executes the target.
+(``tools.lint``) mapped to checklist items, and each item's facets matched
+against the *facts* of the targets (``tools.evidence``: calls, options,
+settings, SQL statements, answers, concrete decisions) — never against a
+heading, comment, docstring or prose. Each target has a kind (code, SQL,
+job config, design document, runbook...) and each facet names the kinds that
+can show it: what the targets cannot show is N/A, what they could show but do
+not is REVIEW, and FAIL is kept for a defect or a required element missing.
+Nothing here executes the target.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from knowledge.loader import Checklist, ChecklistItem
+from tools.evidence import EVIDENCE_KINDS, Fact, classify, describe, facts_of
+from tools.evidence.kinds import REPORT
 
 STATUSES = ("PASS", "FAIL", "PARTIAL", "N/A", "REVIEW")
 CODE_SUFFIXES = {".py", ".sql", ".yaml", ".yml", ".json"}
@@ -26,6 +33,7 @@ class Target:
     name: str
     text: str
     path: Path | None = None  # a real file, so the linter can read it
+    kind: str | None = None  # an artefact kind (tools.evidence.kinds); classified from name and text when None
 
 
 @dataclass
@@ -50,6 +58,20 @@ class ChecklistReport:
     title: str
     targets: list[str]
     items: list[ItemResult]
+    kinds: dict[str, str] = field(default_factory=dict)  # target name → artefact kind
+
+    def scope(self) -> str:
+        """One sentence on what the targets could show: why items are N/A or REVIEW."""
+        counts = self.counts()
+        held = describe(set(self.kinds.values()) - {REPORT}) or "the target"
+        parts = [f"Judged from the behaviour of {held} ({len(self.targets)} file(s)): calls, options, settings, "
+                 "SQL, answers and concrete decisions, never headings, comments or prose"]
+        if counts["N/A"]:
+            parts.append(f"{counts['N/A']} item(s) N/A: not something {held} can show, or not what the files do")
+        if counts["REVIEW"]:
+            parts.append(f"{counts['REVIEW']} item(s) REVIEW: not (fully) evidenced by these files — "
+                         "the evidence belongs in another artefact or needs a reviewer")
+        return "; ".join(parts) + "."
 
     def counts(self) -> dict[str, int]:
         """How many items have each status."""
@@ -81,6 +103,9 @@ class ChecklistReport:
             "pass_rate": self.pass_rate(),
             "failed": [asdict(i) for i in self.items if i.status in ("FAIL", "PARTIAL")],
             "review": [i.text for i in self.items if i.status == "REVIEW"],
+            "review_reasons": {i.text: i.reason for i in self.items if i.status == "REVIEW"},
+            "kinds": dict(self.kinds),
+            "scope": self.scope(),
         }
 
     def to_markdown(self) -> str:
@@ -94,6 +119,8 @@ class ChecklistReport:
             f"- Target: {', '.join(f'`{t}`' for t in self.targets) or '(none)'}",
             f"- Result: {' · '.join(f'{s} {n}' for s, n in counts.items() if n)}"
             + (f" — pass rate {rate:.0%}" if rate is not None else ""),
+            f"- Kinds: {', '.join(f'`{n}` {k}' for n, k in self.kinds.items()) or '(unknown)'}",
+            f"- Scope: {self.scope()}",
             "",
             "## Pass rate by section",
             "",
@@ -117,11 +144,11 @@ class ChecklistReport:
                     lines.append(f"  - recommendation: {item.recommendation}")
         not_applicable = [i for i in self.items if i.status == "N/A"]
         if not_applicable:
-            lines += ["", "## Not applicable", ""]
+            lines += ["", "## Not applicable (not something these files can show)", ""]
             lines += [f"- {i.text}: {i.reason}" for i in not_applicable]
         review = [i for i in self.items if i.status == "REVIEW"]
         if review:
-            lines += ["", "## Needs review", ""]
+            lines += ["", "## Needs review (not evidenced by these files)", ""]
             lines += [f"- {i.text}: {i.reason}" for i in review]
         return "\n".join(lines) + "\n"
 
@@ -130,12 +157,22 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")[:300]
 
 
-def _first_match(pattern: re.Pattern[str], targets: list[Target]) -> str | None:
+@dataclass(frozen=True)
+class Source:
+    """A target with its kind and the facts of its behaviour (what facets are matched against)."""
+
+    target: Target
+    kind: str
+    facts: tuple[Fact, ...]
+
+
+def sources_of(targets: list[Target]) -> list[Source]:
+    """Classify every target and extract its facts."""
+    out = []
     for target in targets:
-        for number, line in enumerate(target.text.splitlines(), start=1):
-            if pattern.search(line):
-                return f"{target.name}:{number}: `{line.strip()[:120]}`"
-    return None
+        kind = target.kind or classify(target.name, target.text)
+        out.append(Source(target, kind, tuple(facts_of(target.name, target.text, kind))))
+    return out
 
 
 def lint_findings(targets: list[Target]) -> list[dict]:
@@ -160,40 +197,79 @@ def lint_findings(targets: list[Target]) -> list[dict]:
     return findings
 
 
-def judge_item(item: ChecklistItem, section: str, checklist_id: str, targets: list[Target],
+def _matches(pattern: str, facts: list[Fact]) -> Fact | None:
+    compiled = re.compile(pattern, re.I)
+    return next((f for f in facts if compiled.search(f.text)), None)
+
+
+def judge_item(item: ChecklistItem, section: str, checklist_id: str, sources: list[Source],
                findings: list[dict]) -> ItemResult:
-    """Judge one item: linter findings first, then facet evidence, else REVIEW."""
+    """Judge one item from behaviour: the linter's findings, then each facet against the targets' facts.
+
+    FAIL needs evidence of a defect (a linter FAIL) or a facet that a target's kind must show
+    (``required_in``) shown nowhere. What the targets' kinds cannot show is N/A; what they could
+    show but do not is REVIEW ("not evidenced by these files") — never FAIL.
+    """
     result = ItemResult(item.id, str(item.text), section, item.topic, "REVIEW", recommendation=item.recommendation)
     mapped = [f for f in findings if f.get("checklist") == checklist_id and f.get("item") == item.text.zh]
-    if mapped:
-        statuses = {f.get("status") for f in mapped}
-        worst = next((s for s in ("FAIL", "PARTIAL", "REVIEW", "PASS") if s in statuses), "REVIEW")
+    defects = [f for f in mapped if f.get("status") in ("FAIL", "PARTIAL", "REVIEW")]
+    lint_evidence = [f"{Path(str(f.get('path'))).name}:{f.get('line')}: {f.get('rule')} {f.get('message')}"
+                     for f in mapped]
+    if defects:
+        worst = next(s for s in ("FAIL", "PARTIAL", "REVIEW") if any(f.get("status") == s for f in defects))
         result.status = worst
-        result.evidence = [f"{Path(str(f.get('path'))).name}:{f.get('line')}: {f.get('rule')} {f.get('message')}"
-                           for f in mapped]
-        result.reason = "; ".join(str(f.get("message")) for f in mapped if f.get("status") == worst)[:400]
+        result.evidence = lint_evidence
+        result.reason = "; ".join(str(f.get("message")) for f in defects if f.get("status") == worst)[:400]
         return result
-    if item.applies_when and not _first_match(re.compile(item.applies_when, re.I), targets):
+    kinds = {s.kind for s in sources}
+    facts = [f for s in sources for f in s.facts]
+    if item.applies_when and not _matches(item.applies_when, facts):
         result.status = "N/A"
-        result.reason = f"the target shows no sign of what this item is about (looked for /{item.applies_when}/)"
+        result.reason = f"nothing the files do is what this item is about (no {item.topic or 'related'} behaviour in them)"
+        return result
+    found, missing, unshowable, required = [], [], [], []
+    for facet in item.facets:
+        able = set(facet.kinds or EVIDENCE_KINDS)
+        if not able & kinds:
+            unshowable.append((facet.name, able))
+            continue
+        fact = _matches(facet.pattern, [f for f in facts if f.kind in able])
+        if fact is not None:
+            found.append(facet.name)
+            result.evidence.append(f"{facet.name} — {fact.cite()}")
+        elif set(item.required_in) & kinds:
+            required.append(facet.name)
+        else:
+            missing.append(facet.name)
+    result.evidence += [e for e in lint_evidence if e not in result.evidence]
+    held = describe(kinds)
+    if item.facets and not found and not missing and not required:
+        if lint_evidence:  # the linter's rule for this item held, and no facet is in reach of these files
+            result.status, result.reason = "PASS", "the linter's rule for this item holds"
+            return result
+        elsewhere = describe(set().union(*(able for _, able in unshowable)) - {"answers"})
+        result.status = "N/A"
+        result.reason = f"not something {held} can show; evidenced by {elsewhere or 'other artefacts'}"
         return result
     if not item.facets:
-        result.reason = "no automated rule for this item; a reviewer (or the configured model) must judge it"
+        result.status = "PASS" if lint_evidence else "REVIEW"
+        result.reason = ("the linter's rule for this item holds" if lint_evidence else
+                         "no automated rule for this item; a reviewer (or the configured model) must judge it")
         return result
-    found, absent = [], []
-    for facet in item.facets:
-        evidence = _first_match(re.compile(facet.pattern, re.I), targets)
-        if evidence:
-            found.append(facet.name)
-            result.evidence.append(f"{facet.name} — {evidence}")
-        else:
-            absent.append(facet.name)
-    if not absent:
-        result.status, result.reason = "PASS", f"evidence found for: {', '.join(found)}"
-    elif found:
-        result.status, result.reason = "PARTIAL", f"no evidence of: {', '.join(absent)}"
+    parts = [f"evidenced: {', '.join(found)}"] if found else []
+    if required:
+        kind_names = describe(set(item.required_in) & kinds)
+        result.status = "PARTIAL" if found else "FAIL"
+        parts.append(f"missing from the {kind_names}, which must show it: {', '.join(required)}")
+    elif missing or unshowable:
+        result.status = "REVIEW"
+        if missing:
+            parts.append(f"not evidenced by these files: {', '.join(missing)}")
+        if unshowable:
+            parts.append(f"not something {held} can show: {', '.join(n for n, _ in unshowable)}")
     else:
-        result.status, result.reason = "FAIL", f"no evidence of: {', '.join(absent)}"
+        result.status = "PASS"
+    result.reason = "; ".join(parts)
     return result
 
 
@@ -208,12 +284,14 @@ def run_checklist(checklist: Checklist, targets: list[Target]) -> ChecklistRepor
         The report, one result per item, in checklist order.
 
     """
-    targets = [Target(t.name, t.text[:MAX_TARGET_CHARS], t.path) for t in targets]
-    findings = lint_findings(targets)
+    targets = [Target(t.name, t.text[:MAX_TARGET_CHARS], t.path, t.kind) for t in targets]
+    sources = sources_of(targets)
+    findings = lint_findings([s.target for s in sources if s.kind != REPORT])
     items = [
-        judge_item(item, str(section.title), checklist.id, targets, findings)
+        judge_item(item, str(section.title), checklist.id, sources, findings)
         for section in checklist.sections
         for item in section.items
     ]
     title = f"{checklist.title} ({checklist.title_zh})" if checklist.title_zh else checklist.title
-    return ChecklistReport(checklist.id, title, [t.name for t in targets], items)
+    return ChecklistReport(checklist.id, title, [t.name for t in targets], items,
+                           {s.target.name: s.kind for s in sources})

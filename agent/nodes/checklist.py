@@ -33,6 +33,7 @@ from tools.workspace import WorkspaceError
 
 MAX_TARGET_FILE_BYTES = 2 * 1024 * 1024
 _OVERRIDES = {"PASS", "FAIL", "PARTIAL", "N/A", "NA"}
+REVIEWER_MARK = "set by the reviewer"
 
 
 def checklist_menu(pack: Pack) -> list[MenuOption]:
@@ -210,7 +211,8 @@ def judge_checklist(state: State, runtime: Runtime[Context]) -> Command[Literal[
     targets = [Target(t["name"], t["text"], Path(t["path"]) if t.get("path") else None) for t in run["targets"]]
     report = run_checklist(pack.checklists[run["checklist"]], targets)
     run.update(items=[asdict(i) for i in report.items], item_index=0, target_names=report.targets,
-               report_title=report.title, targets=[{"name": t.name, "text": "", "path": None} for t in targets])
+               report_title=report.title, target_kinds=report.kinds,
+               targets=[{"name": t.name, "text": "", "path": None} for t in targets])
     return Command(goto="review_item" if run.get("interactive") else "report_checklist", update={"task": run})
 
 
@@ -237,7 +239,7 @@ def review_item(state: State, runtime: Runtime[Context]) -> Command[Literal[
     upper = text.upper()
     if upper in _OVERRIDES:
         item["status"] = "N/A" if upper == "NA" else upper
-        item["reason"] = f"set by the reviewer (automated judgement was {run['items'][index]['status']})"
+        item["reason"] = f"{REVIEWER_MARK} (automated judgement was {run['items'][index]['status']})"
     elif text and text not in ("1", "ok", "y", "yes"):
         item["reason"] = f"{item['reason']} — reviewer note: {text}"
     items[index] = item
@@ -248,7 +250,7 @@ def review_item(state: State, runtime: Runtime[Context]) -> Command[Literal[
 def report_from(run: dict[str, Any]) -> ChecklistReport:
     """Rebuild the report object from the run stored in state."""
     return ChecklistReport(run["checklist"], run.get("report_title") or run["title"], run.get("target_names") or [],
-                           [ItemResult(**i) for i in run["items"]])
+                           [ItemResult(**i) for i in run["items"]], dict(run.get("target_kinds") or {}))
 
 
 def report_checklist(state: State, runtime: Runtime[Context], config: RunnableConfig) -> dict:
@@ -260,10 +262,13 @@ def report_checklist(state: State, runtime: Runtime[Context], config: RunnableCo
     workspace.write(location, report.to_markdown())
     summary = report.summary()
     summary["source"] = location
+    # The reviewer's item-by-item decisions outlive this run: *release-gate applies them again.
+    summary["overrides"] = {i.text: i.status for i in report.items if i.reason.startswith(REVIEWER_MARK)}
     counts = " · ".join(f"{s} {n}" for s, n in report.counts().items() if n)
     rate = report.pass_rate()
     lines = [f"{icon(runtime)} **{report.title}** on {', '.join(report.targets)}: {counts}"
              + (f" — pass rate {rate:.0%}" if rate is not None else "")]
+    lines.append(report.scope())
     for name, section_rate, _items in report.sections():
         lines.append(f"- {name}: " + (f"{section_rate:.0%}" if section_rate is not None else "n/a"))
     for item in [i for i in report.items if i.status in ("FAIL", "PARTIAL")][:8]:
