@@ -123,7 +123,7 @@ def decide(pack: Pack, files: dict[str, str], stored: list[dict], extra_checklis
     judged_now = {r["checklist"] for r in results}
     for summary in stored:
         named = [t for t in summary.get("targets") or [] if t != "inputs"]
-        if summary.get("checklist") in judged_now and named and all(t in paths for t in named):
+        if summary.get("checklist") in judged_now and all(t in paths for t in named):
             continue  # superseded by the fresh judgement of the same files
         if summary.get("checklist") == GATE_CHECKLIST:
             continue
