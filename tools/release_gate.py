@@ -132,7 +132,9 @@ def decide(pack: Pack, files: dict[str, str], stored: list[dict], extra_checklis
     for r in results:
         for item in r.get("failed") or []:
             fix = f" — fix: {item['recommendation']}" if item.get("recommendation") else ""
-            line = f"**{item['status']}** {item['text']} (`{r['checklist']}`): {item['reason']}{fix}"
+            where = "; ".join(str(e)[:160] for e in (item.get("evidence") or [])[:2])
+            where = f" [evidence: {where}]" if where else ""
+            line = f"**{item['status']}** {item['text']} (`{r['checklist']}`): {item['reason']}{where}{fix}"
             (decision.actions if item["status"] == "FAIL" else decision.conditions).append(line)
         reasons = r.get("review_reasons") or {}
         decision.conditions += [f"**REVIEW** {text} (`{r['checklist']}`): {reasons.get(text) or 'needs a reviewer'}"
