@@ -218,7 +218,9 @@ def judge_item(item: ChecklistItem, section: str, checklist_id: str, sources: li
     if defects:
         worst = next(s for s in ("FAIL", "PARTIAL", "REVIEW") if any(f.get("status") == s for f in defects))
         result.status = worst
-        result.evidence = lint_evidence
+        order = {"FAIL": 0, "PARTIAL": 1, "REVIEW": 2, "PASS": 3}
+        result.evidence = [lint_evidence[i] for i in sorted(range(len(mapped)),
+                                                             key=lambda i: order.get(str(mapped[i].get("status")), 4))]
         result.reason = "; ".join(str(f.get("message")) for f in defects if f.get("status") == worst)[:400]
         return result
     kinds = {s.kind for s in sources}
@@ -227,9 +229,15 @@ def judge_item(item: ChecklistItem, section: str, checklist_id: str, sources: li
         result.status = "N/A"
         result.reason = f"nothing the files do is what this item is about (no {item.topic or 'related'} behaviour in them)"
         return result
-    found, missing, unshowable, required = [], [], [], []
+    found, missing, unshowable = [], [], []
+    # A kind that must show the item must show it in every file of that kind, not somewhere in the thread.
+    bound = [s for s in sources if s.kind in item.required_in]
+    required: dict[str, list[str]] = {}
     for facet in item.facets:
         able = set(facet.kinds or EVIDENCE_KINDS)
+        for source in bound:
+            if source.kind in able and not _matches(facet.pattern, list(source.facts)):
+                required.setdefault(source.target.name, []).append(facet.name)
         if not able & kinds:
             unshowable.append((facet.name, able))
             continue
@@ -237,13 +245,11 @@ def judge_item(item: ChecklistItem, section: str, checklist_id: str, sources: li
         if fact is not None:
             found.append(facet.name)
             result.evidence.append(f"{facet.name} — {fact.cite()}")
-        elif set(item.required_in) & kinds:
-            required.append(facet.name)
-        else:
+        elif not bound:
             missing.append(facet.name)
     result.evidence += [e for e in lint_evidence if e not in result.evidence]
     held = describe(kinds)
-    if item.facets and not found and not missing and not required:
+    if item.facets and not found and not missing and not required and not bound:
         if lint_evidence:  # the linter's rule for this item held, and no facet is in reach of these files
             result.status, result.reason = "PASS", "the linter's rule for this item holds"
             return result
@@ -259,8 +265,11 @@ def judge_item(item: ChecklistItem, section: str, checklist_id: str, sources: li
     parts = [f"evidenced: {', '.join(found)}"] if found else []
     if required:
         kind_names = describe(set(item.required_in) & kinds)
-        result.status = "PARTIAL" if found else "FAIL"
-        parts.append(f"missing from the {kind_names}, which must show it: {', '.join(required)}")
+        bound_facets = [f for f in item.facets if set(f.kinds or EVIDENCE_KINDS) & set(item.required_in)]
+        shown_somewhere = len(bound) > len(required) or any(len(n) < len(bound_facets) for n in required.values())
+        result.status = "PARTIAL" if shown_somewhere else "FAIL"
+        where = "; ".join(f"`{name}` lacks {', '.join(names)}" for name, names in required.items())
+        parts.append(f"missing from the {kind_names}, which must show it: {where}")
     elif missing or unshowable:
         result.status = "REVIEW"
         if missing:

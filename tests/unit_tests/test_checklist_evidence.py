@@ -153,3 +153,22 @@ def test_reports_are_never_evidence() -> None:
     report = run_checklist(PACK.checklists["cost-guardrails-streaming-checklist"],
                            [Target("docs/checklists/cost-guardrails-streaming-checklist-report.md", report_text)])
     assert all(i.status == "N/A" for i in report.items)
+
+
+def test_every_file_of_a_required_kind_must_show_it() -> None:
+    triggered_pipeline = ("bundle:\n  name: orders\nresources:\n  pipelines:\n    orders:\n      name: orders\n"
+                          "      continuous: false\n      libraries:\n        - file: {path: ./dlt_pipeline.py}\n")
+    scheduled_job = ("resources:\n  jobs:\n    orders:\n      name: orders\n      schedule:\n"
+                     "        quartz_cron_expression: 0 0/15 * * * ?\n        timezone_id: UTC\n")
+    checklist = PACK.checklists["jobs-triggers-checklist"]
+    alone = run_checklist(checklist, [Target("dlt/databricks.yml", triggered_pipeline)])
+    item = _item(alone, "连续")
+    # A triggered pipeline that nothing schedules: the bundle must show its trigger, and `continuous: false` is none.
+    assert item.status == "FAIL" and "`dlt/databricks.yml` lacks job trigger" in item.reason
+    both = run_checklist(checklist, [Target("dlt/databricks.yml", triggered_pipeline),
+                                     Target("jobs/databricks.yml", scheduled_job)])
+    item = _item(both, "连续")
+    assert item.status == "PARTIAL" and "`dlt/databricks.yml` lacks job trigger" in item.reason
+    with_job = triggered_pipeline + "  jobs:\n    refresh:\n      schedule: {quartz_cron_expression: 0 0 * * * ?}\n"
+    fixed = run_checklist(checklist, [Target("dlt/databricks.yml", with_job)])
+    assert _item(fixed, "连续").status == "REVIEW"  # the job trigger is there; the query trigger is the code's

@@ -42,7 +42,7 @@ SHORT: dict[str, str] = {CODE: "code", SQL: "SQL", CONFIG: "settings file", JOB:
 _JOB_KEYS = frozenset({"bundle", "resources", "targets", "tasks", "job_clusters", "continuous", "schedule",
                        "trigger", "max_concurrent_runs", "email_notifications", "webhook_notifications",
                        "libraries", "clusters", "development", "pipeline_task", "new_cluster"})
-_RUNBOOK_WORDS = re.compile(r"runbook|playbook|on-?call|值守|值班|post-?mortem|复盘|incident", re.I)
+_RUNBOOK_WORDS = re.compile(r"runbook|playbook|on-?call|值守|值班|运行手册", re.I)
 _REPORT_NAME = re.compile(r"(^|/)docs/(checklists|gates)/|-report\.md$|(^|/)streaming-release\.md$")
 
 
