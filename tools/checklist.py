@@ -19,7 +19,7 @@ from pathlib import Path
 
 from knowledge.loader import Checklist, ChecklistItem
 from tools.evidence import EVIDENCE_KINDS, Fact, classify, describe, facts_of
-from tools.evidence.kinds import REPORT
+from tools.evidence.kinds import REPORT, held_by
 
 STATUSES = ("PASS", "FAIL", "PARTIAL", "N/A", "REVIEW")
 CODE_SUFFIXES = {".py", ".sql", ".yaml", ".yml", ".json"}
@@ -63,8 +63,10 @@ class ChecklistReport:
     def scope(self) -> str:
         """One sentence on what the targets could show: why items are N/A or REVIEW."""
         counts = self.counts()
-        held = describe(set(self.kinds.values()) - {REPORT}) or "the target"
-        parts = [f"Judged from the behaviour of {held} ({len(self.targets)} file(s)): calls, options, settings, "
+        kinds = set(self.kinds.values()) - {REPORT}
+        held = held_by(kinds)
+        parts = [f"Judged from the behaviour of {describe(kinds) or 'the target'} ({len(self.targets)} file(s)): "
+                 "calls, options, settings, "
                  "SQL, answers and concrete decisions, never headings, comments or prose"]
         if counts["N/A"]:
             parts.append(f"{counts['N/A']} item(s) N/A: not something {held} can show, or not what the files do")
@@ -248,7 +250,7 @@ def judge_item(item: ChecklistItem, section: str, checklist_id: str, sources: li
         elif not bound:
             missing.append(facet.name)
     result.evidence += [e for e in lint_evidence if e not in result.evidence]
-    held = describe(kinds)
+    held = held_by(kinds)
     if item.facets and not found and not missing and not required and not bound:
         if lint_evidence:  # the linter's rule for this item held, and no facet is in reach of these files
             result.status, result.reason = "PASS", "the linter's rule for this item holds"

@@ -87,7 +87,8 @@ def test_every_command_is_routed_and_answered_in_character(indexed_home: Path) -
     assert by_label["checklist:target"]["pending_question"]
     report = by_label["checklist:done"]
     assert any(a.endswith("docs/checklists/source-connector-checklist-report.md") for a in report["artifacts"])
-    assert any(s in report["output"] for s in ("PASS", "FAIL", "PARTIAL"))
+    # Judged from behaviour: a standards document shows no Kafka source, so its items are N/A or REVIEW.
+    assert any(s in report["output"] for s in ("PASS", "FAIL", "PARTIAL", "REVIEW", "N/A"))
     gate = by_label["release-gate"]
     assert any(v in gate["output"] for v in ("**Go**", "**No-Go**", "**Conditional Go**"))
     assert any(a.endswith("docs/gates/streaming-release.md") for a in gate["artifacts"])

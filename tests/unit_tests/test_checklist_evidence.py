@@ -30,7 +30,7 @@ def test_a_kafka_bronze_file_against_every_checklist_fails_nothing_it_cannot_sho
     assert totals["FAIL"] == 0 and totals["PARTIAL"] == 0, totals
     assert totals["PASS"] >= 3 and totals["N/A"] >= 10 and totals["REVIEW"] >= 10, totals
     budget = _item(reports["cost-guardrails-streaming-checklist"], "预算")
-    assert budget.status == "N/A" and "not something code can show" in budget.reason
+    assert budget.status == "N/A" and "not something a code file can show" in budget.reason
     assert "job/bundle config" in budget.reason  # says where the evidence would be
     drill = _item(reports["disaster-recovery-streaming-checklist"], "跨域")
     assert drill.status == "N/A"
@@ -50,8 +50,8 @@ def test_a_kafka_bronze_file_against_every_checklist_fails_nothing_it_cannot_sho
     assert _item(reports["schema-evolution-live-checklist"], "可空").status == "N/A"
     # The report says why items are N/A or REVIEW.
     markdown = reports["cost-guardrails-streaming-checklist"].to_markdown()
-    assert "not something code can show" in markdown and "- Kinds: `orders_bronze_kafka.py` code" in markdown
-    assert "N/A: not something code can show" in reports["observability-sli-slo-checklist"].scope()
+    assert "not something a code file can show" in markdown and "- Kinds: `orders_bronze_kafka.py` code" in markdown
+    assert "N/A: not something a code file can show" in reports["observability-sli-slo-checklist"].scope()
 
 
 def test_a_defect_in_the_same_file_still_fails() -> None:

@@ -27,7 +27,7 @@ KINDS: tuple[str, ...] = (*EVIDENCE_KINDS, REPORT)
 LABELS: dict[str, str] = {
     CODE: "a code file",
     SQL: "a SQL file",
-    CONFIG: "a settings file (connector options, thresholds, policies)",
+    CONFIG: "a settings file",
     JOB: "a job / bundle / pipeline config",
     DOC: "a design document",
     RUNBOOK: "a runbook",
@@ -92,6 +92,14 @@ def classify(name: str, text: str) -> str:
     if _RUNBOOK_WORDS.search(PurePosixPath(posix).name) or _RUNBOOK_WORDS.search(title):
         return RUNBOOK
     return DOC
+
+
+def held_by(kinds: list[str] | set[str] | tuple[str, ...]) -> str:
+    """``a code file`` for one kind, ``these code and SQL files`` for several: who holds the evidence."""
+    named = [k for k in KINDS if k in kinds]
+    if len(named) == 1:
+        return LABELS[named[0]]
+    return "these " + describe(named).replace(" or ", " and ") + " files" if named else "the target"
 
 
 def describe(kinds: list[str] | set[str] | tuple[str, ...]) -> str:
