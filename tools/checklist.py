@@ -252,8 +252,9 @@ def judge_item(item: ChecklistItem, section: str, checklist_id: str, sources: li
     result.evidence += [e for e in lint_evidence if e not in result.evidence]
     held = held_by(kinds)
     if item.facets and not found and not missing and not required and not bound:
-        if lint_evidence:  # the linter's rule for this item held, and no facet is in reach of these files
-            result.status, result.reason = "PASS", "the linter's rule for this item holds"
+        if lint_evidence:  # the linter's rule held, but the rest of the item is out of these files' reach
+            result.status = "REVIEW"
+            result.reason = f"the linter's rule for this item holds; the rest is not something {held} can show"
             return result
         elsewhere = describe(set().union(*(able for _, able in unshowable)) - {"answers"})
         result.status = "N/A"

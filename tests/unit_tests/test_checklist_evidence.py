@@ -118,7 +118,10 @@ def test_guidance_and_checklist_results_in_a_task_document_are_no_evidence() -> 
     decided = doc.replace("Guidance from the knowledge base:", "**For your inputs · 本次决定:** Budget 150 USD/day, "
                           "warn at 120 USD (80%).\n\nGuidance from the knowledge base:")
     assert [f.text for f in markdown_facts(decided, "cost.md", "doc")] == [
-        "For your inputs · 本次决定: Budget 150 USD/day, warn at 120 USD (80%)."]
+        "For your inputs · 本次决定: Budget 150 USD/day", "warn at 120 USD (80%)."]
+    # A clause counts only with its own value: intentions listed beside a number are no evidence.
+    listed = "- Budget 150 USD/day, instance pools, cluster policies and thresholds to be decided.\n"
+    assert [f.text for f in markdown_facts(listed, "cost.md", "doc")] == ["Budget 150 USD/day"]
 
 
 def test_answers_evidence_what_code_cannot_show() -> None:

@@ -305,6 +305,22 @@ def _clean_markdown(text: str) -> str:
     return text.strip()
 
 
+def _clauses(text: str) -> list[str]:
+    """Split prose at clause boundaries, leaving inline code (which may hold commas) whole."""
+    parts, depth, current = [], 0, []
+    for index, char in enumerate(text):
+        if char == "`":
+            depth ^= 1
+        boundary = char in ",;，；。" or (char == "." and index + 1 < len(text) and text[index + 1] == " ")
+        if boundary and not depth:
+            parts.append("".join(current).strip())
+            current = []
+        else:
+            current.append(char)
+    parts.append("".join(current).strip())
+    return [p for p in parts if p]
+
+
 def _concrete(text: str) -> bool:
     return bool(_CONCRETE.search(_PLACEHOLDER.sub("", text)))
 
@@ -318,6 +334,7 @@ def markdown_facts(text: str, name: str, kind: str) -> list[Fact]:
     facts: list[Fact] = []
     lines = text.splitlines()
     skip_section = skip_block = False
+    skip_level = 0  # the level of the skipped heading: its subsections are skipped too
     answers_table = False
     fence: tuple[int, str, list[str]] | None = None
     for number, raw in enumerate(lines, start=1):
@@ -336,8 +353,11 @@ def markdown_facts(text: str, name: str, kind: str) -> list[Fact]:
             continue
         heading = re.match(r"^\s{0,3}(#{1,6})\s+(.*)", raw)
         if heading:
-            title = heading.group(2)
+            title, level = heading.group(2), len(heading.group(1))
+            if skip_section and level > skip_level:
+                continue
             skip_section = bool(_SKIP_SECTIONS.search(title)) and not re.search(r"inputs|输入", title, re.I)
+            skip_level = level
             answers_table = bool(re.search(r"inputs|输入", title, re.I))
             skip_block = False
             continue
@@ -364,10 +384,11 @@ def markdown_facts(text: str, name: str, kind: str) -> list[Fact]:
             if len(cells) >= 2 and meaningful(" ".join(cells[1:])) and _concrete(" ".join(cells[1:])):
                 facts.append(Fact(_clean_markdown(row)[:300], f"{name}:{number}", kind))
             continue
-        cleaned = _clean_markdown(stripped)
-        for sentence in re.split(r"(?<=[.;。；])\s+", cleaned):
-            if sentence and _concrete(sentence) and meaningful(sentence):
-                facts.append(Fact(sentence[:300], f"{name}:{number}", kind))
+        # A clause is evidence only when it carries its own concrete value: "warn at 120 USD (80%)" is,
+        # a list of intentions in the same sentence is not.
+        for clause in _clauses(_clean_markdown(stripped)):
+            if _concrete(clause) and meaningful(clause):
+                facts.append(Fact(clause[:300], f"{name}:{number}", kind))
     return facts
 
 
