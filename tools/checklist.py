@@ -199,9 +199,16 @@ def lint_findings(targets: list[Target]) -> list[dict]:
     return findings
 
 
+_RANK = {"code": 0, "sql": 1, "job": 2, "config": 3, "script": 4, "answers": 5, "runbook": 6, "doc": 7}
+
+
 def _matches(pattern: str, facts: list[Fact]) -> Fact | None:
+    """The strongest fact matching ``pattern``: a code/SQL/config file's own line before a document's."""
     compiled = re.compile(pattern, re.I)
-    return next((f for f in facts if compiled.search(f.text)), None)
+    found = [f for f in facts if compiled.search(f.text)]
+    if not found:
+        return None
+    return min(found, key=lambda f: (f.where.split(":", 1)[0].endswith(".md"), _RANK.get(f.kind, 9)))
 
 
 def judge_item(item: ChecklistItem, section: str, checklist_id: str, sources: list[Source],

@@ -80,7 +80,7 @@ def meaningful(value: str) -> bool:
 
 def is_prose(text: str) -> bool:
     """A sentence rather than a value: several words with English function words and no code syntax."""
-    if re.search(r"[=<>(){}\[\]]|\b(SELECT|WHERE|AND|OR|NOT|NULL|IS|IN|BETWEEN)\b", text):
+    if re.search(r"[=<>{}\[\]]|\w\(|\b(SELECT|WHERE|AND|OR|NOT|NULL|IS|IN|BETWEEN)\b", text):
         return False
     words = re.findall(r"[A-Za-z]+", text)
     cjk = len(re.findall(r"[\u4e00-\u9fff]", text))
