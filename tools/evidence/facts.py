@@ -306,13 +306,14 @@ def _clean_markdown(text: str) -> str:
 
 
 def _clauses(text: str) -> list[str]:
-    """Split prose at clause boundaries, leaving inline code (which may hold commas) whole."""
-    parts, depth, current = [], 0, []
+    """Split prose at clause boundaries, leaving inline code and brackets (which may hold commas) whole."""
+    parts, code, depth, current = [], 0, 0, []
     for index, char in enumerate(text):
         if char == "`":
-            depth ^= 1
+            code ^= 1
+        depth += {"(": 1, "[": 1, "{": 1, ")": -1, "]": -1, "}": -1}.get(char, 0) if not code else 0
         boundary = char in ",;，；。" or (char == "." and index + 1 < len(text) and text[index + 1] == " ")
-        if boundary and not depth:
+        if boundary and not code and depth <= 0:
             parts.append("".join(current).strip())
             current = []
         else:
