@@ -303,14 +303,22 @@ def run_checklist(checklist: Checklist, targets: list[Target]) -> ChecklistRepor
         The report, one result per item, in checklist order.
 
     """
+    return run_checklists([checklist], targets)[0]
+
+
+def run_checklists(checklists: list[Checklist], targets: list[Target]) -> list[ChecklistReport]:
+    """Judge several checklists against the same targets, extracting facts and linting once."""
     targets = [Target(t.name, t.text[:MAX_TARGET_CHARS], t.path, t.kind) for t in targets]
     sources = sources_of(targets)
     findings = lint_findings([s.target for s in sources if s.kind != REPORT])
-    items = [
-        judge_item(item, str(section.title), checklist.id, sources, findings)
-        for section in checklist.sections
-        for item in section.items
-    ]
-    title = f"{checklist.title} ({checklist.title_zh})" if checklist.title_zh else checklist.title
-    return ChecklistReport(checklist.id, title, [t.name for t in targets], items,
-                           {s.target.name: s.kind for s in sources})
+    kinds = {s.target.name: s.kind for s in sources}
+    reports = []
+    for checklist in checklists:
+        items = [
+            judge_item(item, str(section.title), checklist.id, sources, findings)
+            for section in checklist.sections
+            for item in section.items
+        ]
+        title = f"{checklist.title} ({checklist.title_zh})" if checklist.title_zh else checklist.title
+        reports.append(ChecklistReport(checklist.id, title, [t.name for t in targets], items, dict(kinds)))
+    return reports

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 from knowledge.loader import Pack
-from tools.checklist import ChecklistReport, Target, run_checklist
+from tools.checklist import ChecklistReport, Target, run_checklists
 from tools.evidence.kinds import REPORT, SHORT, classify
 
 GO, NO_GO, CONDITIONAL = "Go", "No-Go", "Conditional Go"
@@ -114,8 +114,7 @@ def decide(pack: Pack, files: dict[str, str], stored: list[dict], extra_checklis
     results: list[dict] = []
     if artefacts:
         targets = [Target(a.path, a.text, None, a.kind) for a in artefacts]
-        for checklist_id in checklist_ids:
-            report = run_checklist(pack.checklists[checklist_id], targets)
+        for report in run_checklists([pack.checklists[c] for c in checklist_ids], targets):
             _apply_overrides(report, stored)
             summary = report.summary()
             summary["source"] = "judged now on the thread's artefacts"
