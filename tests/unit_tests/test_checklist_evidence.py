@@ -175,3 +175,15 @@ def test_every_file_of_a_required_kind_must_show_it() -> None:
     with_job = triggered_pipeline + "  jobs:\n    refresh:\n      schedule: {quartz_cron_expression: 0 0 * * * ?}\n"
     fixed = run_checklist(checklist, [Target("dlt/databricks.yml", with_job)])
     assert _item(fixed, "连续").status == "REVIEW"  # the job trigger is there; the query trigger is the code's
+
+
+def test_every_pack_facet_names_known_kinds_and_a_code_file_is_never_required_to_show_plans() -> None:
+    from tools.evidence.kinds import KINDS
+
+    for checklist in PACK.checklists.values():
+        for item in checklist.items:
+            assert item.facets, (checklist.id, item.id)
+            assert set(item.required_in) <= set(KINDS), (checklist.id, item.id)
+            assert "code" not in item.required_in  # what code must do is the linter's to say, with a rule
+            for facet in item.facets:
+                assert facet.kinds and set(facet.kinds) <= set(KINDS), (checklist.id, item.id, facet.name)
