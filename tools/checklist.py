@@ -254,7 +254,7 @@ def judge_item(item: ChecklistItem, section: str, checklist_id: str, sources: li
         if fact is not None:
             found.append(facet.name)
             result.evidence.append(f"{facet.name} — {fact.cite()}")
-        elif not bound:
+        elif not able & {s.kind for s in bound}:  # a facet bound to a required kind is judged file by file
             missing.append(facet.name)
     result.evidence += [e for e in lint_evidence if e not in result.evidence]
     held = held_by(kinds)

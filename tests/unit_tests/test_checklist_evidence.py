@@ -187,3 +187,14 @@ def test_every_pack_facet_names_known_kinds_and_a_code_file_is_never_required_to
             assert "code" not in item.required_in  # what code must do is the linter's to say, with a rule
             for facet in item.facets:
                 assert facet.kinds and set(facet.kinds) <= set(KINDS), (checklist.id, item.id, facet.name)
+
+
+def test_a_facet_no_required_file_can_show_is_still_judged() -> None:
+    job = ("resources:\n  jobs:\n    orders:\n      name: orders\n      continuous: {pause_status: UNPAUSED}\n"
+           "      tasks:\n        - task_key: s\n          spark_python_task: {python_file: src/s.py}\n")
+    code = 'spark.readStream.table("main.bronze.orders").writeStream.toTable("main.silver.orders")\n'
+    report = run_checklist(PACK.checklists["jobs-triggers-checklist"],
+                           [Target("databricks.yml", job), Target("s.py", code)])
+    item = _item(report, "连续")
+    # The job shows its trigger; the code sets none, which the code could show: not a PASS.
+    assert item.status == "REVIEW" and "not evidenced by these files: query trigger" in item.reason
