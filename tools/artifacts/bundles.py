@@ -64,9 +64,12 @@ class Targets:
     service_principal: str = DEFAULT_SERVICE_PRINCIPAL
 
     @classmethod
-    def for_output(cls, table: str, checkpoint_root: str,
+    def for_output(cls, table: str, checkpoint_root: str = "",
                    service_principal: str = DEFAULT_SERVICE_PRINCIPAL) -> Targets:
-        """Targets for a bundle whose main output is ``table`` and whose checkpoints live under ``checkpoint_root``."""
+        """Targets for a bundle whose main output is ``table`` and whose checkpoints live under ``checkpoint_root``.
+
+        No ``checkpoint_root`` (a declarative pipeline keeps its own checkpoints): the bundle has no such variable.
+        """
         catalog, schema = table_namespace(table)
         prod = Namespace(catalog, schema, checkpoint_root.rstrip("/") or checkpoint_root)
         return cls(prod=prod, dev=dev_namespace(prod), service_principal=service_principal)
@@ -88,6 +91,8 @@ def dev_namespace(prod: Namespace) -> Namespace:
     """
     catalog = f"{prod.catalog}_dev"
     root = prod.checkpoint_root
+    if not root:
+        return Namespace(catalog, prod.schema, "")
     prefix = f"/Volumes/{prod.catalog}/"
     if root.startswith(prefix):
         root = f"/Volumes/{catalog}/" + root[len(prefix):]
@@ -398,7 +403,10 @@ def _prod_unpause(jobs: dict[str, dict[str, Any]]) -> dict[str, Any]:
 def bundle(name: str, resources: dict[str, dict[str, Any]], variables: dict[str, Any], targets: Targets) -> dict[str, Any]:
     """A whole ``databricks.yml``: variables, resources, and the dev / prod targets described in the module doc."""
     def namespace(ns: Namespace) -> dict[str, Any]:
-        return {"catalog": ns.catalog, "schema": ns.schema, "checkpoint_root": ns.checkpoint_root}
+        values = {"catalog": ns.catalog, "schema": ns.schema, "checkpoint_root": ns.checkpoint_root}
+        return {k: v for k, v in values.items() if v}
+
+    variables = {k: v for k, v in variables.items() if k != "checkpoint_root" or targets.prod.checkpoint_root}
 
     prod: dict[str, Any] = {
         "mode": "production",
@@ -424,9 +432,12 @@ def bundle(name: str, resources: dict[str, dict[str, Any]], variables: dict[str,
 def target_header(targets: Targets) -> list[str]:
     """Header lines that say what each target touches and what must exist before deploying."""
     prod, dev = targets.prod, targets.dev
+
+    def where(ns: Namespace) -> str:
+        return f"{ns.catalog}.*" + (f" (checkpoints under {ns.checkpoint_root})" if ns.checkpoint_root else "")
+
     return [
-        f"Targets: dev writes {dev.catalog}.* (checkpoints under {dev.checkpoint_root}); prod writes "
-        f"{prod.catalog}.* (checkpoints under {prod.checkpoint_root}). Create the dev catalog with the same schemas "
+        f"Targets: dev writes {where(dev)}; prod writes {where(prod)}. Create the dev catalog with the same schemas "
         "first; sources are read, never written, from either target.",
         f"prod runs as the service principal named {comment_safe(targets.service_principal)} (looked up by name) and "
         "deploys to its home folder; development mode pauses every schedule and trigger in dev.",
