@@ -87,18 +87,24 @@ def dev_namespace(prod: Namespace) -> Namespace:
     """The dev namespace: a catalog of its own (``<catalog>_dev``), the same schema, a per-user checkpoint root.
 
     A Unity Catalog volume path moves into the dev catalog as well; any other root gets a
-    ``dev/<user>`` folder. Either way no dev query ever opens a production checkpoint.
+    ``dev`` folder. Either way no dev query ever opens a production checkpoint. Each developer
+    gets a folder of their own when the root is a volume (or deeper), where a folder may be made.
     """
     catalog = f"{prod.catalog}_dev"
     root = prod.checkpoint_root
     if not root:
         return Namespace(catalog, prod.schema, "")
-    prefix = f"/Volumes/{prod.catalog}/"
-    if root.startswith(prefix):
-        root = f"/Volumes/{catalog}/" + root[len(prefix):]
+    parts = root.split("/")
+    if root.startswith("/Volumes/"):
+        if len(parts) > 2 and parts[2] == prod.catalog:
+            parts[2] = catalog
+        else:  # a volume of another catalog: a dev folder beside the production checkpoints
+            parts.append("dev")
+        root = "/".join(parts)
+        per_user = len(parts) >= 5  # /Volumes/<catalog>/<schema>/<volume>: folders can be made below it
     else:
-        root = f"{root}/dev"
-    return Namespace(catalog, prod.schema, f"{root}/{DEV_USER}")
+        root, per_user = f"{root}/dev", True
+    return Namespace(catalog, prod.schema, f"{root}/{DEV_USER}" if per_user else root)
 
 
 def common_root(paths: list[str]) -> str:
