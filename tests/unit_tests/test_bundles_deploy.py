@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import argparse
 import copy
+import os
 import re
+import subprocess
 import sys
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from types import ModuleType, SimpleNamespace
 from typing import Any
 
@@ -420,3 +422,43 @@ def test_entry_points_stay_inside_the_bundle() -> None:
     assert entry_point_path("src/ingest_stream.py") == "src/ingest_stream.py"
     assert entry_point_path("/etc/../../x") == "etc/x.py"
     assert entry_point_path("") == "src/ingest_stream.py"
+
+
+def test_deploy_script_deploys_only_after_a_go(tmp_path: Path) -> None:
+    """The generated deploy_with_gate.sh, run for real with our linter and a recording `databricks` stand-in."""
+    doc = PACK_DOCS["jobs-continuous-triggers"]
+    for artifact in generate("jobs-continuous-triggers", defaults_for("jobs-continuous-triggers"), {}, doc):
+        target = tmp_path / artifact.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(artifact.content, encoding="utf-8")
+    script = tmp_path / artifact_dir(doc) / "deploy_with_gate.sh"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "databricks-calls.txt"
+    (bin_dir / "databricks").write_text(f'#!/usr/bin/env bash\necho "$*" >> {calls}\n', encoding="utf-8")
+    (bin_dir / "streaming-engineer").write_text(
+        f'#!/usr/bin/env bash\nexec {sys.executable} -m agent.cli "$@"\n', encoding="utf-8")
+    for stub in bin_dir.iterdir():
+        stub.chmod(0o755)
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    subprocess.run(["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q",
+                    "--allow-empty", "-m", "release"], check=True)
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+           "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "STREAMING_ENGINEER_HOME": str(tmp_path / "home")}
+    gate = tmp_path / "docs/gates/streaming-release.md"
+
+    def deploy() -> subprocess.CompletedProcess:
+        return subprocess.run(["bash", str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+
+    first = deploy()
+    assert first.returncode != 0 and not calls.exists(), first.stderr  # no gate document yet
+    gate.parent.mkdir(parents=True)
+    gate.write_text("# Release gate\n\nDecision: **No-Go**\n", encoding="utf-8")
+    second = deploy()
+    assert second.returncode == 1 and "not Go" in second.stderr and not calls.exists()
+    gate.write_text("# Release gate\n\nDecision: **Go**\n", encoding="utf-8")
+    third = deploy()
+    assert third.returncode == 0, third.stdout + third.stderr
+    assert calls.read_text(encoding="utf-8").splitlines() == ["bundle validate -t prod", "bundle deploy -t prod"]
+    tags = subprocess.run(["git", "-C", str(tmp_path), "tag"], capture_output=True, text=True, check=True).stdout
+    assert tags.startswith("deployed-prod-")  # the audit trail of what was deployed

@@ -9,6 +9,8 @@ the latency objective, 1.5× and 3× the freshness objective).
 
 from __future__ import annotations
 
+import posixpath
+
 import yaml
 
 from tools.artifacts.base import (
@@ -455,16 +457,21 @@ def jobs_api_json(a: Inputs) -> str:
     return dump_json(job)
 
 
-def deploy_script(a: Inputs) -> str:
-    """Deployment linked to the release gate: lint, gate decision, validate, deploy."""
+GATE_DOC = "docs/gates/streaming-release.md"  # the release-gate task's document
+
+
+def deploy_script(a: Inputs, bundle_dir: str) -> str:
+    """Deployment linked to the release gate: lint, gate decision, validate, deploy (from the bundle folder)."""
+    gate = posixpath.relpath(GATE_DOC, bundle_dir)
     return f"""#!/usr/bin/env bash
 # Deploy {a.text('name')} only when the code passes `streaming-engineer check` and the release gate says Go.
-# Usage: ./deploy_with_gate.sh [target]   (default: prod)
+# Usage: ./deploy_with_gate.sh [target]   (default: prod; run from anywhere: it works in the bundle folder)
 set -euo pipefail
 TARGET="${{1:-prod}}"
-GATE="docs/gates/streaming-release.md"
+cd "$(dirname "${{BASH_SOURCE[0]}}")"                   # the bundle root: databricks.yml is here
+GATE="${{GATE:-{gate}}}"
 
-streaming-engineer check src/ --format text            # exit 1 on any FAIL
+streaming-engineer check . --format text               # exit 1 on any FAIL
 if ! grep -Eq '\\*\\*(Go|Conditional Go)\\*\\*' "$GATE"; then
   echo "release gate $GATE is not Go / Conditional Go: run *release-gate first" >&2
   exit 1
@@ -490,7 +497,7 @@ def jobs_generate(answers: dict[str, str], rendered: dict[str, str], doc_locatio
     if "api" in a.choice("deploy_tool") or "terraform" in a.choice("deploy_tool"):
         out.append(Artifact(str(folder / "job.json"), jobs_api_json(a), "json",
                             "The same job as a Jobs API create payload (fill in the policy id)."))
-    out.append(Artifact(str(folder / "deploy_with_gate.sh"), deploy_script(a), "shell",
+    out.append(Artifact(str(folder / "deploy_with_gate.sh"), deploy_script(a, str(folder)), "shell",
                         "Deployment gated on `streaming-engineer check` and the release-gate decision."))
     return out
 
