@@ -352,6 +352,11 @@ def dlt_spec(a: Inputs) -> PipelineSpec:
     )
 
 
+def refresh_interval(spec: PipelineSpec) -> Duration:
+    """How often a triggered pipeline updates: once per Gold window (a window is final only after it ends)."""
+    return spec.window or Duration(15, "minutes")
+
+
 def dlt_reconciliation_sql(spec: PipelineSpec) -> str:
     """Counts that must add up after every update, full refresh or backfill."""
     bronze = table_name(spec.bronze_table or spec.source)
@@ -425,7 +430,7 @@ def dlt_generate(answers: dict[str, str], rendered: dict[str, str], doc_location
                  "quarantine split on the rules, Gold windowed aggregate with a watermark."),
         Artifact(str(folder / "databricks.yml"),
                  pipeline_bundle(name, "dlt_pipeline.py", targets, a.choice("pipeline_mode") == "continuous",
-                                 recipients, spec.window or Duration(15, "minutes"), compute_kind(answers, SERVERLESS)),
+                                 recipients, refresh_interval(spec), compute_kind(answers, SERVERLESS)),
                  "yaml", "Asset Bundle deploying the pipeline with failure notifications (and, when triggered, the "
                  "job that schedules its updates); dev and prod targets with their own catalog."),
         Artifact(str(folder / "reconciliation.sql"), dlt_reconciliation_sql(spec), "sql",
@@ -440,7 +445,9 @@ def dlt_notes(answers: dict[str, str]) -> list[str]:
     first = (f"Streaming tables `{spec.bronze_table}` → `{spec.silver_table}` → `{spec.gold_table}`, event time "
              f"`{spec.event_time}`; the Gold aggregate uses `withWatermark({spec.event_time!r}, "
              f"{spec.lateness.spark!r})` over {spec.window.spark} windows, so a window is final "
-             f"{spec.lateness.spark} after its end. Mode: {a.text('pipeline_mode')}.")
+             f"{spec.lateness.spark} after its end. Mode: {a.text('pipeline_mode')}"
+             + ("." if a.choice("pipeline_mode") == "continuous" else
+                f"; the bundle's refresh job starts an update every {refresh_interval(spec).spark}."))
     actions = ", ".join(f"`{r.name}` ({r.action})" for r in spec.rules)
     second = (f"Expectations {actions}: DROP rules send rows to `{spec.quarantine_table}` with the failed rule "
               "names, WARN rules only count, FAIL rules stop the flow. Bronze carries "
