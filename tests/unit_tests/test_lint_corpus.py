@@ -58,6 +58,7 @@ def test_file_findings_match_expectations(name: str):
     passes = sorted({f.rule for f in result.findings if f.status == "PASS"})
     assert passes == expected["pass"]
     assert bool(result.error) == bool(expected.get("error"))
+    assert len(result.warnings) == expected.get("warnings", 0), result.warnings
 
 
 def test_precision_and_recall_over_the_corpus():

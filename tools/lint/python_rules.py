@@ -730,26 +730,4 @@ def check_python(tree: ast.Module, lines: list[str], text: str) -> list[Finding]
     return PythonChecker(tree, lines, text).run()
 
 
-def notebook_sql_cells(lines: list[str]) -> list[tuple[int, list[str]]]:
-    """SQL cells of a Databricks notebook exported as ``.py`` (``# MAGIC %sql``).
-
-    Returns:
-        ``(first line number, cell lines)`` per cell, ``# MAGIC`` prefixes removed.
-
-    """
-    cells: list[tuple[int, list[str]]] = []
-    current: list[str] | None = None
-    start = 0
-    for number, line in enumerate(lines, start=1):
-        stripped = line.strip()
-        if stripped.startswith("# MAGIC %sql"):
-            current, start = [""], number  # keep line numbers aligned: the magic line itself is blank
-            cells.append((start, current))
-        elif current is not None and stripped.startswith("# MAGIC"):
-            current.append(stripped[len("# MAGIC "):] if stripped.startswith("# MAGIC ") else "")
-        else:
-            current = None
-    return cells
-
-
-__all__ = ["check_python", "notebook_sql_cells"]
+__all__ = ["check_python"]

@@ -236,3 +236,20 @@ def check_sql(text: str, line_offset: int = 0) -> list[Finding]:
 
     """
     return _SqlChecker(text, line_offset).run()
+
+
+def check_sql_cells(cells: list[tuple[str, int]]) -> list[Finding]:
+    """All SQL-rule findings for the SQL cells of one file (a plain ``.sql`` file is one cell).
+
+    Args:
+        cells: ``(text, line_offset)`` per cell; a cell is a statement boundary
+            (Lakeflow SQL notebooks separate statements by cells, not semicolons).
+
+    Returns:
+        Findings in source order, before suppression.
+
+    """
+    findings: list[Finding] = []
+    for text, offset in cells:
+        findings += _SqlChecker(text, offset).run()
+    return findings
