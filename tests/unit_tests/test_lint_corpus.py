@@ -15,6 +15,7 @@ import yaml
 
 from tools.lint import FileResult, check_paths
 from tools.lint.model import ACTIONABLE
+from tools.lint.notebook import split_ipynb
 
 CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "pipelines"
 EXPECTED = yaml.safe_load((CORPUS / "expected.yaml").read_text(encoding="utf-8"))["files"]
@@ -36,14 +37,16 @@ def test_corpus_size_and_mix():
     assert len(files) >= 30
     assert {p.relative_to(CORPUS).as_posix() for p in files} == set(EXPECTED), "every corpus file has expectations"
     suffixes = {p.suffix for p in files}
-    assert {".py", ".sql", ".json", ".yml", ".yaml"} <= suffixes
+    assert {".py", ".sql", ".ipynb", ".json", ".yml", ".yaml"} <= suffixes
     clean = sum(1 for e in EXPECTED.values() if e["clean"])
     assert 0.25 <= clean / len(EXPECTED) <= 0.45, "about a third of the corpus is clean"
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_expected_lines_point_at_their_text(name: str):
-    lines = (CORPUS / name).read_text(encoding="utf-8").splitlines()
+    text = (CORPUS / name).read_text(encoding="utf-8")
+    # A .ipynb finding's line is a line of its code cells laid out as a script.
+    lines = split_ipynb(text).lines if name.endswith(".ipynb") else text.splitlines()
     for finding in EXPECTED[name]["findings"]:
         assert finding["at"] in lines[finding["line"] - 1], f"{name}:{finding['line']} lost its anchor {finding['at']!r}"
 

@@ -144,7 +144,7 @@ _RULES: tuple[Rule, ...] = (
          "which has no start() (AttributeError at run time).",
          "Drop the trailing .start() (toTable starts the query), or use .start(path) instead of toTable.",
          ("FAIL",)),
-    Rule("SE211", "checkpoint", SOURCE_CL, OFFSETS_ITEM, "warning",
+    Rule("SE211", "checkpoint", SOURCE_CL, OFFSETS_ITEM, "error",
          "Kafka option the source ignores",
          "A Kafka source given consumer settings without the kafka. prefix (group.id, bootstrap.servers, "
          "security.protocol, sasl.*, ssl.*), settings the Spark source never passes on (topic, "

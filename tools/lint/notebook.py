@@ -120,6 +120,9 @@ def _cell_language(raw: list[str], default: str) -> tuple[str, list[str]]:
     """The language of one source-notebook cell and its code lines (same count as ``raw``)."""
     code = [line for line in raw if line.strip()]
     if not code or not all(_MAGIC.match(line) for line in code):
+        if default == "python":
+            # Databricks runs Python cells under IPython: "%pip install x" and "!ls" lines are valid there.
+            return default, ["" if line.startswith(("%", "!")) else line for line in raw]
         return default, list(raw)
     stripped = [_strip_magic(line) if _MAGIC.match(line) else "" for line in raw]
     first = next(i for i, line in enumerate(stripped) if line.strip())
@@ -239,5 +242,5 @@ def _ipynb_cell_language(raw: list[str], default: str) -> tuple[str, list[str]]:
         return _cell_language(raw, default)
     # IPython line magics / shell escapes inside a Python cell are not Python: blank them.
     if default == "python":
-        return default, ["" if line.lstrip().startswith(("%", "!")) else line for line in raw]
+        return default, ["" if line.startswith(("%", "!")) else line for line in raw]
     return default, list(raw)

@@ -307,7 +307,8 @@ class PythonChecker:
         if text is None:
             source.opaque = True
             return
-        source.options[text.lower()] = OptionValue(self.ix.const(value), line, self.ix.line(line))
+        source.options[text.lower()] = OptionValue(self.ix.const(value), line, self.ix.line(line),
+                                                   self.ix.string_fragments(value))
 
     def _add_keyword_options(self, source: _SourceBuild, keywords: list[ast.keyword]) -> None:
         for keyword in keywords:

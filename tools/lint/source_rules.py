@@ -53,12 +53,15 @@ class OptionValue:
         value: the literal value as text, or ``None`` when it is computed.
         line: where the option is written.
         evidence: the source line.
+        fragments: the constant parts of a computed string (an f-string's text
+            without its fields), when the value is not a literal.
 
     """
 
     value: str | None
     line: int | None
     evidence: str
+    fragments: str | None = None
 
 
 @dataclass
@@ -149,7 +152,8 @@ def _check_kafka_options(spec: SourceSpec) -> list[Finding]:
                 f"Option '{key}' is ignored by the Kafka source: {_KAFKA_UNUSED_SOURCE_KEYS[key]}.", option.evidence,
             ))
     jaas = spec.get("kafka.sasl.jaas.config")
-    if spec.databricks and jaas is not None and jaas.value and re.match(r"\s*org\.apache\.kafka\.", jaas.value):
+    jaas_text = (jaas.value or jaas.fragments or "") if jaas is not None else ""
+    if spec.databricks and jaas is not None and re.match(r"\s*org\.apache\.kafka\.", jaas_text):
         findings.append(make_finding(
             "SE806", "FAIL", jaas.line,
             "The JAAS config names org.apache.kafka...LoginModule, but the Kafka client on Databricks is shaded "
