@@ -46,6 +46,7 @@ _CLOSED_KEY = re.compile(
     r"sentiment|flag|is_[a-z_]+|has_[a-z_]+)(?:_(?:type|name|code|category|group|kind))?$",
     re.I,
 )
+_BRONZE_NAME = re.compile(r"bronze|raw|landing|ingest|stag(?:e|ed|ing)_", re.I)
 _DECORATOR_ARGS = frozenset({"table_properties", "spark_conf", "comment", "partition_cols", "cluster_by", "schema",
                              "path", "temporary", "row_filter", "table_name"})
 _RESCUED_USED = re.compile(r"_rescued_data['\"`)\]]*\s*(?:\)\s*)?(?:\.isNotNull|\.isNull|IS\s+NOT\s+NULL|IS\s+NULL|!=|==)",
@@ -84,6 +85,7 @@ class _WriterBuild:
     upstream: _Frame
     fmt: str | None = None
     started: bool = False  # toTable()/table() has started the query
+    target: str | None = None  # the table a toTable()/table() sink writes
     options: dict[str, tuple[ast.expr, int]] = field(default_factory=dict)
     opaque: bool = False
     output_mode: tuple[str, int] | None = None
@@ -484,6 +486,8 @@ class PythonChecker:
                        "no start(): this line raises AttributeError.")
         elif name in ("start", "toTable", "table") and not writer.started:
             writer.started = name != "start"
+            if writer.started:
+                writer.target = self.ix.static_string(link.arg(0, "tableName"))
             for keyword in link.keywords:
                 if keyword.arg == "queryName":
                     writer.named = True
@@ -595,6 +599,13 @@ class PythonChecker:
                        "outputMode('complete') keeps every aggregate group in state and rewrites the whole "
                        "result each trigger.")
 
+    def _target_dropped(self, writer: _WriterBuild) -> bool:
+        """True when the file also drops the query's target table: a deliberate full rebuild, not lost offsets."""
+        if not writer.target:
+            return False
+        name = re.escape(writer.target.split(".")[-1].strip("`"))
+        return re.search(rf"DROP\s+TABLE\s+(?:IF\s+EXISTS\s+)?[`\w.]*\b{name}\b", self.text, re.I) is not None
+
     def _removed_paths(self) -> list[tuple[ast.Call, int]]:
         """Calls that delete a path: ``dbutils.fs.rm(p, True)``, ``shutil.rmtree(p)``, ``os.remove(p)``."""
         removed: list[tuple[ast.Call, int]] = []
@@ -634,8 +645,9 @@ class PythonChecker:
             status, why = volatile
             self._emit("SE208", status, line, f"The checkpoint path {why}, so every run starts a new checkpoint "
                                               "and recovers nothing from the last one.")
+        rebuilt = self._target_dropped(writer)
         for call, removed_line in removed:
-            if removed_line < line and self._same_path(call.args[0], value):
+            if removed_line < line and not rebuilt and self._same_path(call.args[0], value):
                 self._emit("SE209", "FAIL", removed_line,
                            f"This deletes the checkpoint of the query at line {line} before it starts: every run "
                            "forgets its offsets and state.")
@@ -853,7 +865,7 @@ class PythonChecker:
         for functions in self.ix.functions.values():
             for function in functions:
                 self._check_table_function(function, batch_tables)
-        cdc = re.search(r"\b(?:apply_changes|create_auto_cdc_flow|append_flow|create_auto_cdc_from_snapshot_flow)\b",
+        cdc = re.search(r"\b(?:apply_changes\w*|create_auto_cdc\w*|append_flow)\b",
                         self.text) is not None
         for node in ast.walk(self.ix.tree):
             attr, call = self._declarative_attr(node) if isinstance(node, ast.Call) else (None, None)
@@ -896,13 +908,20 @@ class PythonChecker:
             batch_tables[_table_key(table_name)] = table_line
         if frame.origin in ("kafka", "eventhubs", "kinesis"):
             self._check_reset_allowed(decorator_call, table_line, table_name)
-        bronze = bool(re.search(r"bronze|raw|landing|ingest", table_name, re.I)) or frame.origin not in (None, "other")
+        bronze = bool(_BRONZE_NAME.search(table_name)) or frame.origin not in (None, "other")
         self._table_finding(table_line, table_name, expectations, skip_partial=bronze)
 
     def _check_decorator_defaults(self, function: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
         args = function.args
         params = [*args.posonlyargs, *args.args, *args.kwonlyargs]
+        defaults = dict(zip([p.arg for p in [*args.posonlyargs, *args.args]][-len(args.defaults):] if args.defaults
+                            else [], args.defaults, strict=False))
+        defaults.update({p.arg: d for p, d in zip(args.kwonlyargs, args.kw_defaults, strict=False) if d is not None})
         for param in params:
+            default = defaults.get(param.arg)
+            # A default equal to the decorator's own default (False, None, "") changes nothing when ignored.
+            if isinstance(default, ast.Constant) and default.value in (False, None, ""):
+                continue
             if param.arg in _DECORATOR_ARGS:
                 self._emit("SE602", "FAIL", param.lineno,
                            f"'{param.arg}' is a parameter of table function {function.name}(): the pipeline calls "
@@ -923,13 +942,14 @@ class PythonChecker:
         """SE504: ``drop('_rescued_data')`` with nothing in the file looking at rescued rows."""
         if "_rescued_data" not in self.text or _RESCUED_USED.search(self.text):
             return
-        for node in ast.walk(self.ix.tree):
-            if isinstance(node, ast.Call) and call_name(node) == "drop" and isinstance(node.func, ast.Attribute):
-                dropped = [self.ix.const(a) for a in node.args]
-                if "_rescued_data" in dropped:
-                    self._emit("SE504", "PARTIAL", node.func.end_lineno or node.lineno,
-                               "_rescued_data is dropped and no row with rescued data is sent anywhere: values "
-                               "that did not fit the schema are lost.")
+        drops = [n for n in ast.walk(self.ix.tree)
+                 if isinstance(n, ast.Call) and call_name(n) == "drop" and isinstance(n.func, ast.Attribute)]
+        for node in sorted(drops, key=lambda n: n.lineno):
+            if "_rescued_data" in [self.ix.const(a) for a in node.args]:
+                self._emit("SE504", "PARTIAL", node.func.end_lineno or node.lineno,
+                           "_rescued_data is dropped and nothing in this file routes rows with rescued data "
+                           "anywhere: those rows go on with the values that did not fit the schema nulled.")
+                return  # one finding per file: the remedy (a quarantine) is the same for every drop
 
     def _table_finding(self, line: int, name: str, expectations: bool, skip_partial: bool = False) -> None:
         if expectations:

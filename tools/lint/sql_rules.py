@@ -30,7 +30,7 @@ _BUS_FN = re.compile(r"\b(?:read_kafka|read_kinesis|read_pubsub|read_pulsar|read
 _FILE_FN = re.compile(r"\b(?:read_files|cloud_files)\s*\(", re.I)
 _RESET_FALSE = re.compile(r"pipelines\.reset\.allowed['\"`]?\s*=\s*['\"]?false", re.I)
 _AS_QUERY = re.compile(r"\bAS\s*\(?\s*(?:SELECT|WITH|FROM)\b", re.I)
-_BRONZE_NAME = re.compile(r"bronze|raw|landing|ingest", re.I)
+_BRONZE_NAME = re.compile(r"bronze|raw|landing|ingest|stag(?:e|ed|ing)_", re.I)
 _CLOSED_SQL_KEY = re.compile(
     r"^(?:[a-z]+_)?(?:country|region|state|status|type|category|lang|language|level|kind|gender|channel|platform|"
     r"source|segment|tier|class|label|severity|priority|currency|device|os|browser|sensor|city|store|site|zone|"
