@@ -175,9 +175,12 @@ def _check_notebook(notebook: Notebook) -> tuple[list[Finding], list[str], str |
     analysed = bool(sql_cells)
     if python_cells:
         tree, text, warnings, error = _parse_cells(notebook, notebook.module_text("python"))
-        if tree is not None:
+        if tree is not None and len(warnings) < len(python_cells):
             findings += check_python(tree, notebook.lines, text)
             analysed = True
+        elif tree is not None:  # every Python cell was left out
+            error = "no Python cell parses (" + "; ".join(w.split(": ", 1)[-1].split(";")[0] for w in warnings) + ")"
+            warnings = []
     if sql_cells:
         findings += check_sql_cells([(c.text, c.first_line - 1) for c in sql_cells])
     if error and analysed:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from urllib.parse import quote
 from typing import Any
 
 from tools.lint.catalog import RULES
@@ -76,7 +77,8 @@ def to_sarif(results: list[FileResult], verbose: bool = False) -> str:
     sarif_results: list[dict[str, Any]] = []
     notifications: list[dict[str, Any]] = []
     for result in results:
-        location = {"physicalLocation": {"artifactLocation": {"uri": result.path}}}
+        # A URI reference: spaces and other reserved characters percent-encoded, slashes kept.
+        location = {"physicalLocation": {"artifactLocation": {"uri": quote(result.path, safe="/:")}}}
         if result.error:
             notifications.append({"level": "error", "message": {"text": f"not analysed: {result.error}"},
                                   "locations": [location]})
