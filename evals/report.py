@@ -113,7 +113,7 @@ _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]
 
 
 def xml_safe(text: str) -> str:
-    """``text`` with every character XML 1.0 forbids written as a visible ``\\xNN`` / ``\\uNNNN`` escape."""
+    r"""``text`` with every character XML 1.0 forbids written as a visible ``\xNN`` / ``\uNNNN`` escape."""
     return _XML_INVALID.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else
                             f"\\u{ord(m.group()):04x}", text)
 

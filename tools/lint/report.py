@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from urllib.parse import quote
 from typing import Any
+from urllib.parse import quote
 
 from tools.lint.catalog import RULES
 from tools.lint.model import FileResult
