@@ -609,6 +609,8 @@ class PythonChecker:
     def _removed_paths(self) -> list[tuple[ast.Call, int]]:
         """Calls that delete a path: ``dbutils.fs.rm(p, True)``, ``shutil.rmtree(p)``, ``os.remove(p)``."""
         removed: list[tuple[ast.Call, int]] = []
+        if not re.search(r"\b(?:rm|rmtree|remove|unlink)\(", self.text):
+            return removed  # most files delete nothing: skip the walk
         for node in ast.walk(self.ix.tree):
             if isinstance(node, ast.Call) and node.args and call_name(node) in _REMOVE_CALLS:
                 removed.append((node, node.lineno))
