@@ -380,3 +380,27 @@ def test_suppression_in_sql_yaml_and_whole_file():
     assert not statuses(whole, "SE401") and not statuses(whole, "SE205")
     bare = "spark.readStream.format('kafka').load()  # streaming-engineer: ignore"
     assert not {s for r, s in findings(bare) if s != "PASS"}
+
+
+# -- serverless jobs ----------------------------------------------------------------------
+def test_serverless_job_task_with_a_processing_time_trigger(tmp_path: Path):
+    from tools.lint import check_paths
+
+    (tmp_path / "job.yml").write_text(
+        "resources:\n  jobs:\n    j:\n      tasks:\n        - task_key: ingest\n"
+        "          notebook_task:\n            notebook_path: ./ingest\n"
+        "        - task_key: on_cluster\n          job_cluster_key: c\n"
+        "          notebook_task:\n            notebook_path: ./clustered\n",
+        encoding="utf-8",
+    )
+    query = "spark.readStream.table('s').writeStream.queryName('q').option('checkpointLocation', '/Volumes/c/s/q')"
+    (tmp_path / "ingest.py").write_text(query + ".trigger(processingTime='1 minute').toTable('t')\n", encoding="utf-8")
+    (tmp_path / "clustered.py").write_text(query + ".trigger(processingTime='1 minute').toTable('u')\n",
+                                           encoding="utf-8")
+    results = {Path(r.path).name: r for r in check_paths([tmp_path])}
+    assert [(f.rule, f.line) for f in results["ingest.py"].findings if f.status == "FAIL"] == [("SE406", 1)]
+    assert not [f for f in results["clustered.py"].findings if f.rule == "SE406"], "a job cluster supports it"
+    alone = check_paths([tmp_path / "ingest.py"])[0]
+    assert not [f for f in alone.findings if f.rule == "SE406"], "without the job spec nothing says serverless"
+    spec_only = check_paths([tmp_path / "job.yml"])[0]
+    assert [(f.rule, f.line) for f in spec_only.findings if f.status == "FAIL"] == [("SE406", 5)]

@@ -223,6 +223,14 @@ _RULES: tuple[Rule, ...] = (
          "trigger(continuous=...) is experimental, at-least-once only and supports few operators.",
          "Confirm the sink tolerates duplicates; prefer a short processingTime trigger for exactly-once.",
          ("REVIEW",)),
+    Rule("SE406", "trigger", JOBS_CL, TRIGGER_ITEM, "error",
+         "Unsupported trigger on serverless compute",
+         "trigger(processingTime=...), continuous or realTime in code that a job task without a cluster "
+         "(serverless compute) runs: serverless notebooks and jobs support only availableNow for streaming "
+         "queries (checked when the job spec and the code are checked together).",
+         "Use trigger(availableNow=True) on a schedule or file-arrival trigger, or give the task a job cluster "
+         "(or run the flow in a Lakeflow pipeline, whose execution modes have no such limit).",
+         ("FAIL",)),
     Rule("SE501", "schema", SCHEMA_CL, SCHEMA_ITEM, "error",
          "Auto Loader without cloudFiles.schemaLocation",
          "Auto Loader inferring the schema with no cloudFiles.schemaLocation (outside a declarative pipeline, "

@@ -21,6 +21,7 @@ from tools.lint.model import FileResult, Finding
 from tools.lint.notebook import Notebook, split_ipynb, split_source
 from tools.lint.python_rules import check_python
 from tools.lint.secret_rules import check_secrets
+from tools.lint.serverless import check_serverless_triggers
 from tools.lint.sql_rules import check_sql_cells
 
 MAX_FILE_BYTES = 2 * 1024 * 1024
@@ -282,4 +283,6 @@ def check_paths(paths: list[str | os.PathLike[str]]) -> list[FileResult]:
         ``error="path not found"``.
 
     """
-    return [check_file(path) for path, _ in iter_files(paths)]
+    results = [check_file(path) for path, _ in iter_files(paths)]
+    check_serverless_triggers(results)  # joins job specs with the code their serverless tasks run
+    return results
