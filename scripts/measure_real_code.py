@@ -41,6 +41,9 @@ STREAMING = re.compile(
     re.I,
 )
 SUFFIXES = (".py", ".sql", ".ipynb")
+CONFIG_SUFFIXES = (".json", ".yml", ".yaml")
+# Job / pipeline specs and connector option maps (bundles, Jobs and Pipelines API payloads, onboarding files).
+CONFIG = re.compile(r"(?m)^\s*(?:resources|tasks|pipelines|jobs)\s*:|\"tasks\"\s*:|cloudFiles\.|kafka\.bootstrap")
 
 
 def _git(repo_dir: Path, *args: str) -> bytes:
@@ -52,17 +55,21 @@ def _snapshot(mirrors: Path, repo: str) -> Path:
 
 
 def select(repos: list[str], mirrors: Path) -> int:
-    """Print the TSV list of streaming source files at each snapshot's HEAD."""
+    """Print the TSV list of streaming source files and job/pipeline/connector specs at each snapshot's HEAD."""
     writer = csv.writer(sys.stdout, delimiter="\t", lineterminator="\n")
     writer.writerow(["repository", "path", "commit"])
     for repo in repos:
         snapshot = _snapshot(mirrors, repo)
         commit = _git(snapshot, "rev-parse", "HEAD").decode().strip()
         for path in _git(snapshot, "ls-tree", "-r", "--name-only", commit).decode().splitlines():
-            if not path.endswith(SUFFIXES):
+            if not path.endswith(SUFFIXES + CONFIG_SUFFIXES) or "/.github/" in f"/{path}":
                 continue
-            text = _git(snapshot, "show", f"{commit}:{path}").decode("utf-8", "replace")
-            if STREAMING.search(text):
+            try:
+                text = _git(snapshot, "show", f"{commit}:{path}").decode("utf-8", "replace")
+            except subprocess.CalledProcessError:
+                continue  # left out of the snapshot (files of 4 MiB and more are not stored)
+            pattern = CONFIG if path.endswith(CONFIG_SUFFIXES) else STREAMING
+            if pattern.search(text):
                 writer.writerow([repo, path, commit])
     return 0
 

@@ -90,7 +90,17 @@ def test_every_rule_fires_somewhere_in_the_corpus():
     from tools.lint import RULES
 
     fired = {f.rule for r in corpus_results().values() for f in r.findings if f.status in ACTIONABLE}
-    assert fired == set(RULES), f"rules never exercised by the corpus: {sorted(set(RULES) - fired)}"
+    # SE406 joins a job spec with the code it runs: the eval suite lints corpus files one by one, so its
+    # fixture (tests/fixtures/serverless) sits outside the corpus and has its own test.
+    cross_file = {"SE406"}
+    assert fired == set(RULES) - cross_file, f"rules never exercised by the corpus: {sorted(set(RULES) - fired)}"
+
+
+def test_the_serverless_fixture_joins_job_spec_and_code():
+    results = {Path(r.path).name: r for r in check_paths([CORPUS.parent / "serverless"])}
+    failing = [(f.rule, f.line) for f in results["ingest_readings.py"].findings if f.status == "FAIL"]
+    assert failing == [("SE406", 6)]
+    assert not results["hourly_rollup.py"].has_fail and not results["serverless_job.yml"].has_fail
 
 
 def test_corpus_findings_follow_the_contract():

@@ -116,12 +116,17 @@ class _ConfigChecker:
         fmt = mapping.get("format")
         if isinstance(options, LDict) and isinstance(fmt, str) and source_kind(fmt) != "other":
             self._handled.add(id(options))
+            option_keys = {str(k).lower() for k in options}
+            if source_kind(fmt) == "kafka" and not option_keys & {"subscribe", "subscribepattern", "assign"}:
+                return  # a Kafka sink's options ("topic"), not a reader
             self._source(options, source_kind(fmt), mapping.key_line("format"), fmt)
             return
         keys = {str(k).lower() for k in mapping}
         kind = None
-        if "kafka.bootstrap.servers" in keys or (
-            keys & {"subscribe", "subscribepattern", "assign"} and any(k.startswith("kafka.") for k in keys)
+        # A Kafka reader's option map names what it reads (subscribe / subscribePattern / assign); connection
+        # settings kept elsewhere (a framework's source_details, a sink's options) are not a reader.
+        if keys & {"subscribe", "subscribepattern", "assign"} and (
+            "kafka.bootstrap.servers" in keys or any(k.startswith("kafka.") for k in keys)
         ):
             kind = "kafka"
         elif "eventhubs.connectionstring" in keys:
@@ -165,7 +170,9 @@ class _ConfigChecker:
             if retrying is not None:
                 self.emit("SE902", "REVIEW", retrying.key_line("max_retries"),
                           "max_retries is set on a continuous job, which does not use task retry policies.")
-        else:
+        elif "schedule" in job or isinstance(job.get("trigger"), dict):
+            # Retries matter for a job that runs by itself (schedule, file arrival, table update);
+            # a job started by hand is watched by whoever started it.
             for task in tasks:
                 retries = task.get("max_retries")
                 if retries in (None, 0):
