@@ -26,8 +26,12 @@ _SECRET_WORD = (
     r"(?:pass(?:word|wd)|pwd|secret(?:[_-]?(?:access[_-]?)?key)?|token"
     r"|api[_-]?key|account[_-]?key|sas[_-]?key|private[_-]?key)"
 )
+# A comma separates key and value only in a call (".option('password', 'x')"): the key is then quoted.
+# An unquoted name before a comma is a variable in a list or dict literal ("pat_token, 'Content-type'").
 _KEYED_QUOTED = re.compile(
-    r"""["'`]?(?P<key>[\w.\-]*""" + _SECRET_WORD + r""")["'`]?\s*(?:=>|=(?!=)|:|,)\s*(["'])(?P<value>[^"'\n]*)\2""",
+    r"""(?:(?P<q>["'`])(?P<qkey>[\w.\-]*""" + _SECRET_WORD + r""")(?P=q)\s*(?:=>|=(?!=)|:|,)"""
+    r"""|(?<![\w.])(?P<key>[\w.\-]*""" + _SECRET_WORD + r""")\s*(?:=>|=(?!=)|:))"""
+    r"""\s*(?P<vq>["'])(?P<value>[^"'\n]*)(?P=vq)""",
     re.IGNORECASE,
 )
 # YAML's unquoted form: "password: s3cr3t".
@@ -86,7 +90,7 @@ def _scan_line(line: str, is_yaml: bool, jaas_context: bool) -> list[tuple[str, 
         add("SE804", "Databricks token", m)
     for m in _KEYED_QUOTED.finditer(line):
         if not _is_placeholder(m.group("value")):
-            add("SE805", f"literal value for '{m.group('key')}'", m)
+            add("SE805", f"literal value for '{m.group('qkey') or m.group('key')}'", m)
     if is_yaml:
         m = _KEYED_BARE_YAML.match(line)
         if m and not _is_placeholder(m.group("value")):
