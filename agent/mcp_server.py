@@ -120,7 +120,6 @@ def run(args: argparse.Namespace) -> int:
         return _usage_error(f"serving on {host} needs a token: pass --token or set ${TOKEN_ENV} "
                             "(clients then send 'Authorization: Bearer <token>')")
     server = build_server(root, home, pack_dir)
-    _warm_up_in_background(str(home), str(pack_dir))
     if not (args.http or args.databricks_app):
         server.run("stdio")
         return 0
@@ -128,20 +127,6 @@ def run(args: argparse.Namespace) -> int:
           file=sys.stderr)
     serve_http(server, host, port, token=token, behind_databricks_proxy=args.databricks_app)
     return 0
-
-
-def _warm_up_in_background(home: str, pack_dir: str) -> None:
-    """Open the knowledge index while the client connects, so the first search does not wait for it."""
-
-    def warm() -> None:
-        from agent.context import retriever_for
-
-        try:
-            retriever_for(home, pack_dir).search("水位线 watermark", k=1)
-        except Exception:  # noqa: BLE001 - only a head start: the first real search reports what is wrong
-            pass
-
-    threading.Thread(target=warm, name="mcp-warm-up", daemon=True).start()
 
 
 # ---------------------------------------------------------------------------
@@ -174,6 +159,7 @@ def build_server(root: Path | str, home: Path | str, pack_dir: Path | str = PACK
         server.add_tool(tool, annotations=read_only, structured_output=True)
     _add_resources(server, box)
     _add_prompts(server, box)
+    threading.Thread(target=box.warm_up, name="mcp-warm-up", daemon=True).start()
     return server
 
 
@@ -194,36 +180,38 @@ def _tools(box: Any) -> list[Any]:
 
     from agent import mcp_tools as t
 
-    Code = Annotated[str | None, Field(max_length=t.MAX_CODE_CHARS, description="pasted code or config text")]
+    # Text arguments are plain ``str`` ("" = not given): the SDK would parse a JSON-looking ``str | None`` value
+    # (a pasted JSON config, a progress array) into an object and then refuse it.
+    Code = Annotated[str, Field(max_length=t.MAX_CODE_CHARS, description="pasted code or config text")]
     Lang = Annotated[t.Language | None, Field(description="the language of `code`")]
-    Name = Annotated[str | None, Field(max_length=200, description="a file name to report pasted code under")]
+    Name = Annotated[str, Field(max_length=200, description="a file name to report pasted code under")]
 
     def check(
         paths: Annotated[list[str] | None, Field(max_length=t.MAX_PATHS, description=(
             "files or folders inside the allowed root (relative to it, or absolute); folders are walked"))] = None,
-        code: Code = None,
+        code: Code = "",
         language: Lang = None,
-        name: Name = None,
+        name: Name = "",
         ignore: Annotated[list[str] | None, Field(description="rule ids to leave out, e.g. ['SE402']")] = None,
     ) -> t.CheckReport:
         """Review Databricks streaming pipeline code and configs (PySpark, DLT / Lakeflow Python, SQL, YAML/JSON job,
         pipeline and connector specs) against the Streaming Engineer checklists. Give `paths` or `code` + `language`.
         Returns the same findings as `streaming-engineer check --format json`: rule, topic, status, line, message, evidence.
         """  # noqa: D205
-        return box.check(paths=paths, code=code, language=language, name=name, ignore=ignore)
+        return box.check(paths=paths, code=code or None, language=language, name=name or None, ignore=ignore)
 
     def diagnose(
-        progress: Annotated[str | None, Field(description=(
+        progress: Annotated[str, Field(description=(
             "StreamingQueryProgress JSON: a query.recentProgress array, a StreamingQueryListener log (JSON Lines) or "
-            "event-log flow_progress rows"))] = None,
-        path: Annotated[str | None, Field(description="a progress file or folder inside the allowed root")] = None,
-        trigger: Annotated[str | None, Field(max_length=40, description="the processingTime trigger, e.g. '1 minute'")] = None,
+            "event-log flow_progress rows"))] = "",
+        path: Annotated[str, Field(description="a progress file or folder inside the allowed root")] = "",
+        trigger: Annotated[str, Field(max_length=40, description="the processingTime trigger, e.g. '1 minute'")] = "",
         rate_limit: Annotated[int | None, Field(ge=1, description="maxOffsetsPerTrigger / maxFilesPerTrigger")] = None,
     ) -> t.DiagnoseReport:
         """Diagnose stream health from progress JSON: falling behind, batch duration vs trigger, state growth, rows
         dropped by the watermark, source lag and latency-SLO compliance, each with the setting that fixes it.
         """  # noqa: D205
-        return box.diagnose(progress=progress, path=path, trigger=trigger, rate_limit=rate_limit)
+        return box.diagnose(progress=progress or None, path=path or None, trigger=trigger or None, rate_limit=rate_limit)
 
     def search_knowledge(
         query: Annotated[str, Field(min_length=1, max_length=4000, description="question or keywords (English or Chinese)")],
@@ -272,15 +260,15 @@ def _tools(box: Any) -> list[Any]:
     def run_checklist(
         checklist: Annotated[str, Field(min_length=1, max_length=200, description=(
             "a checklist id, e.g. exactly-once-checklist (or a unique part of it)"))],
-        path: Annotated[str | None, Field(description="a file inside the allowed root")] = None,
-        code: Code = None,
-        name: Name = None,
+        path: Annotated[str, Field(description="a file inside the allowed root")] = "",
+        code: Code = "",
+        name: Name = "",
         language: Lang = None,
     ) -> t.ChecklistRun:
         """Judge every item of a checklist against a file or pasted text: PASS / FAIL / PARTIAL / N/A / REVIEW, each
         with evidence (file:line) from the linter and the item's patterns; REVIEW means a person must judge it.
         """  # noqa: D205
-        return box.run_checklist(checklist, path=path, code=code, name=name, language=language)
+        return box.run_checklist(checklist, path=path or None, code=code or None, name=name or None, language=language)
 
     return [check, diagnose, search_knowledge, ask, list_commands, describe_command, render_template, run_checklist]
 

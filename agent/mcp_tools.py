@@ -11,6 +11,7 @@ client receives as a tool error (``isError``), never as a crash. The MCP wiring
 from __future__ import annotations
 
 import difflib
+import threading
 from pathlib import Path
 from typing import Any, Literal
 
@@ -356,13 +357,31 @@ class Toolbox:
 
     # -- knowledge -------------------------------------------------------------
 
-    def _search(self, query: str, k: int, kinds: list[str] | None = None) -> list[Any]:
+    _opening = threading.Lock()
+
+    def retriever(self) -> Any:
+        """The shared retriever, opened once: two threads opening the same Chroma store at once fail."""
         from agent.context import retriever_for
+
+        with self._opening:
+            return retriever_for(self.home, self.pack_dir)
+
+    def warm_up(self) -> None:
+        """Open the index and load the embedding model (a server calls this while the client connects)."""
+        from knowledge.index import IndexUnavailableError
+
+        try:
+            self.retriever().search("水位线 watermark", k=1)
+        except (IndexUnavailableError, OSError, RuntimeError, ValueError):
+            pass  # only a head start: the first real search reports what is wrong
+
+    def _search(self, query: str, k: int, kinds: list[str] | None = None) -> list[Any]:
         from knowledge.index import IndexUnavailableError
         from knowledge.retrieval import QueryError, validate_query
 
         try:
-            return retriever_for(self.home, self.pack_dir).search(validate_query(query), k=k, kinds=kinds or None)
+            query = validate_query(query)  # before the index opens: a bad query costs nothing
+            return self.retriever().search(query, k=k, kinds=kinds or None)
         except QueryError as exc:
             raise ToolError(str(exc)) from exc
         except IndexUnavailableError as exc:
