@@ -250,3 +250,52 @@ def test_databricks_app_mode_only_inside_databricks_apps(indexed_home: Path) -> 
     result = cli("mcp", "--databricks-app", home=indexed_home, timeout=120)
     assert result.returncode == 2
     assert "DATABRICKS_APP_PORT" in result.stderr.decode()
+
+
+def test_app_yaml_starts_the_mcp_server_as_a_databricks_app() -> None:
+    import yaml
+
+    from agent.cli import build_parser
+
+    app = yaml.safe_load((ROOT / "app.yaml").read_text(encoding="utf-8"))
+    command = app["command"]
+    assert command[:3] == ["uv", "run", "streaming-engineer"]
+    args = build_parser().parse_args(command[3:])
+    assert args.command == "mcp" and args.databricks_app
+    assert "uv" in (ROOT / "requirements.txt").read_text(encoding="utf-8").split()
+
+
+def test_behind_the_databricks_proxy_only_forwarded_requests_are_served(indexed_home: Path, tmp_path: Path) -> None:
+    """The gate of ``--databricks-app``, served on 127.0.0.1 in this process."""
+    import threading
+
+    import httpx2
+    import uvicorn
+
+    from agent.mcp_server import build_server, http_app
+
+    port = _free_port()
+    app = http_app(build_server(FIXTURES, indexed_home), host="0.0.0.0", behind_databricks_proxy=True)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not server.started:
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.1)
+        url = f"http://127.0.0.1:{port}/mcp"
+        assert httpx2.post(url, json={}, timeout=30).status_code == 401
+
+        async def main() -> None:
+            # The proxy rewrites Host to the app's URL and adds the user headers.
+            headers = {"X-Forwarded-Email": "someone@example.com", "Host": "mcp-streaming-engineer.example.com"}
+            transport = streamable_http_client(url, http_client=create_mcp_http_client(headers=headers))
+            async with Client(transport, read_timeout_seconds=120) as client:
+                described = await _call(client, "describe_command", {"name": "dlt-streaming"})
+                assert described["checklists"]
+
+        asyncio.run(main())
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
