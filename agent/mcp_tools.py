@@ -368,10 +368,12 @@ class Toolbox:
 
     def warm_up(self) -> None:
         """Open the index and load the embedding model (a server calls this while the client connects)."""
+        from agent.context import retriever_for
         from knowledge.index import IndexUnavailableError
 
         try:
-            self.retriever().search("水位线 watermark", k=1)
+            with self._opening:  # a search arriving meanwhile waits for this rather than repeating it beside it
+                retriever_for(self.home, self.pack_dir).search("水位线 watermark", k=1)
         except (IndexUnavailableError, OSError, RuntimeError, ValueError):
             pass  # only a head start: the first real search reports what is wrong
 
