@@ -5,11 +5,12 @@ loop through small interrupt nodes for their questions. Every front end
 (Gradio, the terminal, ``run --script``, evals) drives this same graph, with
 a turn as ``{"input": text}``; standard chat clients (LangGraph Server,
 agent-chat-ui, Studio) send ``{"messages": [...]}``, whose last user message
-``take_message`` turns into the same input.
+``route_turn`` takes as the same input.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from typing import Any
 
@@ -63,11 +64,11 @@ def message_text(message: Any) -> str:
     return "\n".join(p for p in parts if p)
 
 
-def take_message(state: State) -> dict:
-    """Take a new user message at the end of ``messages`` as this turn's input (screened like typed input).
-
-    A turn sent as ``{"input": text}`` leaves the last message one the graph already heard.
-    """
+def taken_message(state: State) -> dict:
+    """What a new user message at the end of ``messages`` makes of this turn: its text as ``input`` (screened
+    like typed input) and its id as ``heard_id``; only ``heard_id: ""`` for a turn sent as ``{"input": text}``,
+    which leaves the last message one the graph already heard.
+    """  # noqa: D205
     messages = state.get("messages") or []
     last = messages[-1] if messages else None
     if not isinstance(last, HumanMessage) or not last.id or last.id == state.get("heard_id"):
@@ -79,34 +80,31 @@ def take_message(state: State) -> dict:
 
 
 def route_turn(state: State, runtime: Runtime[Context]) -> Command[Destination]:
-    """``route``, keeping one stored user message per turn.
+    """``route`` for a turn sent either way, keeping one stored user message per turn.
 
     For a turn sent as ``messages`` the user's message is already stored: the screened copy ``route`` records
     replaces it (same id) instead of following it. For an ``input`` turn, the copy's id is remembered.
     """
-    command = route(state, runtime)
-    update = command.update if isinstance(command.update, dict) else None
-    said = (update or {}).get("messages") or []
+    taken = taken_message(state)
+    command = route({**state, **taken}, runtime)
+    update = {**taken, **(command.update if isinstance(command.update, dict) else {})}
+    said = update.get("messages") or []
     if said and isinstance(said[0], HumanMessage):
-        heard = state.get("heard_id") or ""
-        messages = state.get("messages") or []
-        from_messages = bool(heard) and bool(messages) and messages[-1].id == heard
-        said[0].id = heard if from_messages else uuid.uuid4().hex
+        from_messages = bool(taken["heard_id"])
+        said[0].id = taken["heard_id"] if from_messages else uuid.uuid4().hex
         update["heard_id"] = said[0].id
-    return command
+    return dataclasses.replace(command, update=update)
 
 
 def build_graph() -> StateGraph:
     """The uncompiled graph (compile it with a checkpointer)."""
     builder = StateGraph(State, context_schema=Context)
-    builder.add_node("take_message", take_message)
     builder.add_node("route", route_turn)
     for node in _TERMINAL + _ROUTING:
         builder.add_node(node.__name__, node)
     for node in (retrieve_guidance, compose_document, run_task_checklists, draft_sections):
         builder.add_node(node.__name__, node)
-    builder.add_edge(START, "take_message")
-    builder.add_edge("take_message", "route")
+    builder.add_edge(START, "route")
     for node in _TERMINAL:
         builder.add_edge(node.__name__, END)
     builder.add_edge("retrieve_guidance", "compose_document")

@@ -174,17 +174,10 @@ async def refusals(client: Client) -> None:
     assert (await _call(client, "list_commands", {}))["commands"]
 
 
-def test_stdio_lists_and_calls_every_tool(indexed_home: Path) -> None:
+def test_stdio_lists_and_calls_every_tool_and_refuses_bad_arguments(indexed_home: Path) -> None:
     async def main() -> None:
         async with _stdio(indexed_home) as client:
             await exercise_every_tool(client)
-
-    asyncio.run(main())
-
-
-def test_stdio_bad_arguments_are_tool_errors(indexed_home: Path) -> None:
-    async def main() -> None:
-        async with _stdio(indexed_home) as client:
             await refusals(client)
 
     asyncio.run(main())
@@ -208,7 +201,7 @@ def test_check_returns_the_same_findings_as_the_cli(indexed_home: Path) -> None:
         assert mine["findings"], f"{mine['path']}: the fixture should have findings"
 
 
-def test_streamable_http_lists_and_calls_every_tool(indexed_home: Path) -> None:
+def test_streamable_http_lists_and_calls_every_tool_and_refuses_bad_arguments(indexed_home: Path) -> None:
     server = HttpServer(indexed_home)
     try:
         async def main() -> None:
