@@ -52,7 +52,7 @@ class LintFinding(BaseModel):
     severity: Literal["error", "warning", "info"]
     line: int | None = Field(description="1-based line, or null for a whole-file finding")
     message: str = Field(description="what is wrong and how to fix it")
-    evidence: str = Field(description="the source text the judgement rests on (secrets redacted)")
+    evidence: str = Field(description="the source text the judgement rests on (anything that looks like a secret removed)")
     item: str = Field(default="", description="the checklist item, verbatim")
 
 
@@ -305,8 +305,8 @@ class Toolbox:
             findings = [f for f in result.findings if f.rule not in ignored]
             for finding in findings:
                 counts[finding.status] = counts.get(finding.status, 0) + 1
-            files.append(CheckedFile(path=result.path, findings=[LintFinding(**f.to_dict()) for f in findings],
-                                     error=result.error))
+            files.append(CheckedFile(path=result.path, error=result.error, findings=[
+                LintFinding(**{**f.to_dict(), "evidence": _without_secrets(f.evidence)}) for f in findings]))
         return CheckReport(files=files, counts=counts, has_fail=counts.get("FAIL", 0) > 0)
 
     # -- diagnose --------------------------------------------------------------
@@ -527,6 +527,19 @@ def _query_fields(data: dict[str, Any]) -> dict[str, Any]:
 def _did_you_mean(wanted: str, names: list[str]) -> str:
     close = difflib.get_close_matches(wanted.strip().lower(), names, n=3, cutoff=0.5)
     return f" (did you mean {', '.join(close)}?)" if close else ""
+
+
+def _without_secrets(text: str) -> str:
+    """Linter evidence with anything that looks like a secret removed (as typed chat input is screened).
+
+    The linter's secret rules mask what they report as ``****`` (such evidence is returned as the CLI prints
+    it), but other rules quote the whole line, which can still carry the secret.
+    """
+    if "****" in text or not find_secret(text):
+        return text
+    from agent.session import screen
+
+    return screen(text)[0]
 
 
 def _withhold_secret(text: str) -> str:

@@ -127,6 +127,14 @@ async def exercise_every_tool(client: Client) -> None:
     assert rendered["secrets_replaced"]["jaas"] in rendered["text"] and rendered["notices"]
     assert rendered["unknown"] == ["sasl_password"] and rendered["missing"] == []
 
+    # A secret in pasted code never comes back: the linter redacts its evidence, checklist evidence is withheld.
+    leaky = f'spark.readStream.format("kafka").option("kafka.sasl.jaas.config", "{FAKE_KEY}").load()\n'
+    flagged = await _call(client, "check", {"code": leaky, "language": "python"})
+    assert "security" in {f["topic"] for f in flagged["files"][0]["findings"]}
+    assert FAKE_KEY not in json.dumps(flagged)
+    assert FAKE_KEY not in json.dumps(await _call(client, "run_checklist", {"checklist": "source-connector",
+                                                                            "code": leaky, "language": "python"}))
+
     judged = await _call(client, "run_checklist", {"checklist": "exactly-once", "path": SINK})
     assert judged["checklist"] == "exactly-once-checklist" and judged["targets"] == [SINK]
     assert {i["status"] for i in judged["items"]} <= {"PASS", "FAIL", "PARTIAL", "N/A", "REVIEW"}
