@@ -284,6 +284,19 @@ def test_plaintext_secrets_are_reported_and_redacted(kind: str, source: str, rul
     assert "dbutils.secrets.get" in hits[0].message and "{{secrets/scope/key}}" in hits[0].message
 
 
+def test_no_rule_quotes_a_secret_in_its_evidence():
+    # Other rules quote whole lines; a key on such a line must be masked there too.
+    key = "ASIAQWERTYUIOPASDFGH"
+    source = (
+        "df = (spark.readStream.format('kafka').option('kafka.bootstrap.servers', 'b:9092')"
+        f".option('subscribe', 't').option('aws_key', '{key}').load())\n"
+        "df.groupBy('k').count().writeStream.outputMode('complete').toTable('t')\n"
+    )
+    findings = check_text(source, "python").findings
+    assert any(f.rule != "SE803" and f.evidence for f in findings), findings
+    assert all(key not in f.evidence and key not in f.message for f in findings), findings
+
+
 @pytest.mark.parametrize(("kind", "source"), [
     ("python", 'jaas = f\'PlainLoginModule required username="{user}" password="{pw}";\''),
     ("python", 'pw = dbutils.secrets.get("kafka", "password")'),

@@ -20,7 +20,7 @@ from tools.lint.config_rules import check_config
 from tools.lint.model import FileResult, Finding
 from tools.lint.notebook import Notebook, split_ipynb, split_source
 from tools.lint.python_rules import check_python
-from tools.lint.secret_rules import check_secrets
+from tools.lint.secret_rules import check_secrets, mask_secrets
 from tools.lint.serverless import check_serverless_triggers
 from tools.lint.sql_rules import check_sql_cells
 
@@ -243,7 +243,11 @@ def check_text(text: str, kind: str, path: str = "<text>") -> FileResult:
             findings, error = _check_config(text, lines, kind)
     except RecursionError:
         findings, error = [], "nested too deeply to analyse; only the plaintext-secret rules were applied"
-    findings += check_secrets(lines, "python" if kind == "ipynb" else kind)
+    secret_kind = "python" if kind == "ipynb" else kind
+    for finding in findings:
+        if finding.evidence:
+            finding.evidence = mask_secrets(finding.evidence, secret_kind)
+    findings += check_secrets(lines, secret_kind)
     findings = _apply_suppressions(findings, lines)
     if kind == "ipynb" and notebook is not None:
         _label_cells(findings, notebook)

@@ -48,6 +48,10 @@ _PLACEHOLDERS = frozenset({
 _PLACEHOLDER_SHAPES = re.compile(r"^(?:<.*>|\*+|x+|\.+|\$\{.*\}|\$\{\{.*\}\}|\{\{.*\}\}|\$[A-Z_][A-Z0-9_]*|%\(.*\)s)$", re.I)
 
 
+_TRIGGER_WORDS = ("pass", "pwd", "secret", "token", "key", "akia", "asia", "dapi")
+"""Every credential pattern needs one of these words nearby: a cheap pre-filter for most lines."""
+
+
 def _is_placeholder(value: str) -> bool:
     """True when a value is a reference, template field or obvious dummy."""
     value = value.strip()
@@ -98,6 +102,24 @@ def _scan_line(line: str, is_yaml: bool, jaas_context: bool) -> list[tuple[str, 
     return hits
 
 
+def mask_secrets(text: str, kind: str) -> str:
+    """``text`` with every credential the secret rules would report replaced by ``****``.
+
+    Other rules quote whole source lines as evidence; a line that carries a key must not
+    carry it into a report, a SARIF file or a CI log.
+    """
+    if not any(w in text.lower() for w in _TRIGGER_WORDS):
+        return text
+    masked = []
+    for line in text.splitlines() or [text]:
+        jaas_context = "loginmodule" in line.lower() or "jaas" in line.lower()
+        spans = sorted((start, end) for _rule, _what, start, end in _scan_line(line, kind == "yaml", jaas_context))
+        for start, end in reversed(spans):
+            line = line[:start] + "****" + line[end:]
+        masked.append(line)
+    return "\n".join(masked)
+
+
 def check_secrets(lines: list[str], kind: str) -> list[Finding]:
     """Plaintext-credential findings for a file's lines.
 
@@ -117,7 +139,7 @@ def check_secrets(lines: list[str], kind: str) -> list[Finding]:
         if first_reference is None and any(h in lowered for h in _REFERENCE_HINTS):
             first_reference = (number, line)
         # Cheap pre-filter: most lines hold none of the trigger words.
-        if not any(w in lowered for w in ("pass", "pwd", "secret", "token", "key", "akia", "asia", "dapi")):
+        if not any(w in lowered for w in _TRIGGER_WORDS):
             continue
         # JAAS strings are often split over lines (implicit concatenation), so
         # the LoginModule may sit on one of the two previous lines.
