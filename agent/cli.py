@@ -142,6 +142,12 @@ def build_parser() -> argparse.ArgumentParser:
     diagnose_cli.add_arguments(diagnose)
     diagnose.set_defaults(func=diagnose_cli.run)
 
+    from agent import mcp_server
+
+    mcp = sub.add_parser("mcp", help="the role's tools as an MCP server (stdio; --http for streamable HTTP)")
+    mcp_server.add_arguments(mcp)
+    mcp.set_defaults(func=mcp_server.run)
+
     from evals import bench as bench_cli
     from evals import cli as eval_cli
 

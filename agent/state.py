@@ -45,6 +45,8 @@ class State(TypedDict, total=False):
         artifacts: workspace-relative paths of files produced in the thread.
         current_doc: the document ``*doc-out`` prints.
         checklist_results: summaries of every checklist run (for the release gate).
+        heard_id: id of the last user message taken as a turn, so a turn sent as standard chat ``messages``
+            (LangGraph Server, agent-chat-ui) is told apart from one sent as ``input``.
 
     """
 
@@ -61,3 +63,4 @@ class State(TypedDict, total=False):
     artifacts: list[str]
     current_doc: str | None
     checklist_results: list[dict[str, Any]]
+    heard_id: str

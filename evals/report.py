@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from dataclasses import asdict
@@ -107,6 +108,27 @@ def to_markdown(run: RunResult, metrics: Mapping[str, Mapping[str, Any]], verdic
     return "\n".join(lines) + "\n"
 
 
+# Characters XML 1.0 cannot hold at all, not even escaped (C0 controls but tab/newline/CR, surrogates, U+FFFE/F).
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def xml_safe(text: str) -> str:
+    r"""``text`` with every character XML 1.0 forbids written as a visible ``\xNN`` / ``\uNNNN`` escape."""
+    return _XML_INVALID.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else
+                            f"\\u{ord(m.group()):04x}", text)
+
+
+def _sanitise(root: ET.Element) -> None:
+    """Make every text, tail and attribute of the tree storable in XML (bad-input cases carry control characters)."""
+    for element in root.iter():
+        if element.text:
+            element.text = xml_safe(element.text)
+        if element.tail:
+            element.tail = xml_safe(element.tail)
+        for key, value in element.attrib.items():
+            element.attrib[key] = xml_safe(value)
+
+
 def to_junit(run: RunResult, verdicts: list[Threshold]) -> str:
     """JUnit XML: one test suite per eval suite, one test case per case (and repeat), plus the thresholds."""
     root = ET.Element("testsuites", name=f"streaming-engineer eval ({run.backend})", time=f"{run.seconds:.3f}")
@@ -142,6 +164,7 @@ def to_junit(run: RunResult, verdicts: list[Threshold]) -> str:
             elif not verdict.ok:
                 ET.SubElement(case, "failure", type="ThresholdError",
                               message=f"{verdict.name} = {_fmt(verdict.value)} < {verdict.minimum:.3f}")
+    _sanitise(root)
     ET.indent(root)
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from knowledge.loader import load_pack
-from tests.conftest import FIXTURES, SEED, cli, run_script
+from tests.conftest import FIXTURES, cli, require_seed, run_script
 
 PACK = load_pack()
 ICON = PACK.agent.icon
@@ -144,10 +144,13 @@ def test_questions_validate_answers_by_kind(indexed_home: Path) -> None:
     assert "[2/" in turns[5]["pending_question"]
 
 
-def test_seed_and_fixture_bundles_answer_help_with_their_own_commands(indexed_home: Path) -> None:
-    seed = run_script(["*help"], indexed_home, None, "--bundle", str(SEED))
+def test_seed_bundle_answers_help_with_its_commands(indexed_home: Path) -> None:
+    seed = run_script(["*help"], indexed_home, None, "--bundle", str(require_seed()))
     for command in PACK.agent.commands:
         assert f"*{command.name}" in seed[0]["output"]
+
+
+def test_another_agents_bundle_answers_with_its_own_commands(indexed_home: Path) -> None:
     fixture = FIXTURES / "bundles" / "analyst-bundle.txt"
     turns = run_script(["*help", "*metric-spec", "#yolo", "*kafka-connector"], indexed_home, None, "--bundle", str(fixture))
     out = turns[0]["output"]

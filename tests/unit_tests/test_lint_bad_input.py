@@ -8,7 +8,7 @@ import pytest
 
 from tools.lint import MAX_FILE_BYTES, check_file, check_paths, check_text
 
-GOOD = "spark.readStream.table('s').groupBy('k').count().writeStream.toTable('t')\n"  # SE101, SE201, SE701
+GOOD = "spark.readStream.table('s').groupBy('user_id').count().writeStream.toTable('t')\n"  # SE101, SE201, SE701
 BILLION_LAUGHS = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + "".join(
     f"{chr(98 + i)}: &{chr(98 + i)} [" + ",".join([f"*{chr(97 + i)}"] * 9) + "]\n" for i in range(9)
 )

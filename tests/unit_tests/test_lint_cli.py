@@ -33,6 +33,21 @@ def test_exit_codes(capsys: pytest.CaptureFixture[str]):
     assert main([str(CLEAN), "--format", "xml"]) == 2
 
 
+def test_a_file_that_cannot_be_analysed_exits_2_unless_allowed(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    broken = tmp_path / "broken.py"
+    broken.write_text("def f(:\n")
+    assert main([str(CLEAN), str(broken)]) == 2
+    out = capsys.readouterr().out
+    assert f"{broken.as_posix()}: ERROR not analysed: Python syntax error at line 1" in out
+    assert "1 could not be analysed" in out
+    assert main([str(CLEAN), str(broken), "--allow-unanalysed"]) == 0
+    assert main([str(FAILING), str(broken), "--allow-unanalysed"]) == 1
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not code\n")
+    assert main([str(notes)]) == 2, "a file named on the command line that cannot be checked"
+    assert "unsupported file type" in capsys.readouterr().out
+
+
 def test_partial_and_review_do_not_fail_the_build(tmp_path: Path):
     config = tmp_path / "kafka.json"
     config.write_text('{"kafka.bootstrap.servers": "b:9092", "subscribe": "t"}')
@@ -42,13 +57,13 @@ def test_partial_and_review_do_not_fail_the_build(tmp_path: Path):
 def test_json_output_shape(capsys: pytest.CaptureFixture[str], tmp_path: Path):
     broken = tmp_path / "broken.py"
     broken.write_text("def f(:\n")
-    assert main([str(FAILING), str(CLEAN), str(broken), "--format", "json"]) == 1
+    assert main([str(FAILING), str(CLEAN), str(broken), "--format", "json"]) == 2, "a file was not analysed"
     data = json.loads(capsys.readouterr().out)
     assert set(data) == {"files"}
     assert [Path(f["path"]).name for f in data["files"]] == ["kafka_orders_window_agg.py",
                                                                "clean_kafka_orders_to_delta.py", "broken.py"]
     for entry in data["files"]:
-        assert set(entry) <= {"path", "findings", "error"} and {"path", "findings"} <= set(entry)
+        assert set(entry) <= {"path", "findings", "error", "warnings"} and {"path", "findings"} <= set(entry)
         for finding in entry["findings"]:
             assert FINDING_KEYS <= set(finding) and set(finding) - FINDING_KEYS <= {"item"}
             assert finding["topic"] in {"watermark", "idempotency", "checkpoint", "dlq", "schema", "security",
@@ -62,7 +77,7 @@ def test_json_output_shape(capsys: pytest.CaptureFixture[str], tmp_path: Path):
 def test_sarif_output_shape(capsys: pytest.CaptureFixture[str], tmp_path: Path):
     broken = tmp_path / "broken.py"
     broken.write_text("def f(:\n")
-    assert main([str(FAILING), str(CLEAN), str(broken), "--format", "sarif"]) == 1
+    assert main([str(FAILING), str(CLEAN), str(broken), "--format", "sarif"]) == 2
     log = json.loads(capsys.readouterr().out)
     assert log["version"] == "2.1.0" and "sarif" in log["$schema"]
     run_ = log["runs"][0]
@@ -138,4 +153,4 @@ def test_pre_commit_hook_definition():
     hook = next(h for h in hooks if h["id"] == "streaming-engineer-check")
     assert hook["entry"] == "streaming-engineer check"
     assert hook["language"] == "python"
-    assert hook["files"] == r"\.(py|sql|ya?ml|json)$"
+    assert hook["files"] == r"\.(py|sql|ipynb|ya?ml|json)$"

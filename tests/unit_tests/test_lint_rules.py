@@ -45,24 +45,26 @@ def test_every_rule_maps_to_a_bundle_checklist_item_verbatim():
 def test_rules_md_is_generated_from_the_catalogue():
     text = (Path(__file__).resolve().parents[2] / "tools" / "lint" / "RULES.md").read_text(encoding="utf-8")
     assert rules_markdown() in text
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    assert rules_markdown() in readme, "README's rule table is the catalogue's (regenerate it)"
 
 
 # -- watermarks and state -----------------------------------------------------
 def test_stream_aggregation_needs_a_watermark():
-    assert statuses(f"df = {KAFKA}\ndf.groupBy('k').count()", "SE101") == {"FAIL"}
+    assert statuses(f"df = {KAFKA}\ndf.groupBy('user_id').count()", "SE101") == {"FAIL"}
     assert statuses(
-        f"df = {KAFKA}.withWatermark('ts', '10 minutes')\ndf.groupBy(F.window('ts', '5 minutes'), 'k').count()",
+        f"df = {KAFKA}.withWatermark('ts', '10 minutes')\ndf.groupBy(F.window('ts', '5 minutes'), 'user_id').count()",
         "SE101",
     ) == {"PASS"}
-    assert statuses(f"df = {KAFKA}.withWatermark('ts', '10 minutes')\ndf.groupBy('k').count()", "SE101") == {"PARTIAL"}
+    assert statuses(f"df = {KAFKA}.withWatermark('ts', '10 minutes')\ndf.groupBy('user_id').count()", "SE101") == {"PARTIAL"}
 
 
 def test_watermark_after_the_aggregation_does_not_count():
-    assert statuses(f"df = {KAFKA}\ndf.groupBy('k').count().withWatermark('ts', '1 minute')", "SE101") == {"FAIL"}
+    assert statuses(f"df = {KAFKA}\ndf.groupBy('user_id').count().withWatermark('ts', '1 minute')", "SE101") == {"FAIL"}
 
 
 def test_batch_and_global_aggregations_are_not_flagged():
-    assert not statuses("spark.read.table('t').groupBy('k').count()", "SE101")
+    assert not statuses("spark.read.table('t').groupBy('user_id').count()", "SE101")
     assert not statuses(f"df = {KAFKA}\ndf.groupBy().count()", "SE101")
     assert not statuses(f"df = {KAFKA}\ndf.agg(F.count('*'))", "SE101")
 
@@ -95,11 +97,11 @@ def test_stream_stream_join():
 
 
 def test_complete_output_mode_and_state_timeout():
-    keyed = f"df = {KAFKA}\ndf.groupBy('k').count().writeStream.outputMode('complete').start()"
+    keyed = f"df = {KAFKA}\ndf.groupBy('user_id').count().writeStream.outputMode('complete').start()"
     assert statuses(keyed, "SE104") == {"FAIL"}
     global_agg = f"df = {KAFKA}\ndf.agg(F.count('*')).writeStream.outputMode('complete').format('memory').start()"
     assert not statuses(global_agg, "SE104")
-    stateful = f"({KAFKA}).groupBy('k').applyInPandasWithState(f, 'a INT', 'b INT', 'append', GroupStateTimeout.NoTimeout)"
+    stateful = f"({KAFKA}).groupBy('user_id').applyInPandasWithState(f, 'a INT', 'b INT', 'append', GroupStateTimeout.NoTimeout)"
     assert statuses(stateful, "SE105") == {"PARTIAL"}
     assert not statuses(stateful.replace("NoTimeout", "ProcessingTimeTimeout"), "SE105")
     assert not statuses(stateful, "SE101"), "arbitrary stateful ops are not aggregations"
@@ -211,7 +213,7 @@ def test_auto_loader_schema_rules():
     none_mode = base + ".option('cloudFiles.schemaLocation', '/s').option('cloudFiles.schemaEvolutionMode', 'none')" \
                        ".load('/p')"
     assert statuses(none_mode, "SE502") == {"PARTIAL"}
-    assert statuses(base + ".load('/p')", "SE402") == {"REVIEW"}
+    assert not statuses(base + ".load('/p')", "SE402"), "Auto Loader's 1000-file default is a cap"
     assert statuses(base + ".option('cloudFiles.maxBytesPerTrigger', '10g').load('/p')", "SE402") == {"PASS"}
     in_pipeline = "import dlt\n@dlt.table\n@dlt.expect('ok', 'id IS NOT NULL')\ndef t():\n    return " + base + ".load('/p')"
     assert not statuses(in_pipeline, "SE501"), "declarative pipelines manage the schema location"
@@ -235,7 +237,7 @@ def test_declarative_tables_need_expectations():
     from pyspark import pipelines as dp
 
     @dp.table
-    def raw():
+    def cleaned():
         return spark.readStream.table("src")
 
     @dp.materialized_view(name="daily")
@@ -280,6 +282,19 @@ def test_plaintext_secrets_are_reported_and_redacted(kind: str, source: str, rul
     assert len(hits) == 1, result.findings
     assert secret not in hits[0].evidence and secret not in hits[0].message
     assert "dbutils.secrets.get" in hits[0].message and "{{secrets/scope/key}}" in hits[0].message
+
+
+def test_no_rule_quotes_a_secret_in_its_evidence():
+    # Other rules quote whole lines; a key on such a line must be masked there too.
+    key = "ASIAQWERTYUIOPASDFGH"
+    source = (
+        "df = (spark.readStream.format('kafka').option('kafka.bootstrap.servers', 'b:9092')"
+        f".option('subscribe', 't').option('aws_key', '{key}').load())\n"
+        "df.groupBy('k').count().writeStream.outputMode('complete').toTable('t')\n"
+    )
+    findings = check_text(source, "python").findings
+    assert any(f.rule != "SE803" and f.evidence for f in findings), findings
+    assert all(key not in f.evidence and key not in f.message for f in findings), findings
 
 
 @pytest.mark.parametrize(("kind", "source"), [
@@ -349,21 +364,21 @@ def test_yaml_merge_keys_are_resolved():
 
 # -- suppression ------------------------------------------------------------------------
 def test_suppression_on_the_line_or_the_line_above():
-    source = f"df = {KAFKA}\ndf.groupBy('k').count()  # streaming-engineer: ignore[SE101]"
+    source = f"df = {KAFKA}\ndf.groupBy('user_id').count()  # streaming-engineer: ignore[SE101]"
     assert not statuses(source, "SE101")
-    above = f"df = {KAFKA}\n# streaming-engineer: ignore[SE104, SE101]\ndf.groupBy('k').count()"
+    above = f"df = {KAFKA}\n# streaming-engineer: ignore[SE104, SE101]\ndf.groupBy('user_id').count()"
     assert not statuses(above, "SE101")
-    other_rule = f"df = {KAFKA}\ndf.groupBy('k').count()  # streaming-engineer: ignore[SE103]"
+    other_rule = f"df = {KAFKA}\ndf.groupBy('user_id').count()  # streaming-engineer: ignore[SE103]"
     assert statuses(other_rule, "SE101") == {"FAIL"}
-    two_lines_above = f"df = {KAFKA}\n# streaming-engineer: ignore[SE101]\n\ndf.groupBy('k').count()"
+    two_lines_above = f"df = {KAFKA}\n# streaming-engineer: ignore[SE101]\n\ndf.groupBy('user_id').count()"
     assert statuses(two_lines_above, "SE101") == {"FAIL"}
 
 
 def test_suppression_suppresses_one_finding_only():
     source = f"""
     df = {KAFKA}
-    a = df.groupBy('a').count()  # streaming-engineer: ignore[SE101]
-    b = df.groupBy('b').count()
+    a = df.groupBy('a_id').count()  # streaming-engineer: ignore[SE101]
+    b = df.groupBy('b_id').count()
     """
     result = check_text(textwrap.dedent(source), "python")
     assert [(f.rule, f.line) for f in result.findings if f.status == "FAIL"] == [("SE101", 4)]
@@ -378,3 +393,27 @@ def test_suppression_in_sql_yaml_and_whole_file():
     assert not statuses(whole, "SE401") and not statuses(whole, "SE205")
     bare = "spark.readStream.format('kafka').load()  # streaming-engineer: ignore"
     assert not {s for r, s in findings(bare) if s != "PASS"}
+
+
+# -- serverless jobs ----------------------------------------------------------------------
+def test_serverless_job_task_with_a_processing_time_trigger(tmp_path: Path):
+    from tools.lint import check_paths
+
+    (tmp_path / "job.yml").write_text(
+        "resources:\n  jobs:\n    j:\n      tasks:\n        - task_key: ingest\n"
+        "          notebook_task:\n            notebook_path: ./ingest\n"
+        "        - task_key: on_cluster\n          job_cluster_key: c\n"
+        "          notebook_task:\n            notebook_path: ./clustered\n",
+        encoding="utf-8",
+    )
+    query = "spark.readStream.table('s').writeStream.queryName('q').option('checkpointLocation', '/Volumes/c/s/q')"
+    (tmp_path / "ingest.py").write_text(query + ".trigger(processingTime='1 minute').toTable('t')\n", encoding="utf-8")
+    (tmp_path / "clustered.py").write_text(query + ".trigger(processingTime='1 minute').toTable('u')\n",
+                                           encoding="utf-8")
+    results = {Path(r.path).name: r for r in check_paths([tmp_path])}
+    assert [(f.rule, f.line) for f in results["ingest.py"].findings if f.status == "FAIL"] == [("SE406", 1)]
+    assert not [f for f in results["clustered.py"].findings if f.rule == "SE406"], "a job cluster supports it"
+    alone = check_paths([tmp_path / "ingest.py"])[0]
+    assert not [f for f in alone.findings if f.rule == "SE406"], "without the job spec nothing says serverless"
+    spec_only = check_paths([tmp_path / "job.yml"])[0]
+    assert [(f.rule, f.line) for f in spec_only.findings if f.status == "FAIL"] == [("SE406", 5)]

@@ -9,6 +9,8 @@ the latency objective, 1.5× and 3× the freshness objective).
 
 from __future__ import annotations
 
+import posixpath
+
 import yaml
 
 from tools.artifacts.base import (
@@ -27,7 +29,21 @@ from tools.artifacts.base import (
     sql_str,
     table_name,
 )
-from tools.artifacts.bundles import JobSpec, bundle, bundle_variables, job_resource, other_channels
+from tools.artifacts.bundles import (
+    SERVERLESS,
+    TARGET_PARAMETERS,
+    JobSpec,
+    Targets,
+    bundle,
+    bundle_variables,
+    compute_kind,
+    entry_point_path,
+    job_resource,
+    other_channels,
+    target_header,
+    volume_catalog,
+)
+from tools.artifacts.entrypoint import EntryStream, entry_module
 from tools.artifacts.skeleton import constants, header, join
 
 LATENCY_WARN, LATENCY_CRITICAL = 4 / 3, 2.0
@@ -358,40 +374,60 @@ JOBS_DEFAULTS = {
 }
 
 
+def jobs_targets(a: Inputs) -> Targets:
+    """Where the job's stream writes in prod (the landing volume's catalog) and in dev."""
+    catalog = volume_catalog(a.text("file_arrival_path"))
+    return Targets.for_output(f"{catalog}.bronze.{slug(a.text('name'))}", f"/Volumes/{catalog}/streaming/checkpoints")
+
+
+def jobs_entry(a: Inputs) -> EntryStream:
+    """The stream the job runs: Auto Loader from the landing path into the target's Bronze table."""
+    targets = jobs_targets(a)
+    table = f"{targets.prod.catalog}.{targets.prod.schema}.{slug(a.text('name'))}"
+    return EntryStream(command="workflows-triggers", source_path=a.text("file_arrival_path"), target_table=table,
+                       checkpoint=f"{targets.prod.checkpoint_root}/{slug(a.text('name'))}")
+
+
 def jobs_spec(a: Inputs) -> JobSpec:
     """The job the ``jobs-continuous-triggers`` answers describe."""
     trigger = a.choice("trigger_type")
     trigger = "continuous" if trigger.startswith("continuous") else "file arrival" if trigger.startswith("file") \
         else "scheduled"
     every = a.duration("schedule_interval")
+    compute = compute_kind(a.answers)
+    bounded = trigger != "continuous" or compute == SERVERLESS  # serverless has no processingTime trigger
     return JobSpec(
-        name=a.text("name"), task_key=slug(a.text("task")), python_file=a.text("entry_point"),
+        name=a.text("name"), task_key=slug(a.text("task")), python_file=entry_point_path(a.text("entry_point")),
         cluster_key=slug(a.text("cluster")), trigger=trigger, notify=a.text("notification_targets"),
+        parameters=[*TARGET_PARAMETERS, *(["--available-now"] if bounded else [])],
         max_retries=a.int("max_retries"), backlog_threshold=a.duration("backlog_threshold"),
         run_duration_warning=every if trigger == "scheduled" else a.duration("backlog_threshold"),
         schedule_every=every, file_arrival_url=a.text("file_arrival_path"),
-        tags={"pipeline": a.text("name")},
+        tags={"pipeline": a.text("name")}, compute=compute,
     )
 
 
 def jobs_bundle_yaml(a: Inputs) -> str:
     """The ``databricks.yml`` of the job."""
     spec = jobs_spec(a)
-    data = bundle(spec.name, {slug(spec.name): job_resource(spec)}, bundle_variables(a.text("cluster_policy")))
-    header_lines = [f"Databricks Asset Bundle: job {spec.name} ({spec.trigger} trigger).",
+    targets = jobs_targets(a)
+    data = bundle(spec.name, {"jobs": {slug(spec.name): job_resource(spec)}},
+                  bundle_variables(a.text("cluster_policy"), compute=spec.compute), targets)
+    header_lines = [f"Databricks Asset Bundle: job {spec.name} ({spec.trigger} trigger, {spec.compute} compute).",
                     "Deploy: databricks bundle validate -t prod && databricks bundle deploy -t prod "
                     "(deploy_with_gate.sh runs the checks first).",
+                    *target_header(targets),
                     "Rollback: check out the previous release tag and deploy it again; the checkpoint is unchanged, so "
-                    "the stream resumes where it stopped."]
-    header_lines.append("Rate limits (maxOffsetsPerTrigger / maxFilesPerTrigger) stay in the stream code; so does its "
-                        "trigger (processingTime for continuous jobs, availableNow for scheduled ones).")
+                    "the stream resumes where it stopped.",
+                    "Rate limits (maxOffsetsPerTrigger / maxFilesPerTrigger) stay in the stream code; the trigger "
+                    "follows the job: --available-now for bounded runs, processingTime for a continuous classic job."]
     if spec.trigger == "continuous":
         header_lines.append("No timeout_seconds on a continuous task: it runs until cancelled.")
         header_lines.append("Continuous jobs retry failed runs automatically with exponential backoff "
                             "(task_retry_mode ON_FAILURE); max_retries does not apply, and task dependencies "
                             "(depends_on) are not supported: one streaming task per job.")
     else:
-        header_lines.append("Scheduled and file-arrival runs should use trigger(availableNow=True) in the stream code.")
+        header_lines.append("Scheduled and file-arrival runs pass --available-now: the stream drains, then stops.")
     extra = other_channels(a.text("notification_targets"))
     if extra:
         header_lines.append("Create notification destinations for " + ", ".join(extra) +
@@ -400,25 +436,42 @@ def jobs_bundle_yaml(a: Inputs) -> str:
 
 
 def jobs_api_json(a: Inputs) -> str:
-    """The same job as a Jobs API 2.2 ``create`` payload (variables resolved to their defaults)."""
+    """The same job as a Jobs API 2.2 ``create`` payload for prod (variables resolved to the prod values)."""
     spec = jobs_spec(a)
+    targets = jobs_targets(a)
     job = job_resource(spec)
-    cluster = job["job_clusters"][0]["new_cluster"]
-    cluster.update(spark_version="15.4.x-scala2.12", num_workers=2, node_type_id="i3.xlarge",
-                   policy_id=f"<id of cluster policy {a.text('cluster_policy')}>")
+    values = {"${var.catalog}": targets.prod.catalog, "${var.schema}": targets.prod.schema,
+              "${var.checkpoint_root}": targets.prod.checkpoint_root}
+    for task in job["tasks"]:
+        python = task.get("spark_python_task") or {}
+        if "parameters" in python:
+            python["parameters"] = [values.get(p, p) for p in python["parameters"]]
+        python["python_file"] = f"<workspace folder of the deployed files>/{spec.python_file}"
+    for block in ("continuous", "schedule", "trigger"):
+        if block in job:
+            job[block].setdefault("pause_status", "UNPAUSED")
+    job["run_as"] = {"service_principal_name": f"<application id of service principal {targets.service_principal}>"}
+    for cluster in job.get("job_clusters", []):
+        cluster["new_cluster"].update(spark_version="15.4.x-scala2.12", num_workers=2, node_type_id="i3.xlarge",
+                                      policy_id=f"<id of cluster policy {a.text('cluster_policy')}>")
     return dump_json(job)
 
 
-def deploy_script(a: Inputs) -> str:
-    """Deployment linked to the release gate: lint, gate decision, validate, deploy."""
+GATE_DOC = "docs/gates/streaming-release.md"  # the release-gate task's document
+
+
+def deploy_script(a: Inputs, bundle_dir: str) -> str:
+    """Deployment linked to the release gate: lint, gate decision, validate, deploy (from the bundle folder)."""
+    gate = posixpath.relpath(GATE_DOC, bundle_dir)
     return f"""#!/usr/bin/env bash
 # Deploy {a.text('name')} only when the code passes `streaming-engineer check` and the release gate says Go.
-# Usage: ./deploy_with_gate.sh [target]   (default: prod)
+# Usage: ./deploy_with_gate.sh [target]   (default: prod; run from anywhere: it works in the bundle folder)
 set -euo pipefail
 TARGET="${{1:-prod}}"
-GATE="docs/gates/streaming-release.md"
+cd "$(dirname "${{BASH_SOURCE[0]}}")"                   # the bundle root: databricks.yml is here
+GATE="${{GATE:-{gate}}}"
 
-streaming-engineer check src/ --format text            # exit 1 on any FAIL
+streaming-engineer check . --format text               # exit 1 on any FAIL
 if ! grep -Eq '\\*\\*(Go|Conditional Go)\\*\\*' "$GATE"; then
   echo "release gate $GATE is not Go / Conditional Go: run *release-gate first" >&2
   exit 1
@@ -436,11 +489,15 @@ def jobs_generate(answers: dict[str, str], rendered: dict[str, str], doc_locatio
     folder = artifact_dir(doc_location)
     out = [Artifact(str(folder / "databricks.yml"), jobs_bundle_yaml(a), "yaml",
                     "Asset Bundle job: trigger, one run at a time, retries or continuous backoff, failure and "
-                    "backlog/duration notifications, health rule, job cluster under the policy.")]
+                    "backlog/duration notifications, health rule, compute; dev and prod targets with their own "
+                    "catalog and checkpoints, prod run as a service principal."),
+           Artifact(str(folder / entry_point_path(a.text("entry_point"))), entry_module(jobs_entry(a), jobs_targets(a)),
+                    "python", "The job's entry point: Auto Loader → Bronze in the bundle target's catalog, with "
+                    "--available-now for bounded runs (replace the body with your stream, keep the parameters).")]
     if "api" in a.choice("deploy_tool") or "terraform" in a.choice("deploy_tool"):
         out.append(Artifact(str(folder / "job.json"), jobs_api_json(a), "json",
                             "The same job as a Jobs API create payload (fill in the policy id)."))
-    out.append(Artifact(str(folder / "deploy_with_gate.sh"), deploy_script(a), "shell",
+    out.append(Artifact(str(folder / "deploy_with_gate.sh"), deploy_script(a, str(folder)), "shell",
                         "Deployment gated on `streaming-engineer check` and the release-gate decision."))
     return out
 
@@ -450,21 +507,25 @@ def jobs_notes(answers: dict[str, str]) -> list[str]:
     a = Inputs(answers, JOBS_DEFAULTS)
     spec = jobs_spec(a)
     if spec.trigger == "continuous":
-        trig = (f"continuous (`pause_status: UNPAUSED`, `task_retry_mode: ON_FAILURE`: retries with exponential "
-                f"backoff, so max_retries={spec.max_retries} is not used); health rule STREAMING_BACKLOG_SECONDS > "
-                f"{spec.backlog_threshold.whole_seconds}")
+        trig = (f"continuous (unpaused by the prod target, paused in dev by development mode; `task_retry_mode: "
+                f"ON_FAILURE`: retries with exponential backoff, so max_retries={spec.max_retries} is not used); "
+                f"health rule STREAMING_BACKLOG_SECONDS > {spec.backlog_threshold.whole_seconds}")
     elif spec.trigger == "file arrival":
         trig = (f"file arrival on `{spec.file_arrival_url}` with max_retries={spec.max_retries} and a 60 s retry "
                 "interval")
     else:
         trig = f"scheduled every {spec.schedule_every.spark} with max_retries={spec.max_retries}"
-    first = (f"Job `{spec.name}`, task `{spec.task_key}` on job cluster `{spec.cluster_key}` (policy "
-             f"`{a.text('cluster_policy')}`): {trig}; `max_concurrent_runs: 1`; notifications to "
+    compute = (f"job cluster `{spec.cluster_key}` (policy `{a.text('cluster_policy')}`)" if spec.compute != SERVERLESS
+               else "serverless jobs compute (the stream runs with availableNow)")
+    first = (f"Job `{spec.name}`, task `{spec.task_key}` on {compute}: {trig}; `max_concurrent_runs: 1`; notifications to "
              f"{a.text('notification_targets')}. One streaming task per job (continuous jobs allow no task "
              "dependencies). Rollback: redeploy the previous release; gradual rollout through blue-green or canary.")
-    second = (f"Versioned with {a.text('deploy_tool')}: `databricks.yml` (dev in development mode, prod in production "
-              "mode); `deploy_with_gate.sh` refuses to deploy unless `streaming-engineer check` passes and the release "
-              "gate is Go, and tags each deployment for audit.")
+    targets = jobs_targets(a)
+    second = (f"Versioned with {a.text('deploy_tool')}: `databricks.yml` (dev in development mode writing "
+              f"`{targets.dev.catalog}`, prod in production mode writing `{targets.prod.catalog}`, run as service "
+              f"principal `{targets.service_principal}` from `workspace.root_path` in its home) runs "
+              f"`{spec.python_file}`; `deploy_with_gate.sh` refuses to deploy unless `streaming-engineer check` passes "
+              "and the release gate is Go, and tags each deployment for audit.")
     return [first, second]
 
 
@@ -508,35 +569,54 @@ def cluster_policy_json(a: Inputs) -> str:
     return dump_json(policy)
 
 
+def cost_targets(a: Inputs) -> Targets:
+    """Where the guarded stream writes in prod and in dev."""
+    return Targets.for_output(f"main.bronze.{slug(a.text('pipeline_name'))}", "/Volumes/main/streaming/checkpoints")
+
+
+def cost_entry(a: Inputs) -> EntryStream:
+    """The stream both jobs run (continuous, or availableNow when degraded)."""
+    targets = cost_targets(a)
+    name = slug(a.text("pipeline_name"))
+    return EntryStream(command="cost-guardrails", source_path=f"/Volumes/{targets.prod.catalog}/landing/{name}/",
+                       target_table=f"{targets.prod.catalog}.{targets.prod.schema}.{name}",
+                       checkpoint=f"{targets.prod.checkpoint_root}/{name}")
+
+
 def cost_bundle_yaml(a: Inputs) -> str:
     """Jobs under the policy and pool; critical streams never degrade, others have a scheduled fallback."""
     name = a.text("pipeline_name")
     criticality = a.choice("criticality")
     tags = {"pipeline": name, "team": a.text("team"), "cost_center": a.text("cost_center")}
     degraded = a.duration("degraded_trigger_interval")
+    entry = entry_point_path(a.text("entry_point"))
+    targets = cost_targets(a)
     jobs = {}
     if not criticality.startswith("best"):
         jobs[slug(name)] = job_resource(JobSpec(
-            name=name, task_key="stream", python_file=a.text("entry_point"), cluster_key="streaming", trigger="continuous",
-            notify=a.text("alert_channels"), backlog_threshold=Duration(10, "minutes"), tags=tags, use_pool=True))
+            name=name, task_key="stream", python_file=entry, cluster_key="streaming", trigger="continuous",
+            parameters=list(TARGET_PARAMETERS), notify=a.text("alert_channels"),
+            backlog_threshold=Duration(10, "minutes"), tags=tags, use_pool=True))
     if not criticality.startswith("critical"):
+        # A bounded run: --available-now drains the backlog and stops, so the schedule, not a timeout, ends it.
         jobs[slug(name) + "_degraded"] = job_resource(JobSpec(
-            name=f"{name}-degraded", task_key="stream", python_file=a.text("entry_point"), cluster_key="streaming",
-            trigger="scheduled", schedule_every=degraded, run_duration_warning=degraded,
-            notify=a.text("alert_channels"), tags=tags, use_pool=True,
-            pause_status="PAUSED" if not criticality.startswith("best") else "UNPAUSED"))
+            name=f"{name}-degraded", task_key="stream", python_file=entry, cluster_key="streaming",
+            trigger="scheduled", parameters=[*TARGET_PARAMETERS, "--available-now"], schedule_every=degraded,
+            run_duration_warning=degraded, notify=a.text("alert_channels"), tags=tags, use_pool=True,
+            pause_status="PAUSED" if not criticality.startswith("best") else ""))
     header_lines = [f"Cost guardrails for {name} ({a.text('criticality')}): job clusters from pool "
                     f"{a.text('instance_pool')} under policy {a.text('cluster_policy')}, cost tags on every run.",
+                    *target_header(targets),
                     "Throttle first: lower the stream's rate limits (maxOffsetsPerTrigger / maxFilesPerTrigger) before "
                     "degrading the trigger."]
     if len(jobs) == 2:
         header_lines.append("Degrade: pause the continuous job and unpause the _degraded job (availableNow every "
-                            f"{degraded.spark}); restore by doing the opposite.")
+                            f"{degraded.spark}); restore by doing the opposite. Both share one checkpoint, so never "
+                            "run them at the same time.")
     if not criticality.startswith("critical"):
-        header_lines.append("The scheduled job's stream must use trigger(availableNow=True): it drains the backlog, "
-                            "then stops.")
-    return dump_yaml(bundle(name, jobs, bundle_variables(a.text("cluster_policy"), a.text("instance_pool"))),
-                     header_lines)
+        header_lines.append("The scheduled job passes --available-now: the stream drains the backlog, then stops.")
+    return dump_yaml(bundle(name, {"jobs": jobs}, bundle_variables(a.text("cluster_policy"), a.text("instance_pool")),
+                            targets), header_lines)
 
 
 def budget_sql(a: Inputs, warn: float, limit: float) -> str:
@@ -579,7 +659,11 @@ def cost_generate(answers: dict[str, str], rendered: dict[str, str], doc_locatio
         Artifact(str(folder / "cluster_policy.json"), cluster_policy_json(a), "json",
                  "Compute policy: job clusters only, DBU/hour cap, fixed size, enforced cost tags."),
         Artifact(str(folder / "databricks.yml"), cost_bundle_yaml(a), "yaml",
-                 "Jobs under the policy and pool (looked up by name), cost tags, and the degraded fallback."),
+                 "Jobs under the policy and pool (looked up by name), cost tags, and the degraded fallback; dev and "
+                 "prod targets with their own catalog and checkpoints."),
+        Artifact(str(folder / entry_point_path(a.text("entry_point"))), entry_module(cost_entry(a), cost_targets(a)),
+                 "python", "The jobs' entry point: Auto Loader → Bronze in the bundle target's catalog; the degraded "
+                 "job runs it with --available-now."),
         Artifact(str(folder / "budget_monitor.sql"), budget_sql(a, warn, limit), "sql",
                  "Daily DBUs and list-price cost per pipeline tag vs the budget thresholds."),
     ]

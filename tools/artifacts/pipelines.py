@@ -27,11 +27,23 @@ from tools.artifacts.base import (
     sql_str,
     table_name,
 )
+from tools.artifacts.bundles import (
+    SERVERLESS,
+    JobSpec,
+    Namespace,
+    Targets,
+    bundle,
+    bundle_variables,
+    compute_kind,
+    job_resource,
+    pipeline_resource,
+    pipeline_target_block,
+    target_header,
+)
 from tools.artifacts.skeleton import DBUTILS_HELPER, constants, header, join
 from tools.artifacts.sources import json_path
 
 FILE_FORMATS = ("json", "csv", "parquet", "avro")
-PIPELINE_ALERTS = ["on-update-failure", "on-update-fatal-failure", "on-flow-failure"]
 PIPELINE_IMPORTS = """from pyspark import pipelines as dp
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F"""
@@ -146,8 +158,8 @@ def bronze() -> DataFrame:
 {body}'''
 
 
-def declarative_module(spec: PipelineSpec) -> str:
-    """The pipeline source file for ``spec``."""
+def declarative_module(spec: PipelineSpec, deployed: Namespace | None = None) -> str:
+    """The pipeline source file for ``spec``; ``deployed``: the production namespace of a bundle that deploys it."""
     quarantine = [r for r in spec.rules if r.action == "DROP"]
     warn = [r for r in spec.rules if r.action == "WARN"]
     fail = [r for r in spec.rules if r.action == "FAIL"]
@@ -257,38 +269,37 @@ def gold() -> DataFrame:
            "Streaming tables are exactly-once: the pipeline keeps each flow's checkpoint and commits every micro-batch "
            "to Delta idempotently."]
     parts = [header(spec.summary, spec.command, doc, imports=PIPELINE_IMPORTS, extra_imports=extra_imports),
-             constants(rows), rule_block, spark_helper]
+             constants(rows)]
+    if deployed is not None:  # the bundle target moves every dataset this pipeline writes
+        written = [name for name, _, _ in rows if name in ("BRONZE_TABLE", "SILVER_TABLE", "QUARANTINE_TABLE",
+                                                           "GOLD_TABLE")]
+        parts.append(pipeline_target_block(deployed, written))
+    parts += [rule_block, spark_helper]
     if spec.source_kind == "kafka" and spec.bronze_table:
         parts.append(DBUTILS_HELPER)
     parts += [_bronze_function(spec), checked_fn, silver_fn, quarantine_fn, gold_fn]
     return join(*parts)
 
 
-def pipeline_bundle(name: str, library: str, silver_table: str, continuous: bool, recipients: list[str]) -> str:
-    """A ``databricks.yml`` deploying the pipeline (serverless, production-ready settings)."""
-    parts = [p.strip("`") for p in table_name(silver_table).split(".")]
-    catalog, schema = (parts[0], parts[1]) if len(parts) == 3 else ("main", "default")
+def pipeline_bundle(name: str, library: str, targets: Targets, continuous: bool, recipients: list[str],
+                    refresh_every: Duration, compute: str = SERVERLESS) -> str:
+    """A ``databricks.yml`` deploying the pipeline; a triggered pipeline also gets a job that schedules its updates."""
     key = slug(name)
-    pipeline = {
-        "name": name,
-        "catalog": catalog,
-        "schema": schema,
-        "serverless": True,
-        "continuous": continuous,
-        "development": False,
-        "channel": "CURRENT",
-        "libraries": [{"file": {"path": f"./{library}"}}],
-        "notifications": [{"email_recipients": recipients, "alerts": PIPELINE_ALERTS}],
-    }
-    data = {
-        "bundle": {"name": key},
-        "resources": {"pipelines": {key: pipeline}},
-        "targets": {"dev": {"mode": "development", "default": True}, "prod": {"mode": "production"}},
-    }
-    return dump_yaml(data, [
+    resources: dict[str, dict] = {"pipelines": {key: pipeline_resource(name, library, continuous, recipients, compute)}}
+    header_lines = [
         "Databricks Asset Bundle for the pipeline: `databricks bundle validate -t prod`, then `deploy -t prod`.",
-        "Failures of an update or of any flow are e-mailed; prod runs with development: false.",
-    ])
+        *target_header(targets),
+        "Failures of an update or of any flow are e-mailed; development mode marks the dev copy development: true.",
+    ]
+    if not continuous:
+        resources["jobs"] = {f"{key}_refresh": job_resource(JobSpec(
+            name=f"{name}-refresh", task_key="refresh", trigger="scheduled", schedule_every=refresh_every,
+            run_duration_warning=refresh_every.scaled(2), notify=", ".join(f"email:{r}" for r in recipients), max_retries=2,
+            pipeline_key=key))}
+        header_lines.append(f"Triggered pipeline: the {key}_refresh job starts an update every {refresh_every.spark} "
+                            "(each update processes what arrived, then stops).")
+    variables = bundle_variables("streaming-jobs-policy", compute=compute)
+    return dump_yaml(bundle(name, resources, variables, targets), header_lines)
 
 
 # -- DLT streaming pipeline -------------------------------------------------------------
@@ -339,6 +350,11 @@ def dlt_spec(a: Inputs) -> PipelineSpec:
                f"(rejects: {a.text('quarantine_table')}) → {a.text('target_table')}; "
                f"watermark {a.duration('allowed_lateness').spark} on {event_time}."],
     )
+
+
+def refresh_interval(spec: PipelineSpec) -> Duration:
+    """How often a triggered pipeline updates: once per Gold window (a window is final only after it ends)."""
+    return spec.window or Duration(15, "minutes")
 
 
 def dlt_reconciliation_sql(spec: PipelineSpec) -> str:
@@ -407,14 +423,16 @@ def dlt_generate(answers: dict[str, str], rendered: dict[str, str], doc_location
     folder = artifact_dir(doc_location)
     name = a.text("streaming-pipeline-spec-tmpl:name")
     recipients = emails(a.text("notification_email")) or [a.text("notification_email")]
+    targets = Targets.for_output(spec.silver_table)  # the pipeline keeps its own checkpoints
     return [
-        Artifact(str(folder / "dlt_pipeline.py"), declarative_module(spec), "python",
+        Artifact(str(folder / "dlt_pipeline.py"), declarative_module(spec, targets.prod), "python",
                  "The pipeline (pyspark.pipelines): Bronze streaming table, rules in warn mode on a view, Silver and "
                  "quarantine split on the rules, Gold windowed aggregate with a watermark."),
         Artifact(str(folder / "databricks.yml"),
-                 pipeline_bundle(name, "dlt_pipeline.py", spec.silver_table,
-                                 a.choice("pipeline_mode") == "continuous", recipients),
-                 "yaml", "Asset Bundle deploying the pipeline with failure notifications."),
+                 pipeline_bundle(name, "dlt_pipeline.py", targets, a.choice("pipeline_mode") == "continuous",
+                                 recipients, refresh_interval(spec), compute_kind(answers, SERVERLESS)),
+                 "yaml", "Asset Bundle deploying the pipeline with failure notifications (and, when triggered, the "
+                 "job that schedules its updates); dev and prod targets with their own catalog."),
         Artifact(str(folder / "reconciliation.sql"), dlt_reconciliation_sql(spec), "sql",
                  "Reconciliation after updates and replays: Bronze = Silver + quarantine per closed hour."),
     ]
@@ -427,7 +445,9 @@ def dlt_notes(answers: dict[str, str]) -> list[str]:
     first = (f"Streaming tables `{spec.bronze_table}` → `{spec.silver_table}` → `{spec.gold_table}`, event time "
              f"`{spec.event_time}`; the Gold aggregate uses `withWatermark({spec.event_time!r}, "
              f"{spec.lateness.spark!r})` over {spec.window.spark} windows, so a window is final "
-             f"{spec.lateness.spark} after its end. Mode: {a.text('pipeline_mode')}.")
+             f"{spec.lateness.spark} after its end. Mode: {a.text('pipeline_mode')}"
+             + ("." if a.choice("pipeline_mode") == "continuous" else
+                f"; the bundle's refresh job starts an update every {refresh_interval(spec).spark}."))
     actions = ", ".join(f"`{r.name}` ({r.action})" for r in spec.rules)
     second = (f"Expectations {actions}: DROP rules send rows to `{spec.quarantine_table}` with the failed rule "
               "names, WARN rules only count, FAIL rules stop the flow. Bronze carries "

@@ -22,8 +22,19 @@ from tools.artifacts.base import (
     sql_ident,
     table_name,
 )
-from tools.artifacts.bundles import JobSpec, bundle, bundle_variables, job_resource
-from tools.artifacts.skeleton import CONVENTION_NOTE, constants, header, join, main_block
+from tools.artifacts.bundles import (
+    TARGET_HELPERS,
+    TARGET_PARAMETERS,
+    JobSpec,
+    Targets,
+    bundle,
+    bundle_variables,
+    common_root,
+    job_resource,
+    target_constants,
+    target_header,
+)
+from tools.artifacts.skeleton import CONVENTION_NOTE, constants, header, join, main_block, section
 
 # -- canary and shadow ------------------------------------------------------------------
 
@@ -243,12 +254,14 @@ def blue_green_stream_module(a: Inputs) -> str:
         .toTable(table)
     )'''
     main = '''def main() -> None:
-    """Run one path: `python blue_green_stream.py --color blue|green`."""
-    parser = argparse.ArgumentParser(description=__doc__)
+    """Run one path in the bundle target: `python blue_green_stream.py --color blue|green --catalog ...`."""
+    parser = add_target_arguments(argparse.ArgumentParser(description=__doc__))
     parser.add_argument("--color", choices=sorted(CHECKPOINTS), default=COLOR)
-    color = parser.parse_args().color
+    args = parser.parse_args()
+    checkpoint = checkpoint_in_target(CHECKPOINTS[args.color], args.checkpoint_root)
+    target = in_target(TABLES[args.color], args.catalog, args.schema)
     spark = SparkSession.builder.getOrCreate()
-    query = start(transform(read_stream(spark)), CHECKPOINTS[color], TABLES[color])
+    query = start(transform(read_stream(spark)), checkpoint, target)
     query.awaitTermination()
 
 
@@ -259,7 +272,13 @@ if __name__ == "__main__":
            f"{a.text('consumer_view')}.", CONVENTION_NOTE]
     return join(header("Blue-green streaming path (the colour selects checkpoint and table).", "blue-green", doc,
                        extra_imports=("import argparse",)),
-                constants(rows), read, transform, start, main)
+                constants(rows), constants(target_constants(blue_green_targets(a).prod), "production namespace"),
+                read, transform, start, section("deployment target") + "\n" + TARGET_HELPERS, main)
+
+
+def blue_green_targets(a: Inputs) -> Targets:
+    """Prod writes the colour tables with the answered checkpoints; dev gets its own catalog and checkpoint root."""
+    return Targets.for_output(a.text("blue_table"), common_root([a.text("blue_checkpoint"), a.text("green_checkpoint")]))
 
 
 def blue_green_bundle(a: Inputs) -> str:
@@ -268,12 +287,15 @@ def blue_green_bundle(a: Inputs) -> str:
     for color in ("blue", "green"):
         jobs[f"events_{color}"] = job_resource(JobSpec(
             name=f"{slug(a.text('consumer_view'), '-')}-{color}", task_key=f"stream_{color}",
-            python_file="./blue_green_stream.py", cluster_key="streaming", parameters=["--color", color],
+            python_file="./blue_green_stream.py", cluster_key="streaming",
+            parameters=["--color", color, *TARGET_PARAMETERS],
             notify=a.text("notification_targets"), backlog_threshold=Duration(10, "minutes"),
             tags={"deployment": color}))
-    return dump_yaml(bundle(f"{slug(a.text('consumer_view'), '-')}-blue-green", jobs,
-                            bundle_variables("streaming-jobs-policy")),
+    targets = blue_green_targets(a)
+    return dump_yaml(bundle(f"{slug(a.text('consumer_view'), '-')}-blue-green", {"jobs": jobs},
+                            bundle_variables("streaming-jobs-policy"), targets),
                      ["Blue and green run as separate continuous jobs with their own checkpoints and tables.",
+                      *target_header(targets),
                       "Deploy green, let it catch up, run cutover.py; keep blue until the health window has passed."])
 
 

@@ -52,7 +52,8 @@ _RULES: tuple[Rule, ...] = (
          "groupBy/window aggregation (Python or SQL GROUP BY over STREAM) on a stream with no withWatermark / "
          "WATERMARK clause, or a watermark that does not bound the grouping keys.",
          "Add withWatermark(event_time, delay) before the aggregation (SQL: WATERMARK col DELAY OF INTERVAL ...) "
-         "and group by window(event_time, ...) so old state can be dropped.",
+         "and group by window(event_time, ...) so old state can be dropped. Grouping only by a small, closed "
+         "set of keys (no id, no time) keeps bounded state: then the finding is PARTIAL, confirm the key set.",
          ("PASS", "FAIL", "PARTIAL")),
     Rule("SE102", "watermark", WATERMARK_CL, WATERMARK_ITEM, "error",
          "Stream-stream join without watermarks and a time range",
@@ -72,7 +73,7 @@ _RULES: tuple[Rule, ...] = (
          "outputMode('complete') on a keyed streaming aggregation: every group is kept in state and the whole "
          "result is rewritten each trigger; a watermark does not evict state in complete mode.",
          "Use outputMode('append') with a watermark and windowed aggregation, or 'update' into a MERGE sink.",
-         ("FAIL",)),
+         ("FAIL", "PARTIAL")),
     Rule("SE105", "state", STATE_CL, STATE_ITEM, "warning",
          "Arbitrary stateful operator with no state timeout",
          "applyInPandasWithState with GroupStateTimeout.NoTimeout and no state.remove(): per-key state never "
@@ -122,6 +123,51 @@ _RULES: tuple[Rule, ...] = (
          "Keep failOnDataLoss=true (the default) and alert on failures; if you must relax it, monitor "
          "numOffsetsBehind/retention and record the data-loss decision.",
          ("PARTIAL",)),
+    Rule("SE208", "checkpoint", EXACTLY_ONCE_CL, CONSISTENCY_ITEM, "error",
+         "Checkpoint path changes on every run",
+         "checkpointLocation built from uuid/random/time (or a helper named for it): every run starts a fresh "
+         "checkpoint, so nothing is recovered on restart (data is skipped with startingOffsets=latest, "
+         "reprocessed with earliest).",
+         "Use a fixed path per query (e.g. /Volumes/<catalog>/<schema>/checkpoints/<query>); reset it only "
+         "deliberately, as a recorded operation.",
+         ("FAIL", "PARTIAL")),
+    Rule("SE209", "checkpoint", DR_CL, DR_ITEM, "error",
+         "Checkpoint deleted before the query starts",
+         "dbutils.fs.rm / shutil.rmtree of a query's checkpointLocation in the same file as the query: every "
+         "run forgets its offsets and state (with startingOffsets=latest a restart silently skips what was "
+         "produced while it was down).",
+         "Do not delete checkpoints in pipeline code; keep a reset as a separate, deliberate runbook step.",
+         ("FAIL",)),
+    Rule("SE210", "checkpoint", EXACTLY_ONCE_CL, CONSISTENCY_ITEM, "error",
+         "start() after toTable()",
+         "writeStream...toTable(name).start(): toTable already starts the query and returns a StreamingQuery, "
+         "which has no start() (AttributeError at run time).",
+         "Drop the trailing .start() (toTable starts the query), or use .start(path) instead of toTable.",
+         ("FAIL",)),
+    Rule("SE211", "checkpoint", SOURCE_CL, OFFSETS_ITEM, "error",
+         "Kafka option the source ignores",
+         "A Kafka source given consumer settings without the kafka. prefix (group.id, bootstrap.servers, "
+         "security.protocol, sasl.*, ssl.*), settings the Spark source never passes on (topic, "
+         "auto.offset.reset, enable.auto.commit) or checkpointLocation on the reader instead of the writer.",
+         "Prefix Kafka client settings with kafka. (kafka.security.protocol, kafka.sasl.jaas.config); use "
+         "subscribe/startingOffsets instead of topic/auto.offset.reset; set checkpointLocation on writeStream.",
+         ("FAIL", "PARTIAL")),
+    Rule("SE212", "checkpoint", DR_CL, DR_ITEM, "warning",
+         "Full refresh allowed on a message-bus Bronze table",
+         "A declarative-pipeline table that reads Kafka / Kinesis / Event Hubs without table property "
+         "pipelines.reset.allowed=false: a full refresh truncates it and the source can only replay its "
+         "retention, so older data is lost.",
+         "Set table_properties={'pipelines.reset.allowed': 'false'} (SQL: TBLPROPERTIES) on tables fed from a "
+         "message bus.",
+         ("PASS", "PARTIAL")),
+    Rule("SE213", "checkpoint", EXACTLY_ONCE_CL, CONSISTENCY_ITEM, "error",
+         "Batch-defined table read as a stream",
+         "A table defined by a batch query (spark.read / dlt.read / MATERIALIZED VIEW / LIVE TABLE) read "
+         "downstream as a stream (dlt.read_stream, spark.readStream.table, STREAM(...)): the batch table is "
+         "recomputed, and a streaming read fails on the first update that is not an append.",
+         "Define the upstream table as a streaming table (readStream / STREAM) or read it downstream as a "
+         "batch (materialized view); skipChangeCommits only if losing updates is acceptable.",
+         ("FAIL",)),
     Rule("SE301", "idempotency", EXACTLY_ONCE_CL, E2E_IDEMPOTENT_ITEM, "error",
          "Non-idempotent write in foreachBatch",
          "A foreachBatch function appends/saves/INSERTs without txnAppId+txnVersion and without MERGE: a "
@@ -155,12 +201,11 @@ _RULES: tuple[Rule, ...] = (
          ("PASS", "PARTIAL")),
     Rule("SE402", "backpressure", BACKPRESSURE_CL, RATE_ITEM, "warning",
          "File / Auto Loader source without a rate limit",
-         "A file stream with no maxFilesPerTrigger/maxBytesPerTrigger (PARTIAL: unbounded batches), or Auto "
-         "Loader with neither cloudFiles.maxFilesPerTrigger nor cloudFiles.maxBytesPerTrigger (REVIEW: "
-         "defaults to 1000 files per batch whatever their size).",
+         "A plain file stream with no maxFilesPerTrigger/maxBytesPerTrigger: the first batch lists and reads "
+         "every file. (Auto Loader caps batches at 1000 files by default, which is a rate limit.)",
          "Set maxFilesPerTrigger or maxBytesPerTrigger (Auto Loader: cloudFiles.maxBytesPerTrigger) to bound "
          "each micro-batch.",
-         ("PASS", "PARTIAL", "REVIEW")),
+         ("PASS", "PARTIAL")),
     Rule("SE403", "trigger", JOBS_CL, TRIGGER_ITEM, "warning",
          "Zero-interval processing-time trigger",
          "trigger(processingTime='0 seconds'): back-to-back micro-batches, constant listing/API calls and "
@@ -178,6 +223,14 @@ _RULES: tuple[Rule, ...] = (
          "trigger(continuous=...) is experimental, at-least-once only and supports few operators.",
          "Confirm the sink tolerates duplicates; prefer a short processingTime trigger for exactly-once.",
          ("REVIEW",)),
+    Rule("SE406", "trigger", JOBS_CL, TRIGGER_ITEM, "error",
+         "Unsupported trigger on serverless compute",
+         "trigger(processingTime=...), continuous or realTime in code that a job task without a cluster "
+         "(serverless compute) runs: serverless notebooks and jobs support only availableNow for streaming "
+         "queries (checked when the job spec and the code are checked together).",
+         "Use trigger(availableNow=True) on a schedule or file-arrival trigger, or give the task a job cluster "
+         "(or run the flow in a Lakeflow pipeline, whose execution modes have no such limit).",
+         ("FAIL",)),
     Rule("SE501", "schema", SCHEMA_CL, SCHEMA_ITEM, "error",
          "Auto Loader without cloudFiles.schemaLocation",
          "Auto Loader inferring the schema with no cloudFiles.schemaLocation (outside a declarative pipeline, "
@@ -198,6 +251,13 @@ _RULES: tuple[Rule, ...] = (
          "Set rescuedDataColumn='_rescued_data' (or badRecordsPath) and route rows with non-null "
          "_rescued_data to a quarantine table.",
          ("PARTIAL",)),
+    Rule("SE504", "dlq", DLQ_CL, DLQ_ITEM, "warning",
+         "_rescued_data dropped without quarantine",
+         "The rescued-data column is dropped and nothing in the file routes rows with rescued data anywhere: "
+         "values that did not fit the schema are discarded silently.",
+         "Write rows where _rescued_data IS NOT NULL to a quarantine table (or keep the column) before "
+         "dropping it.",
+         ("PARTIAL",)),
     Rule("SE601", "dq", DQ_CL, DQ_ITEM, "warning",
          "Declarative-pipeline table without expectations",
          "@dlt.table / @dp.table / @dp.materialized_view / create_streaming_table or SQL CREATE STREAMING "
@@ -205,6 +265,13 @@ _RULES: tuple[Rule, ...] = (
          "Add expectations (@dlt.expect_or_drop / expect_all_or_drop, SQL CONSTRAINT ... EXPECT ... ON "
          "VIOLATION DROP ROW) for completeness, range and uniqueness, and quarantine what fails.",
          ("PASS", "PARTIAL")),
+    Rule("SE602", "dq", DQ_CL, DQ_ITEM, "error",
+         "Decorator argument written as a function default",
+         "A @dlt.table / @dp.table function with parameters named like decorator arguments (table_properties, "
+         "comment, spark_conf, partition_cols, cluster_by, schema, path, name): the pipeline never passes "
+         "them, so the settings are silently ignored.",
+         "Move the settings into the decorator: @dlt.table(name=..., table_properties={...}, comment=...).",
+         ("FAIL",)),
     Rule("SE701", "observability", OBS_CL, OBS_ITEM, "warning",
          "Query with no name and no progress monitoring",
          "A streaming query with no queryName in a file with no StreamingQueryListener / lastProgress / "
@@ -232,6 +299,19 @@ _RULES: tuple[Rule, ...] = (
          "Credential value in plain text",
          "A password/secret/token/api-key option or config key with a literal value.",
          SECRET_FIX, ("PASS", "FAIL")),
+    Rule("SE806", "security", SOURCE_CL, AUTH_ITEM, "error",
+         "Unshaded JAAS login module on Databricks",
+         "kafka.sasl.jaas.config naming org.apache.kafka... in a Databricks notebook: the Databricks Kafka "
+         "client is shaded, so the login module is not found and the stream fails to authenticate.",
+         "Use the shaded class: kafkashaded.org.apache.kafka.common.security.plain.PlainLoginModule (or "
+         "...scram.ScramLoginModule).",
+         ("FAIL",)),
+    Rule("SE807", "security", SOURCE_CL, AUTH_ITEM, "error",
+         "Kafka without encryption to a remote broker",
+         "A Kafka source or sink whose bootstrap servers are remote hosts and whose security.protocol is "
+         "PLAINTEXT (FAIL) or not set, which defaults to PLAINTEXT (PARTIAL).",
+         "Set kafka.security.protocol to SASL_SSL or SSL (with credentials from a secret scope).",
+         ("FAIL", "PARTIAL")),
     Rule("SE901", "trigger", JOBS_CL, RETRY_NOTIFY_ITEM, "warning",
          "Continuous job or pipeline without failure notifications",
          "A continuous job with no on_failure email/webhook notification, or a continuous pipeline with no "

@@ -2,7 +2,8 @@
 
 The main CLI mounts this subcommand with ``add_arguments`` and ``run``;
 ``python -m tools.lint`` runs it standalone (e.g. as a pre-commit hook).
-Exit codes: 0 nothing FAILs, 1 something FAILs, 2 usage error.
+Exit codes: 0 nothing FAILs, 1 something FAILs, 2 a file could not be analysed
+(unless ``--allow-unanalysed``) or a usage error.
 """
 
 from __future__ import annotations
@@ -16,24 +17,29 @@ from tools.lint.engine import check_paths
 from tools.lint.report import to_json, to_sarif, to_text
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+EXIT_UNANALYSED = 2
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the ``check`` arguments on ``parser``."""
     parser.description = (
-        "Review Databricks streaming pipeline code and configs (PySpark, DLT / Lakeflow Python, SQL, "
-        "YAML/JSON job, pipeline and connector specs) against the Streaming Engineer checklists. "
-        "Exit status: 0 when nothing FAILs, 1 when something FAILs, 2 on a usage error."
+        "Review Databricks streaming pipeline code, notebooks and configs (PySpark, DLT / Lakeflow Python, SQL, "
+        "Databricks source notebooks (.py/.sql) cell by cell with %sql/%python cells in their own language, "
+        "Jupyter .ipynb, YAML/JSON job, pipeline and connector specs) against the Streaming Engineer checklists. "
+        "Exit status: 0 when nothing FAILs, 1 when something FAILs, 2 when a file could not be analysed "
+        "(unless --allow-unanalysed) or on a usage error."
     )
     parser.add_argument("paths", nargs="*", metavar="PATH",
-                        help="files or folders to check (folders are walked; .git, .venv, node_modules, "
-                             "__pycache__ are skipped)")
+                        help="files or folders to check (.py, .sql, .ipynb, .yaml, .yml, .json; folders are walked; "
+                             ".git, .venv, node_modules, __pycache__ are skipped)")
     parser.add_argument("--format", dest="output_format", choices=("text", "json", "sarif"), default="text",
                         help="output format (default: text)")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="text/sarif: also show PASS findings (positive evidence)")
     parser.add_argument("--ignore", default="", metavar="RULES",
                         help="comma-separated rule ids to leave out, e.g. SE402,SE905")
+    parser.add_argument("--allow-unanalysed", action="store_true",
+                        help="exit 0/1 by FAILs alone even when a file could not be analysed (it is still reported)")
     parser.add_argument("--list-rules", action="store_true", help="print the rule table (Markdown) and exit")
 
 
@@ -69,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
         print(to_sarif(results, verbose))
     else:
         print(to_text(results, verbose))
+    if any(r.unanalysed for r in results) and not getattr(args, "allow_unanalysed", False):
+        return EXIT_UNANALYSED
     return EXIT_FAIL if any(r.has_fail for r in results) else EXIT_OK
 
 

@@ -14,7 +14,6 @@ Recognised shapes:
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -23,7 +22,8 @@ from tools.lint.config_loader import LDict, LList
 from tools.lint.model import Finding
 from tools.lint.source_rules import OptionValue, SourceSpec, check_source, source_kind
 
-_STREAMING_WORDS = re.compile(r"stream|kafka|auto_?loader|cloudfiles|event_?hub|kinesis")
+_STREAMING_TOKENS = frozenset({"stream", "streaming", "streams", "kafka", "autoloader", "cloudfiles", "eventhub",
+                               "eventhubs", "kinesis"})
 _CHECKPOINT_KEY = re.compile(r"^checkpoint[_-]?location$", re.I)
 _EPHEMERAL_PREFIXES = ("/tmp/", "dbfs:/tmp/", "file:/tmp/", "/dbfs/tmp/", "/local_disk0/")
 _PIPELINE_KEYS = frozenset({"continuous", "development", "edition", "channel", "catalog", "target", "clusters",
@@ -116,12 +116,17 @@ class _ConfigChecker:
         fmt = mapping.get("format")
         if isinstance(options, LDict) and isinstance(fmt, str) and source_kind(fmt) != "other":
             self._handled.add(id(options))
+            option_keys = {str(k).lower() for k in options}
+            if source_kind(fmt) == "kafka" and not option_keys & {"subscribe", "subscribepattern", "assign"}:
+                return  # a Kafka sink's options ("topic"), not a reader
             self._source(options, source_kind(fmt), mapping.key_line("format"), fmt)
             return
         keys = {str(k).lower() for k in mapping}
         kind = None
-        if "kafka.bootstrap.servers" in keys or (
-            keys & {"subscribe", "subscribepattern", "assign"} and any(k.startswith("kafka.") for k in keys)
+        # A Kafka reader's option map names what it reads (subscribe / subscribePattern / assign); connection
+        # settings kept elsewhere (a framework's source_details, a sink's options) are not a reader.
+        if keys & {"subscribe", "subscribepattern", "assign"} and (
+            "kafka.bootstrap.servers" in keys or any(k.startswith("kafka.") for k in keys)
         ):
             kind = "kafka"
         elif "eventhubs.connectionstring" in keys:
@@ -155,7 +160,7 @@ class _ConfigChecker:
         tasks = [t for t in job.get("tasks") or [] if isinstance(t, LDict)]
         continuous = isinstance(job.get("continuous"), LDict) or job.get("trigger") == "continuous"
         continuous_line = job.key_line("continuous") if "continuous" in job else job.key_line("trigger")
-        if not continuous and not _STREAMING_WORDS.search(json.dumps(job, default=str).lower()):
+        if not continuous and not self._names_streaming(job, tasks):
             return  # a batch job: not this linter's business
         if continuous and not self._job_notifies_failure(job, tasks):
             self.emit("SE901", "PARTIAL", continuous_line,
@@ -165,7 +170,9 @@ class _ConfigChecker:
             if retrying is not None:
                 self.emit("SE902", "REVIEW", retrying.key_line("max_retries"),
                           "max_retries is set on a continuous job, which does not use task retry policies.")
-        else:
+        elif "schedule" in job or isinstance(job.get("trigger"), dict):
+            # Retries matter for a job that runs by itself (schedule, file arrival, table update);
+            # a job started by hand is watched by whoever started it.
             for task in tasks:
                 retries = task.get("max_retries")
                 if retries in (None, 0):
@@ -187,6 +194,23 @@ class _ConfigChecker:
         if continuous and not self._has_backlog_rule(job):
             self.emit("SE905", "REVIEW", continuous_line,
                       "Continuous job has no STREAMING_BACKLOG_* health rule.")
+
+    @staticmethod
+    def _names_streaming(job: LDict, tasks: list[LDict]) -> bool:
+        """A scheduled job counts as streaming when its name, a task key or a task's code path says so as a word.
+
+        Searching the whole JSON for "stream" counted a Markdown notebook task
+        (``.../Streaming-Intro``) or a description as a streaming job.
+        """
+        texts = [str(job.get("name", ""))]
+        for task in tasks:
+            texts.append(str(task.get("task_key", "")))
+            for key in ("notebook_task", "spark_python_task", "python_wheel_task"):
+                block = task.get(key)
+                if isinstance(block, dict):
+                    texts.append(str(block.get("notebook_path") or block.get("python_file") or ""))
+        words = {w for text in texts for w in re.split(r"[^a-z0-9]+", re.sub(r"([a-z])([A-Z])", r"\1_\2", text).lower())}
+        return bool(words & _STREAMING_TOKENS)
 
     @staticmethod
     def _job_notifies_failure(job: LDict, tasks: list[LDict]) -> bool:

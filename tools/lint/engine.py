@@ -18,12 +18,17 @@ from pathlib import Path
 from tools.lint.config_loader import ConfigError, load_json, load_yaml
 from tools.lint.config_rules import check_config
 from tools.lint.model import FileResult, Finding
-from tools.lint.python_rules import check_python, notebook_sql_cells
-from tools.lint.secret_rules import check_secrets
-from tools.lint.sql_rules import check_sql
+from tools.lint.notebook import Notebook, split_ipynb, split_source
+from tools.lint.python_rules import check_python
+from tools.lint.secret_rules import check_secrets, mask_secrets
+from tools.lint.serverless import check_serverless_triggers
+from tools.lint.sql_rules import check_sql_cells
 
 MAX_FILE_BYTES = 2 * 1024 * 1024
-SUFFIX_KINDS: dict[str, str] = {".py": "python", ".sql": "sql", ".yaml": "yaml", ".yml": "yaml", ".json": "json"}
+# A .ipynb carries its outputs (images, tables) beside the code: allow more.
+MAX_NOTEBOOK_BYTES = 16 * 1024 * 1024
+SUFFIX_KINDS: dict[str, str] = {".py": "python", ".sql": "sql", ".ipynb": "ipynb", ".yaml": "yaml", ".yml": "yaml",
+                                 ".json": "json"}
 SKIP_DIRS = frozenset({".git", ".venv", "venv", "node_modules", "__pycache__", ".mypy_cache", ".ruff_cache",
                        ".pytest_cache", ".tox"})
 _BINARY_SNIFF = 8192
@@ -51,17 +56,15 @@ def iter_files(paths: Iterable[str | os.PathLike[str]]) -> Iterator[tuple[Path, 
             yield path, True
 
 
-def _read_text(path: Path) -> str:
+def _read_text(path: Path, limit: int = MAX_FILE_BYTES) -> str:
     """The file's text, or ``ValueError`` saying why it cannot be checked."""
     size = path.stat().st_size
-    if size > MAX_FILE_BYTES:
-        raise ValueError(
-            f"file is {size / (1024 * 1024):.1f} MB, over the {MAX_FILE_BYTES // (1024 * 1024)} MB limit; skipped"
-        )
+    if size > limit:
+        raise ValueError(f"file is {size / (1024 * 1024):.1f} MB, over the {limit // (1024 * 1024)} MB limit; skipped")
     with path.open("rb") as handle:
-        data = handle.read(MAX_FILE_BYTES + 1)
-    if len(data) > MAX_FILE_BYTES:  # grew since stat
-        raise ValueError(f"file is over the {MAX_FILE_BYTES // (1024 * 1024)} MB limit; skipped")
+        data = handle.read(limit + 1)
+    if len(data) > limit:  # grew since stat
+        raise ValueError(f"file is over the {limit // (1024 * 1024)} MB limit; skipped")
     if b"\x00" in data[:_BINARY_SNIFF]:
         raise ValueError("binary file (contains NUL bytes); skipped")
     try:
@@ -130,17 +133,64 @@ def parse_python(text: str) -> ast.Module:
         return ast.parse(text)
 
 
-def _check_python(text: str, lines: list[str]) -> tuple[list[Finding], str | None]:
-    try:
-        tree = parse_python(text)
-    except SyntaxError as exc:
-        return [], f"Python syntax error at line {exc.lineno}: {exc.msg}; only the plaintext-secret rules were applied"
-    except (ValueError, RecursionError, MemoryError) as exc:
-        return [], f"Python source could not be parsed ({type(exc).__name__}); only the plaintext-secret rules were applied"
-    findings = check_python(tree, lines, text)
-    for first_line, cell in notebook_sql_cells(lines):
-        findings += check_sql("\n".join(cell), line_offset=first_line - 1)
-    return findings, None
+def _parse_cells(notebook: Notebook, language_text: str) -> tuple[ast.Module | None, str, list[str], str | None]:
+    """Parse the notebook's Python cells as one module, leaving out cells with a syntax error.
+
+    Returns:
+        ``(tree, text, warnings, error)``: the tree of the cells that parse (``None``
+        when none does), its text, one warning per skipped cell, and the error
+        when the Python could not be analysed at all.
+
+    """
+    skip: set[int] = set()
+    warnings: list[str] = []
+    text = language_text
+    while True:
+        try:
+            return parse_python(text), text, warnings, None
+        except SyntaxError as exc:
+            cell = notebook.cell_at(exc.lineno or 0) if notebook.is_notebook else None
+            where = f"line {exc.lineno}: {exc.msg}"
+            if cell is None or cell.index in skip:
+                return None, text, warnings, f"Python syntax error at {where}"
+            skip.add(cell.index)
+            warnings.append(f"cell {cell.index} (lines {cell.first_line}-{cell.last_line}) was not analysed: "
+                            f"Python syntax error at {where}; the other cells were analysed")
+            text = notebook.module_text("python", skip)
+        except (ValueError, RecursionError, MemoryError) as exc:
+            return None, text, warnings, f"Python source could not be parsed ({type(exc).__name__})"
+
+
+def _check_notebook(notebook: Notebook) -> tuple[list[Finding], list[str], str | None]:
+    """Every rule over a notebook's cells, each cell in its own language.
+
+    Returns:
+        ``(findings, warnings, error)``; ``error`` when no code cell could be analysed.
+
+    """
+    findings: list[Finding] = []
+    warnings: list[str] = []
+    python_cells = [c for c in notebook.cells if c.language == "python" and c.text.strip()]
+    sql_cells = [c for c in notebook.cells if c.language == "sql" and c.text.strip()]
+    error: str | None = None
+    analysed = bool(sql_cells)
+    if python_cells:
+        tree, text, warnings, error = _parse_cells(notebook, notebook.module_text("python"))
+        if tree is not None and len(warnings) < len(python_cells):
+            findings += check_python(tree, notebook.lines, text)
+            analysed = True
+        elif tree is not None:  # every Python cell was left out
+            error = "no Python cell parses (" + "; ".join(w.split(": ", 1)[-1].split(";")[0] for w in warnings) + ")"
+            warnings = []
+    if sql_cells:
+        findings += check_sql_cells([(c.text, c.first_line - 1) for c in sql_cells])
+    if error and analysed:
+        # Some cells were analysed: the broken Python is a warning, not a file we could not read.
+        warnings.append(f"the Python cells were not analysed: {error}")
+        error = None
+    elif error:
+        error = f"{error}; only the plaintext-secret rules were applied"
+    return findings, warnings, error
 
 
 def _check_config(text: str, lines: list[str], kind: str) -> tuple[list[Finding], str | None]:
@@ -151,12 +201,21 @@ def _check_config(text: str, lines: list[str], kind: str) -> tuple[list[Finding]
     return check_config(documents, lines), None
 
 
+def _label_cells(findings: list[Finding], notebook: Notebook) -> None:
+    """Name the cell in each message of a ``.ipynb`` finding (its line is a line of the cells laid out as a script)."""
+    for finding in findings:
+        cell = notebook.cell_at(finding.line) if finding.line else None
+        if cell is not None:
+            finding.message = f"[cell {cell.index}] {finding.message}"
+
+
 def check_text(text: str, kind: str, path: str = "<text>") -> FileResult:
     """Check source text that is not (or not yet) a file.
 
     Args:
         text: the source.
-        kind: ``python``, ``sql``, ``yaml`` or ``json``.
+        kind: ``python``, ``sql``, ``ipynb``, ``yaml`` or ``json``. Python and SQL
+            texts may be Databricks source notebooks: they are checked cell by cell.
         path: the name to report.
 
     Returns:
@@ -164,22 +223,36 @@ def check_text(text: str, kind: str, path: str = "<text>") -> FileResult:
 
     """
     if kind not in SUFFIX_KINDS.values():
-        return FileResult(path, [], f"unsupported kind '{kind}' (expected python, sql, yaml or json)")
+        return FileResult(path, [], f"unsupported kind '{kind}' (expected python, sql, ipynb, yaml or json)")
     lines = text.splitlines()
     error: str | None = None
+    warnings: list[str] = []
+    notebook: Notebook | None = None
     try:
-        if kind == "python":
-            findings, error = _check_python(text, lines)
-        elif kind == "sql":
-            findings = check_sql(text)
+        if kind in ("python", "sql"):
+            notebook = split_source(text, kind)
+            findings, warnings, error = _check_notebook(notebook)
+        elif kind == "ipynb":
+            try:
+                notebook = split_ipynb(text)
+            except ValueError as exc:
+                return FileResult(path, [], f"{exc}; skipped")
+            lines = notebook.lines
+            findings, warnings, error = _check_notebook(notebook)
         else:
             findings, error = _check_config(text, lines, kind)
     except RecursionError:
         findings, error = [], "nested too deeply to analyse; only the plaintext-secret rules were applied"
-    findings += check_secrets(lines, kind)
+    secret_kind = "python" if kind == "ipynb" else kind
+    for finding in findings:
+        if finding.evidence:
+            finding.evidence = mask_secrets(finding.evidence, secret_kind)
+    findings += check_secrets(lines, secret_kind)
     findings = _apply_suppressions(findings, lines)
+    if kind == "ipynb" and notebook is not None:
+        _label_cells(findings, notebook)
     findings.sort(key=lambda f: (f.line or 0, f.rule, f.status))
-    return FileResult(path, findings, error)
+    return FileResult(path, findings, error, warnings)
 
 
 def check_file(path: str | os.PathLike[str]) -> FileResult:
@@ -193,15 +266,14 @@ def check_file(path: str | os.PathLike[str]) -> FileResult:
         return FileResult(shown, [], "not a regular file; skipped")
     if kind is None:
         return FileResult(shown, [], f"unsupported file type '{path.suffix or path.name}' "
-                                     "(expected .py, .sql, .yaml, .yml or .json); skipped")
+                                     "(expected .py, .sql, .ipynb, .yaml, .yml or .json); skipped")
     try:
-        text = _read_text(path)
+        text = _read_text(path, MAX_NOTEBOOK_BYTES if kind == "ipynb" else MAX_FILE_BYTES)
     except OSError as exc:
         return FileResult(shown, [], f"cannot read file: {exc.strerror or exc}")
     except ValueError as exc:
         return FileResult(shown, [], str(exc))
-    result = check_text(text, kind, shown)
-    return result
+    return check_text(text, kind, shown)
 
 
 def check_paths(paths: list[str | os.PathLike[str]]) -> list[FileResult]:
@@ -215,4 +287,6 @@ def check_paths(paths: list[str | os.PathLike[str]]) -> list[FileResult]:
         ``error="path not found"``.
 
     """
-    return [check_file(path) for path, _ in iter_files(paths)]
+    results = [check_file(path) for path, _ in iter_files(paths)]
+    check_serverless_triggers(results)  # joins job specs with the code their serverless tasks run
+    return results

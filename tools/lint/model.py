@@ -124,22 +124,33 @@ class FileResult:
     Attributes:
         path: the file path as given or as found while walking a folder.
         findings: findings after suppression, sorted by line.
-        error: why the file could not be (fully) checked, else ``None``.
+        error: why the file could not be analysed (only the plaintext-secret
+            rules ran, or nothing did), else ``None``; the CLI then exits 2.
+        warnings: parts of an analysed file that were left out (a notebook
+            cell with a syntax error), one sentence each.
 
     """
 
     path: str
     findings: list[Finding] = field(default_factory=list)
     error: str | None = None
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def has_fail(self) -> bool:
         """True when any finding FAILs (the CLI then exits 1)."""
         return any(f.status == "FAIL" for f in self.findings)
 
+    @property
+    def unanalysed(self) -> bool:
+        """True when the file could not be analysed (the CLI then exits 2)."""
+        return self.error is not None
+
     def to_dict(self) -> dict[str, Any]:
-        """The DESIGN.md JSON shape for one file; ``error`` only when set."""
+        """The DESIGN.md JSON shape for one file; ``error`` and ``warnings`` only when set."""
         data: dict[str, Any] = {"path": self.path, "findings": [f.to_dict() for f in self.findings]}
         if self.error is not None:
             data["error"] = self.error
+        if self.warnings:
+            data["warnings"] = list(self.warnings)
         return data

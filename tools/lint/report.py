@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from typing import Any
+from urllib.parse import quote
 
 from tools.lint.catalog import RULES
 from tools.lint.model import FileResult
@@ -25,7 +26,9 @@ def to_text(results: list[FileResult], verbose: bool = False) -> str:
     counts: Counter[str] = Counter()
     for result in results:
         if result.error:
-            out.append(f"{result.path}: ERROR {result.error}")
+            out.append(f"{result.path}: ERROR not analysed: {result.error}")
+        for warning in result.warnings:
+            out.append(f"{result.path}: WARNING {warning}")
         for finding in result.findings:
             counts[finding.status] += 1
             if finding.status == "PASS" and not verbose:
@@ -40,7 +43,10 @@ def to_text(results: list[FileResult], verbose: bool = False) -> str:
     if counts["PASS"]:
         summary.append(f"{counts['PASS']} PASS" + ("" if verbose else " (shown with --verbose)"))
     if errors:
-        summary.append(f"{errors} could not be fully checked")
+        summary.append(f"{errors} could not be analysed")
+    partial = sum(1 for r in results if r.warnings and not r.error)
+    if partial:
+        summary.append(f"{partial} analysed in part")
     if not any(counts[s] for s in ("FAIL", "PARTIAL", "REVIEW")):
         summary.append("no problems found")
     out.append(", ".join(summary))
@@ -71,9 +77,13 @@ def to_sarif(results: list[FileResult], verbose: bool = False) -> str:
     sarif_results: list[dict[str, Any]] = []
     notifications: list[dict[str, Any]] = []
     for result in results:
-        location = {"physicalLocation": {"artifactLocation": {"uri": result.path}}}
+        # A URI reference: spaces and other reserved characters percent-encoded, slashes kept.
+        location = {"physicalLocation": {"artifactLocation": {"uri": quote(result.path, safe="/:")}}}
         if result.error:
-            notifications.append({"level": "error", "message": {"text": result.error}, "locations": [location]})
+            notifications.append({"level": "error", "message": {"text": f"not analysed: {result.error}"},
+                                  "locations": [location]})
+        for warning in result.warnings:
+            notifications.append({"level": "warning", "message": {"text": warning}, "locations": [location]})
         for finding in result.findings:
             if finding.status == "PASS" and not verbose:
                 continue

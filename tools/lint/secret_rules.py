@@ -26,8 +26,12 @@ _SECRET_WORD = (
     r"(?:pass(?:word|wd)|pwd|secret(?:[_-]?(?:access[_-]?)?key)?|token"
     r"|api[_-]?key|account[_-]?key|sas[_-]?key|private[_-]?key)"
 )
+# A comma separates key and value only in a call (".option('password', 'x')"): the key is then quoted.
+# An unquoted name before a comma is a variable in a list or dict literal ("pat_token, 'Content-type'").
 _KEYED_QUOTED = re.compile(
-    r"""["'`]?(?P<key>[\w.\-]*""" + _SECRET_WORD + r""")["'`]?\s*(?:=>|=(?!=)|:|,)\s*(["'])(?P<value>[^"'\n]*)\2""",
+    r"""(?:(?P<q>["'`])(?P<qkey>[\w.\-]*""" + _SECRET_WORD + r""")(?P=q)\s*(?:=>|=(?!=)|:|,)"""
+    r"""|(?<![\w.])(?P<key>[\w.\-]*""" + _SECRET_WORD + r""")\s*(?:=>|=(?!=)|:))"""
+    r"""\s*(?P<vq>["'])(?P<value>[^"'\n]*)(?P=vq)""",
     re.IGNORECASE,
 )
 # YAML's unquoted form: "password: s3cr3t".
@@ -42,6 +46,10 @@ _PLACEHOLDERS = frozenset({
     "example", "placeholder",
 })
 _PLACEHOLDER_SHAPES = re.compile(r"^(?:<.*>|\*+|x+|\.+|\$\{.*\}|\$\{\{.*\}\}|\{\{.*\}\}|\$[A-Z_][A-Z0-9_]*|%\(.*\)s)$", re.I)
+
+
+_TRIGGER_WORDS = ("pass", "pwd", "secret", "token", "key", "akia", "asia", "dapi")
+"""Every credential pattern needs one of these words nearby: a cheap pre-filter for most lines."""
 
 
 def _is_placeholder(value: str) -> bool:
@@ -86,12 +94,30 @@ def _scan_line(line: str, is_yaml: bool, jaas_context: bool) -> list[tuple[str, 
         add("SE804", "Databricks token", m)
     for m in _KEYED_QUOTED.finditer(line):
         if not _is_placeholder(m.group("value")):
-            add("SE805", f"literal value for '{m.group('key')}'", m)
+            add("SE805", f"literal value for '{m.group('qkey') or m.group('key')}'", m)
     if is_yaml:
         m = _KEYED_BARE_YAML.match(line)
         if m and not _is_placeholder(m.group("value")):
             add("SE805", f"literal value for '{m.group('key')}'", m)
     return hits
+
+
+def mask_secrets(text: str, kind: str) -> str:
+    """``text`` with every credential the secret rules would report replaced by ``****``.
+
+    Other rules quote whole source lines as evidence; a line that carries a key must not
+    carry it into a report, a SARIF file or a CI log.
+    """
+    if not any(w in text.lower() for w in _TRIGGER_WORDS):
+        return text
+    masked = []
+    for line in text.splitlines() or [text]:
+        jaas_context = "loginmodule" in line.lower() or "jaas" in line.lower()
+        spans = sorted((start, end) for _rule, _what, start, end in _scan_line(line, kind == "yaml", jaas_context))
+        for start, end in reversed(spans):
+            line = line[:start] + "****" + line[end:]
+        masked.append(line)
+    return "\n".join(masked)
 
 
 def check_secrets(lines: list[str], kind: str) -> list[Finding]:
@@ -113,7 +139,7 @@ def check_secrets(lines: list[str], kind: str) -> list[Finding]:
         if first_reference is None and any(h in lowered for h in _REFERENCE_HINTS):
             first_reference = (number, line)
         # Cheap pre-filter: most lines hold none of the trigger words.
-        if not any(w in lowered for w in ("pass", "pwd", "secret", "token", "key", "akia", "asia", "dapi")):
+        if not any(w in lowered for w in _TRIGGER_WORDS):
             continue
         # JAAS strings are often split over lines (implicit concatenation), so
         # the LoginModule may sit on one of the two previous lines.

@@ -7,6 +7,7 @@ compared case-insensitively, as Spark does) and where they were written.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -17,6 +18,30 @@ SourceKind = Literal["kafka", "eventhubs", "kinesis", "autoloader", "file", "oth
 Context = Literal["code", "dlt", "sql", "config"]
 
 _FILE_FORMATS = frozenset({"json", "csv", "parquet", "orc", "text", "xml", "avro", "binaryfile"})
+_FIXED_SCHEMA_FORMATS = frozenset({"binaryfile", "text"})  # their schema is fixed: nothing to infer or track
+# Kafka client settings the Spark source only passes on with the "kafka." prefix; without it the setting is ignored.
+_KAFKA_CLIENT_KEYS = frozenset({"bootstrap.servers", "security.protocol", "sasl.mechanism", "sasl.jaas.config",
+                                "ssl.truststore.location", "ssl.truststore.password", "ssl.keystore.location",
+                                "ssl.keystore.password", "ssl.endpoint.identification.algorithm", "group.id",
+                                "client.id", "session.timeout.ms", "request.timeout.ms"})
+_KAFKA_CERTAIN_KEYS = frozenset({"bootstrap.servers", "security.protocol", "sasl.mechanism", "sasl.jaas.config"})
+# Settings the Kafka source never uses (they name consumer behaviour that Spark manages itself).
+_KAFKA_UNUSED_SOURCE_KEYS = {
+    "topic": "topic is a sink option; a source needs subscribe / subscribePattern / assign",
+    "auto.offset.reset": "Spark manages offsets; use startingOffsets",
+    "kafka.auto.offset.reset": "Spark manages offsets; use startingOffsets",
+    "enable.auto.commit": "Spark manages offsets in the checkpoint; commits are never made",
+    "kafka.enable.auto.commit": "Spark manages offsets in the checkpoint; commits are never made",
+    "checkpointlocation": "checkpointLocation is a writeStream option; on the reader it is ignored",
+}
+_HOST = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]*(?::\d+)?$")  # placeholders and {{secrets/..}} are not hosts
+_PRIVATE_DNS = re.compile(r"\.(?:internal|local|lan|svc|corp|intranet|home|localdomain|cluster\.local)(?::\d+)?$", re.I)
+# Loopback, private networks and single-label names (docker-compose services): not "remote" for SE807.
+_LOCAL_HOSTS = re.compile(
+    r"^(?:localhost|127\.\d+\.\d+\.\d+|0\.0\.0\.0|\[::1\]|10\.\d+\.\d+\.\d+|192\.168\.\d+\.\d+"
+    r"|172\.(?:1[6-9]|2\d|3[01])\.\d+\.\d+|[a-z0-9_-]+)(?::\d+)?$",
+    re.I,
+)
 _MALFORMED_PRONE = frozenset({"json", "csv", "xml"})
 
 
@@ -28,12 +53,15 @@ class OptionValue:
         value: the literal value as text, or ``None`` when it is computed.
         line: where the option is written.
         evidence: the source line.
+        fragments: the constant parts of a computed string (an f-string's text
+            without its fields), when the value is not a literal.
 
     """
 
     value: str | None
     line: int | None
     evidence: str
+    fragments: str | None = None
 
 
 @dataclass
@@ -53,6 +81,8 @@ class SourceSpec:
         schema_given: an explicit schema was passed (``None``: unknown).
         file_format: the underlying file format (``cloudFiles.format`` or the
             file source's format), lower case.
+        databricks: the file is certainly Databricks code (a source notebook,
+            ``dbutils``, ``/Volumes/``), where the Kafka client is shaded.
 
     """
 
@@ -64,6 +94,7 @@ class SourceSpec:
     opaque: bool = False
     schema_given: bool | None = False
     file_format: str | None = None
+    databricks: bool = False
 
     def get(self, *keys: str) -> OptionValue | None:
         """The first option present among ``keys`` (lower case, with or without ``cloudFiles.``)."""
@@ -104,8 +135,51 @@ def check_source(spec: SourceSpec) -> list[Finding]:
     return []
 
 
-def _check_bus(spec: SourceSpec) -> list[Finding]:
+def _check_kafka_options(spec: SourceSpec) -> list[Finding]:
+    """SE211 (options the Kafka source ignores), SE806 (unshaded JAAS module), SE807 (PLAINTEXT to a remote broker)."""
     findings: list[Finding] = []
+    for key, option in spec.options.items():
+        if key in _KAFKA_CLIENT_KEYS:
+            status = "FAIL" if key in _KAFKA_CERTAIN_KEYS else "PARTIAL"
+            findings.append(make_finding(
+                "SE211", status, option.line,
+                f"Kafka option '{key}' has no 'kafka.' prefix, so the Spark Kafka source ignores it "
+                f"(it needs 'kafka.{key}').", option.evidence,
+            ))
+        elif key in _KAFKA_UNUSED_SOURCE_KEYS and spec.context != "config":
+            findings.append(make_finding(
+                "SE211", "PARTIAL", option.line,
+                f"Option '{key}' is ignored by the Kafka source: {_KAFKA_UNUSED_SOURCE_KEYS[key]}.", option.evidence,
+            ))
+    jaas = spec.get("kafka.sasl.jaas.config")
+    jaas_text = (jaas.value or jaas.fragments or "") if jaas is not None else ""
+    if spec.databricks and jaas is not None and re.match(r"\s*org\.apache\.kafka\.", jaas_text):
+        findings.append(make_finding(
+            "SE806", "FAIL", jaas.line,
+            "The JAAS config names org.apache.kafka...LoginModule, but the Kafka client on Databricks is shaded "
+            "(kafkashaded.org.apache.kafka...): the login module is not found.", jaas.evidence,
+        ))
+    servers = spec.get("kafka.bootstrap.servers")
+    hosts = [h.strip() for h in (servers.value or "").split(",") if h.strip()] if servers else []
+    remote = [h for h in hosts if _HOST.match(h) and not _LOCAL_HOSTS.match(h) and not _PRIVATE_DNS.search(h)]
+    protocol = spec.get("kafka.security.protocol")
+    if remote and protocol is not None and (protocol.value or "").strip().upper() == "PLAINTEXT":
+        findings.append(make_finding(
+            "SE807", "FAIL", protocol.line,
+            f"security.protocol PLAINTEXT to remote broker {remote[0]}: data and credentials travel unencrypted.",
+            protocol.evidence,
+        ))
+    elif remote and protocol is None and not spec.opaque and spec.get("security.protocol") is None:
+        findings.append(make_finding(
+            "SE807", "PARTIAL", servers.line if servers else spec.line,
+            f"No kafka.security.protocol for remote broker {remote[0]}: the client defaults to PLAINTEXT.",
+            servers.evidence if servers else spec.evidence,
+        ))
+    return findings
+
+
+def _check_bus(spec: SourceSpec) -> list[Finding]:
+    findings: list[Finding] = _check_kafka_options(spec) if spec.kind == "kafka" else []
     start_keys = {
         "kafka": ("startingoffsets", "startingtimestamp", "startingoffsetsbytimestamp"),
         "eventhubs": ("eventhubs.startingposition", "eventhubs.startingpositions"),
@@ -161,7 +235,8 @@ def _check_files(spec: SourceSpec) -> list[Finding]:
     auto = spec.kind == "autoloader"
     inferring = spec.schema_given is False
     fmt = spec.file_format or ""
-    if auto and spec.get("schemalocation") is None and not spec.opaque and not spec.schema_given:
+    fixed_schema = fmt in _FIXED_SCHEMA_FORMATS
+    if auto and spec.get("schemalocation") is None and not spec.opaque and not spec.schema_given and not fixed_schema:
         if spec.context == "code":
             findings.append(make_finding(
                 "SE501", "FAIL", spec.line,
@@ -206,18 +281,10 @@ def _check_files(spec: SourceSpec) -> list[Finding]:
     rate = spec.get("maxfilespertrigger", "maxbytespertrigger")
     if rate is not None:
         findings.append(make_finding("SE402", "PASS", rate.line, "File source is rate-limited.", rate.evidence))
-    elif not spec.opaque:
-        if auto:
-            findings.append(make_finding(
-                "SE402", "REVIEW", spec.line,
-                "Auto Loader has no cloudFiles.maxFilesPerTrigger / maxBytesPerTrigger: batches default to 1000 "
-                "files whatever their size.",
-                spec.evidence,
-            ))
-        else:
-            findings.append(make_finding(
-                "SE402", "PARTIAL", spec.line,
-                "File stream has no maxFilesPerTrigger: the first batch lists and reads every file.",
-                spec.evidence,
-            ))
+    elif not spec.opaque and not auto:  # Auto Loader's default of 1000 files per batch is a cap
+        findings.append(make_finding(
+            "SE402", "PARTIAL", spec.line,
+            "File stream has no maxFilesPerTrigger: the first batch lists and reads every file.",
+            spec.evidence,
+        ))
     return findings

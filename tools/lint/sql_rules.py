@@ -24,7 +24,19 @@ _TABLE_DEF = re.compile(
     r"(?:IF\s+NOT\s+EXISTS\s+)?(?P<name>[`\w.${}-]+)",
     re.I,
 )
-_EXPECT = re.compile(r"\bCONSTRAINT\s+[`\w]+\s+EXPECT\b", re.I)
+_EXPECT = re.compile(r"\bCONSTRAINT\s+(?:`[^`]+`|\w+)\s+EXPECT\b", re.I)
+_STREAM_NAME = re.compile(r"\bSTREAM\b\s*(?:\(\s*)?(?P<name>[`\w.]+)", re.I)
+_BUS_FN = re.compile(r"\b(?:read_kafka|read_kinesis|read_pubsub|read_pulsar|read_eventhubs?)\s*\(", re.I)
+_FILE_FN = re.compile(r"\b(?:read_files|cloud_files)\s*\(", re.I)
+_RESET_FALSE = re.compile(r"pipelines\.reset\.allowed['\"`]?\s*=\s*['\"]?false", re.I)
+_AS_QUERY = re.compile(r"\bAS\s*\(?\s*(?:SELECT|WITH|FROM)\b", re.I)
+_BRONZE_NAME = re.compile(r"bronze|raw|landing|ingest|stag(?:e|ed|ing)_", re.I)
+_CLOSED_SQL_KEY = re.compile(
+    r"^(?:[a-z]+_)?(?:country|region|state|status|type|category|lang|language|level|kind|gender|channel|platform|"
+    r"source|segment|tier|class|label|severity|priority|currency|device|os|browser|sensor|city|store|site|zone|"
+    r"team|brand|department|plant|machine|topic|action|outcome|result|sentiment|flag)(?:_(?:type|name|code))?$",
+    re.I,
+)
 _STREAM_REF = re.compile(r"\bSTREAM\b|\bcloud_files\s*\(", re.I)
 _WATERMARK = re.compile(r"\bWATERMARK\s+(?P<col>[`\w.]+)", re.I)
 _GROUP_BY = re.compile(r"\bGROUP\s+BY\b", re.I)
@@ -106,6 +118,8 @@ class _SqlChecker:
         self.scanned = scan_sql(text)
         self._newlines = [i for i, ch in enumerate(text) if ch == "\n"]
         self.findings: list[Finding] = []
+        self.batch_tables: dict[str, int] = {}  # table defined by a batch query -> its line
+        self.stream_reads: list[tuple[str, int]] = []  # (table read as a stream, line)
 
     def line_of(self, position: int) -> int:
         return bisect.bisect_left(self._newlines, position) + 1 + self.offset
@@ -127,16 +141,40 @@ class _SqlChecker:
         skeleton = self.scanned.skeleton[start:end]
         table = _TABLE_DEF.search(skeleton)
         if table:
-            name = table.group("name")
-            if _EXPECT.search(skeleton):
-                self.emit("SE601", "PASS", start + table.start(), f"Table '{name}' declares expectations.")
-            else:
-                self.emit("SE601", "PARTIAL", start + table.start(), f"Table '{name}' declares no expectations.")
+            self._check_table(table, skeleton, start)
+        for ref in _STREAM_NAME.finditer(skeleton):
+            self.stream_reads.append((_table_key(ref.group("name")), self.line_of(start + ref.start())))
         streams = len(_STREAM_REF.findall(skeleton))
         if streams:
             self._check_stateful(skeleton, start, streams)
         for match in _SOURCE_FN.finditer(skeleton):
             self._check_source_call(match, start, skeleton)
+
+    def _check_table(self, table: re.Match[str], skeleton: str, start: int) -> None:
+        """SE601 (expectations on Silver/Gold tables), SE212 (reset on bus tables), batch tables for SE213."""
+        name = table.group("name")
+        position = start + table.start()
+        streaming = table.group("kind").upper().startswith("STREAMING")
+        query = _AS_QUERY.search(skeleton, table.end())
+        if not streaming and query:
+            self.batch_tables[_table_key(name)] = self.line_of(position)
+        bus = _BUS_FN.search(skeleton)
+        if bus and streaming:
+            if _RESET_FALSE.search(self.scanned.code[start: start + len(skeleton)]):
+                self.emit("SE212", "PASS", position, f"Table '{name}' disallows full refresh.")
+            else:
+                self.emit("SE212", "PARTIAL", position,
+                          f"Table '{name}' reads a message bus and allows full refresh (pipelines.reset.allowed "
+                          "is not false): a refresh drops the data the source no longer retains.")
+        if _EXPECT.search(skeleton):
+            self.emit("SE601", "PASS", position, f"Table '{name}' declares expectations.")
+            return
+        # Bronze tables land data as it comes and CDC targets (no query: APPLY CHANGES / AUTO CDC fill
+        # them) copy the source: expectations belong on the Silver and Gold tables built from them.
+        bronze = bool(_BRONZE_NAME.search(name)) or bool(bus) or bool(_FILE_FN.search(skeleton))
+        if query is None or bronze:
+            return
+        self.emit("SE601", "PARTIAL", position, f"Table '{name}' declares no expectations.")
 
     def _check_stateful(self, skeleton: str, start: int, streams: int) -> None:
         watermarks = [m.group("col").strip("`").split(".")[-1].lower() for m in _WATERMARK.finditer(skeleton)]
@@ -145,7 +183,12 @@ class _SqlChecker:
             tail = skeleton[group.end(): group.end() + 400]
             stop = _GROUP_END.search(tail)
             keys = (tail[: stop.start()] if stop else tail).lower()
-            if not watermarks:
+            key_names = [k.strip().strip("`").split(".")[-1] for k in keys.split(",") if k.strip()]
+            if not watermarks and key_names and all(_CLOSED_SQL_KEY.match(k) for k in key_names):
+                self.emit("SE101", "PARTIAL", start + group.start(),
+                          "GROUP BY over a STREAM source with no WATERMARK; the keys look like a small closed set "
+                          "(no id, time or window), so state stays bounded only if that set is: confirm it.")
+            elif not watermarks:
                 self.emit("SE101", "FAIL", start + group.start(),
                           "GROUP BY over a STREAM source with no WATERMARK clause: aggregation state grows without "
                           "bound.")
@@ -236,3 +279,41 @@ def check_sql(text: str, line_offset: int = 0) -> list[Finding]:
 
     """
     return _SqlChecker(text, line_offset).run()
+
+
+def check_sql_cells(cells: list[tuple[str, int]]) -> list[Finding]:
+    """All SQL-rule findings for the SQL cells of one file (a plain ``.sql`` file is one cell).
+
+    Args:
+        cells: ``(text, line_offset)`` per cell; a cell is a statement boundary
+            (Lakeflow SQL notebooks separate statements by cells, not semicolons).
+
+    Returns:
+        Findings in source order, before suppression.
+
+    """
+    findings: list[Finding] = []
+    batch_tables: dict[str, int] = {}
+    stream_reads: list[tuple[str, int]] = []
+    evidence: dict[int, str] = {}
+    for text, offset in cells:
+        checker = _SqlChecker(text, offset)
+        findings += checker.run()
+        batch_tables.update(checker.batch_tables)
+        stream_reads += checker.stream_reads
+        for _, line in checker.stream_reads:
+            evidence[line] = checker.evidence(line)
+    for name, line in stream_reads:
+        if name in batch_tables:
+            findings.append(make_finding(
+                "SE213", "FAIL", line,
+                f"'{name}' is a materialized view / live table (defined by a batch query at line "
+                f"{batch_tables[name]}) read here as a stream: the stream fails when the view is recomputed.",
+                evidence[line],
+            ))
+    return findings
+
+
+def _table_key(name: str) -> str:
+    """A table name as compared across statements: no quotes, no ``LIVE.`` / catalog / schema, lower case."""
+    return name.replace("`", "").split(".")[-1].lower()
