@@ -198,3 +198,10 @@ def test_a_facet_no_required_file_can_show_is_still_judged() -> None:
     item = _item(report, "连续")
     # The job shows its trigger; the code sets none, which the code could show: not a PASS.
     assert item.status == "REVIEW" and "not evidenced by these files: query trigger" in item.reason
+
+
+def test_notebook_cells_give_facts_at_their_file_lines() -> None:
+    notebook = ('# Databricks notebook source\nx = spark.readStream.table("a")\n\n# COMMAND ----------\n\n'
+                "# MAGIC %sql\n# MAGIC SELECT count(DISTINCT id) FROM t -- reconcile\n")
+    assert [f.cite() for f in facts_of("n.py", notebook, "code")] == [
+        "n.py:2: `.table('a')`", "n.py:7: `SELECT count(DISTINCT id) FROM t`"]

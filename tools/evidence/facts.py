@@ -14,14 +14,13 @@ nothing.
 from __future__ import annotations
 
 import ast
-import json
 import re
 from dataclasses import dataclass
 
 from tools.evidence.kinds import ANSWERS, CODE, CONFIG, DOC, JOB, REPORT, RUNBOOK, SCRIPT, SQL, classify
 from tools.lint.config_loader import ConfigError, LDict, LList, load_json, load_yaml
 from tools.lint.engine import parse_python
-from tools.lint.python_rules import notebook_sql_cells
+from tools.lint.notebook import split_ipynb, split_source
 
 MAX_FACTS = 20_000
 MAX_VALUE = 120
@@ -173,28 +172,21 @@ def python_facts(text: str, name: str, line_offset: int = 0) -> list[Fact]:
                     shown = _literal(value) if not isinstance(value, (ast.Dict, ast.List)) else "{…}"
                     if shown is not None and meaningful(shown):
                         add(f"{key.value}={shown}", key)
-    for start, cell in notebook_sql_cells(text.splitlines()):
-        facts += [Fact(f.text, f.where, CODE) for f in sql_facts("\n".join(cell), name, start - 1 + line_offset)]
     return sorted(facts, key=lambda f: int(f.where.rsplit(":", 1)[1]))
 
 
-def notebook_facts(text: str, name: str) -> list[Fact]:
-    """Facts of a Jupyter notebook's code cells (``%sql`` cells as SQL); the cell number stands for the line."""
+def code_facts(text: str, name: str, ipynb: bool = False) -> list[Fact]:
+    """Facts of a Python file or notebook, cell by cell (``%sql`` cells as SQL), lines as in the file."""
     try:
-        cells = json.loads(text).get("cells") or []
-    except (ValueError, AttributeError):
-        return []
+        notebook = split_ipynb(text) if ipynb else split_source(text, "python")
+    except (ValueError, TypeError, AttributeError):
+        return [] if ipynb else python_facts(text, name)
     facts: list[Fact] = []
-    for number, cell in enumerate(cells, start=1):
-        if not isinstance(cell, dict) or cell.get("cell_type") != "code":
-            continue
-        source = cell.get("source") or ""
-        source = "".join(source) if isinstance(source, list) else str(source)
-        if source.lstrip().startswith("%sql"):
-            found = sql_facts(source.lstrip()[4:], f"{name} cell {number}")
-        else:
-            found = python_facts(source, f"{name} cell {number}")
-        facts += [Fact(f.text, f.where.rsplit(":", 1)[0], CODE) for f in found]
+    for cell in notebook.cells:
+        if cell.language == "python":
+            facts += python_facts(cell.text, name, cell.first_line - 1)
+        elif cell.language == "sql":
+            facts += [Fact(f.text, f.where, CODE) for f in sql_facts(cell.text, name, cell.first_line - 1)]
     return facts
 
 
@@ -426,7 +418,7 @@ def facts_of(name: str, text: str, kind: str) -> list[Fact]:
     if kind == ANSWERS:
         return answer_facts(text, name)
     if kind == CODE:
-        return notebook_facts(text, name) if suffix == ".ipynb" else python_facts(text, name)
+        return code_facts(text, name, ipynb=suffix == ".ipynb")
     if kind == SQL:
         return sql_facts(text, name)
     if kind in (CONFIG, JOB):
