@@ -456,6 +456,9 @@ def test_deploy_script_deploys_only_after_a_go(tmp_path: Path) -> None:
     gate.write_text("# Release gate\n\nDecision: **No-Go**\n", encoding="utf-8")
     second = deploy()
     assert second.returncode == 1 and "not Go" in second.stderr and not calls.exists()
+    gate.write_text("# Release gate\n\nDecision: **Conditional Go**\n", encoding="utf-8")
+    conditional = deploy()
+    assert conditional.returncode == 1 and "not Go" in conditional.stderr and not calls.exists()
     gate.write_text("# Release gate\n\nDecision: **Go**\n", encoding="utf-8")
     third = deploy()
     assert third.returncode == 0, third.stdout + third.stderr

@@ -472,8 +472,8 @@ cd "$(dirname "${{BASH_SOURCE[0]}}")"                   # the bundle root: datab
 GATE="${{GATE:-{gate}}}"
 
 streaming-engineer check . --format text               # exit 1 on any FAIL
-if ! grep -Eq '\\*\\*(Go|Conditional Go)\\*\\*' "$GATE"; then
-  echo "release gate $GATE is not Go / Conditional Go: run *release-gate first" >&2
+if ! grep -Eq '^Decision: \\*\\*Go\\*\\*' "$GATE"; then  # Conditional Go and No-Go do not deploy
+  echo "release gate $GATE is not Go: clear its conditions and run *release-gate again" >&2
   exit 1
 fi
 databricks bundle validate -t "$TARGET"
