@@ -58,8 +58,8 @@ LEAD_POOL = 8
 """Best-scored units considered for the lead sentence."""
 LEAD_POOL_RATIO = 0.55
 """...if they score at least this share of the best chosen unit."""
-SHAPE_WEIGHT = 0.5
-CROSS_PASSAGE_PENALTY = 1.5
+SHAPE_WEIGHT = 1.0
+CROSS_PASSAGE_PENALTY = 1.0
 """How much the shape of a unit (a setting, a reason, a definition) counts against its relevance for the lead."""
 PRIMARY_KINDS = frozenset({"article", "knowledge", "user"})
 """Passage kinds an answer is drawn from first."""
@@ -171,7 +171,9 @@ def _shape_bonus(unit: _Unit, kind: QuestionKind) -> float:
     if kind == "how":
         return (0.6 if setting else 0.0) + (0.3 if _IMPERATIVE_RE.search(text) else 0.0)
     if kind == "troubleshoot":
-        return (0.6 if setting else 0.0) + (0.3 if _REASON_RE.search(text) or _IMPERATIVE_RE.search(text) else 0.0)
+        # The cause ("only when ...", "is ignored", "because ...") or the fix answers a symptom.
+        cause = _CAVEAT_RE.search(text) or _REASON_RE.search(text)
+        return (0.3 if setting else 0.0) + (0.6 if cause else 0.0) + (0.2 if _IMPERATIVE_RE.search(text) else 0.0)
     if kind == "why":
         return 0.8 if _REASON_RE.search(text) else 0.0
     if kind == "what":
@@ -417,12 +419,17 @@ def _select(units: list[_Unit]) -> list[_Unit]:
     return chosen
 
 
+def _is_lead_in(unit: _Unit) -> bool:
+    """Whether a unit introduces a list, table or code block ("...:")."""
+    return unit.kind in ("sentence", "bullet") and unit.text.rstrip("*` ").endswith(":")
+
+
 def _expand_lead_ins(chosen: list[_Unit], units: list[_Unit]) -> list[_Unit]:
     """Add the list, table or code a chosen "...:" unit introduces."""
     by_position = {(u.passage, u.order): u for u in units}
     out = list(chosen)
     for unit in chosen:
-        if unit.kind not in ("sentence", "bullet") or not unit.text.rstrip("*` ").endswith(":"):
+        if not _is_lead_in(unit):
             continue
         order = unit.order + 1
         while len(out) < len(chosen) + LEAD_IN_ITEMS and (follower := by_position.get((unit.passage, order))):

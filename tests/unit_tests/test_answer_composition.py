@@ -53,7 +53,7 @@ def test_questions_are_classified_by_what_they_ask(question: str, kind: str) -> 
 
 
 def test_a_setting_question_leads_with_the_setting_and_its_citation(small: Retriever) -> None:
-    question = "how do I stop my kafka stream from pulling millions of records in one batch after a day of downtime?"
+    question = "how do I limit how many offsets each kafka micro-batch reads?"
     answer = compose_answer(question, small.search(question, k=5))
     lead = answer.body.splitlines()[0]
     assert "maxOffsetsPerTrigger" in first_sentence(lead)
