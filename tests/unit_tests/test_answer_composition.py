@@ -106,3 +106,17 @@ def test_a_free_text_question_shows_no_placeholder_hint(se_home: Path) -> None:
     assert turns[-1]["pending_question"]
     assert "some text" not in question and "\n__" not in question and "_ _" not in question
     assert "[1/" in question
+
+
+def test_the_eval_reports_how_often_the_first_sentence_holds_a_key_fact() -> None:
+    from evals.datasets import Case
+    from evals.metrics import knowledge_metrics
+    from evals.runner import CaseResult
+
+    assert first_sentence("🌊 - `maxOffsetsPerTrigger` caps offsets. Then more. [1]\n- next") == \
+        "`maxOffsetsPerTrigger` caps offsets."
+    assert first_sentence("中文要点：限速 maxOffsetsPerTrigger。其他。") == "中文要点：限速 maxOffsetsPerTrigger。"
+    results = [CaseResult(Case("knowledge", f"q{n}", "knowledge"), 0, "passed", 0.1,
+                          metrics={"answerable": True, "rank": 1, "key_facts": True, "first_sentence_fact": lead})
+               for n, lead in enumerate([True, False, True, True])]
+    assert knowledge_metrics(results)["first_sentence_fact"] == 0.75
