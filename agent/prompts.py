@@ -29,6 +29,11 @@ ACTIVATE_AGAIN = "{icon} 我回来了 — back on duty."
 
 YOLO_ON = "{icon} YOLO on: I will skip confirmations and section-by-section refinement menus. `*yolo` again to turn it off."
 YOLO_OFF = "{icon} YOLO off: I will confirm and offer the refinement menu after each section again."
+YOLO_NO_TASK = (
+    "{icon} No task is waiting for answers, so `#yolo` has nothing to fill in: inside a running task it takes all "
+    "remaining defaults. `*yolo` (now {yolo}) toggles skipping confirmations and the section-by-section refinement "
+    "menus for this thread."
+)
 
 EMPTY_INPUT = "{icon} I did not get any text. Type a command such as `*help`, or pick a number from the last list."
 TOO_LONG = (

@@ -4,7 +4,7 @@ Per suite: cases, pass rate (over every repeat; with ``--repeat`` also the
 pass rate of each repeat and its standard deviation), trajectory accuracy
 (route assertions that held) and tool-call accuracy. Knowledge adds
 recall@k, MRR@depth, the share of answers holding every key fact, the share
-of uncovered questions declined and, when a model judged it, mean
+whose first sentence holds one, the share of uncovered questions declined and, when a model judged it, mean
 groundedness. Lint cases add precision and recall of the findings
 (rule, status, line) against the expected ones.
 
@@ -100,6 +100,8 @@ def knowledge_metrics(results: list[CaseResult], k: int = 5, depth: int = 10) ->
         f"recall@{k}": _rate(sum(1 for rank in ranks if rank is not None and rank <= k), len(ranks)),
         f"mrr@{depth}": _rate(sum(1.0 / rank for rank in ranks if rank), len(ranks)),
         "key_facts": _rate(sum(1 for r in answerable if r.metrics.get("key_facts")), len(answerable)),
+        # The answer leads with the answer: its first sentence holds a labelled key fact.
+        "first_sentence_fact": _rate(sum(1 for r in answerable if r.metrics.get("first_sentence_fact")), len(answerable)),
         "declined": _rate(sum(1 for r in declinable if r.metrics.get("declined")), len(declinable)),
     }
     judged = [r for r in answerable if "groundedness" in r.metrics]

@@ -62,6 +62,16 @@ NOT_FOUND_MARKERS = ("no answer", "could not find", "not in the knowledge base",
 """Ways a declined knowledge question reads (offline text first; a model may phrase it otherwise)."""
 MAX_RECORDED_CHARS = 2000
 """Outputs are cut to this in reports: enough to see what went wrong."""
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s|(?<=[。！？])")
+
+
+def first_sentence(answer: str) -> str:
+    """The first sentence an answer shows: its first line without the icon and bullet, cut at the first full stop."""
+    for line in answer.strip().splitlines():
+        line = re.sub(r"^[^\w`(\[\u3400-\u9fff]+", "", line).strip()  # icon, "- ", "**"
+        if line:
+            return _SENTENCE_END.split(line, maxsplit=1)[0].strip()
+    return ""
 
 
 @dataclass
@@ -358,6 +368,8 @@ class EvalRunner:
                                                   f"{ids[: self.options.k]}"))
             missing = [f for f in spec["key_facts"] if f.lower() not in obs.output.lower()]
             result.metrics["key_facts"] = not missing
+            lead = first_sentence(obs.output).lower()
+            result.metrics["first_sentence_fact"] = any(f.lower() in lead for f in spec["key_facts"])
             checks.append(Check("key facts", not missing, f"the answer lacks {missing}" if missing else ""))
             cites = re.search(r"\[\d+\]", obs.output) is not None
             checks.append(Check("cites sources", cites, "" if cites else "the answer cites no source"))

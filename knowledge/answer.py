@@ -4,9 +4,17 @@ The composer does extractive summarisation: it splits the best passages into
 units (sentences, bullets, table rows, small code blocks and the pack's
 "中文要点" lines), scores each unit by the question's terms it contains,
 weighted by how rare each term is among the candidate units, and keeps the
-few best, in reading order, each tagged with the number of the passage it
-came from. When the retrieved passages do not share enough with the
-question, it says so plainly instead of quoting something unrelated.
+few best, each tagged with the number of the passage it came from. When
+the retrieved passages do not share enough with the question, it says so
+plainly instead of quoting something unrelated.
+
+The answer leads with the answer. The question is classified by what it
+asks (:func:`classify_question`: which option or setting, how to, why, what
+is, compare, troubleshoot), and the unit whose shape answers that kind (the
+option with its value, the reason, the definition, the fix) goes first;
+then come the other facts, then reasons, then caveats; units that address
+neither the question nor the passage's subject are dropped. With a model,
+:func:`arrange_passages` hands it the same passages in the same order.
 """
 
 from __future__ import annotations
@@ -15,10 +23,12 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 from knowledge.documents import ZH_SUMMARY_PREFIXES, has_cjk
 from knowledge.index import token_set
 from knowledge.retrieval import Hit
+from knowledge.safety import looks_like_instruction
 
 MAX_PASSAGES = 3
 """Passages an answer may cite."""
@@ -44,8 +54,17 @@ LEAD_BONUS = 0.6
 """Score bonus of the best passage's first units."""
 LEAD_IN_ITEMS = 6
 """Most list items, rows or code blocks a chosen "...:" unit brings along."""
+LEAD_POOL = 8
+"""Best-scored units considered for the lead sentence."""
+LEAD_POOL_RATIO = 0.55
+"""...if they score at least this share of the best chosen unit."""
+SHAPE_WEIGHT = 1.0
+CROSS_PASSAGE_PENALTY = 1.0
+"""How much the shape of a unit (a setting, a reason, a definition) counts against its relevance for the lead."""
 PRIMARY_KINDS = frozenset({"article", "knowledge", "user"})
 """Passage kinds an answer is drawn from first."""
+TRUSTED_KINDS = frozenset({"article", "knowledge", "template", "checklist", "task"})
+"""Kinds written by the pack's authors; anything else (ingested) is screened for instructions."""
 
 NO_ANSWER = (
     "I could not find this in the knowledge base. It covers streaming on Databricks: Auto Loader, "
@@ -59,6 +78,109 @@ _BULLET_RE = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
 _FENCE_RE = re.compile(r"^\s{0,3}(`{3,}|~{3,})")
 _SENTENCE_RE = re.compile(r"(?<=[.!?])\s+(?=[A-Z`*\"(\[])|(?<=[。！？；])")
 _TABLE_SEP_RE = re.compile(r"^\|?[\s:|-]+\|?$")
+
+
+QuestionKind = Literal["setting", "how", "why", "what", "compare", "troubleshoot", "other"]
+
+_COMPARE_RE = re.compile(
+    r"\bvs\.?\b|\bversus\b|\bdifferen(?:ce|t)\b.*\b(?:between|from)\b|\bcompare[ds]?\b|\bwhich (?:one|is better)\b|"
+    r"\bor\b.*\bwhich\b|\bwhich\b.*\bor\b|区别|对比|比较|还是|哪个更|哪种",
+    re.I,
+)
+_TROUBLE_RE = re.compile(
+    r"\b(?:errors?|exceptions?|fail(?:s|ed|ing|ure)?|crash\w*|stuck|hangs?|broken|not|\w+n't|"
+    r"slow(?:er|s)?|falls? behind|growing|OOM|out of memory|duplicates?)\b|"
+    r"\b\w+(?:Exception|Error)\b|\b[A-Z][A-Z0-9]+(?:_[A-Z0-9]+)+\b|报错|失败|异常|卡住|变慢|越来越|没有生效|不生效|错误|重复",
+    re.I,
+)
+_SETTING_RE = re.compile(
+    r"\b(?:which|what)\b(?:\s+\w+)?\s+(?:option|setting|config\w*|parameter|conf|property|flag|value|trigger|mode|"
+    r"interval|limit|threshold)s?\b|\bdefaults?\b|"
+    r"\bhow (?:do|can|should|would) (?:i|we|you) (?:set|configure|limit|cap|enable|disable|turn|tune|increase|decrease|"
+    r"change|raise|lower|throttle|stop|control|keep|make|pass|get|choose)\b|\bwhat (?:should|do) i set\b|"
+    r"参数|配置|选项|默认|设置|怎么限制|如何限制|开启|关闭|设多少|多大",
+    re.I,
+)
+_WHY_RE = re.compile(r"^\s*why\b|\bwhy\b|\breason\b|为什么|为何|原因", re.I)
+_HOW_RE = re.compile(r"\bhow (?:do|can|should|would|to)\b(?! \w+ (?:work|mean)\b)|\bsteps?\b|怎么|如何|怎样|步骤", re.I)
+_WHAT_RE = re.compile(r"^\s*(?:what|explain|how)\b|\bwhat (?:is|are|does|do)\b|\bmeaning\b|什么是|是什么|什么意思|含义",
+                      re.I)
+
+_CODE_SPAN_RE = re.compile(r"`([^`\n]+)`")
+_REASON_RE = re.compile(
+    r"\b(?:because|so that|since|otherwise|to avoid|which means|this means|prevents?|ensures?|guarantees?|"
+    r"the reason|that is why|so the|so a|so it|avoids?)\b|因为|所以|以免|保证|避免",
+    re.I,
+)
+_CAVEAT_RE = re.compile(
+    r"^(?:but|however|note|caution|warning|beware|unless|avoid|never|do not|don't)\b|"
+    r"\b(?:however|unless|only (?:when|if|on|for|in)|not supported|cannot|can't|must not|beware|caveat|limitation|"
+    r"does not|doesn't|is ignored|are ignored)\b|注意|但是|不支持|不能",
+    re.I,
+)
+_DEFINITION_RE = re.compile(r"\b(?:is|are|means|refers to|is called|stands for)\b\s+(?:a|an|the|how|what|when)?\b", re.I)
+_IMPERATIVE_RE = re.compile(
+    r"^\W*(?:set|use|add|run|configure|enable|disable|call|create|read|write|pass|give|keep|start|restart|"
+    r"delete|drop|raise|lower|increase|decrease|cap|limit|switch|change|store|put|define|declare|check|alert)\b",
+    re.I,
+)
+
+
+def classify_question(question: str) -> QuestionKind:
+    """What a question asks for, English or Chinese.
+
+    ``compare`` (X vs Y), ``troubleshoot`` (an error or symptom), ``setting``
+    (which option, a default, how to set or limit something), ``why``,
+    ``how`` (steps), ``what`` (a definition), else ``other``; checked in that
+    order, so "why does my stream keep failing" is troubleshooting.
+    """
+    for kind, pattern in (("compare", _COMPARE_RE), ("troubleshoot", _TROUBLE_RE), ("setting", _SETTING_RE),
+                          ("why", _WHY_RE), ("how", _HOW_RE), ("what", _WHAT_RE)):
+        if pattern.search(question):
+            return kind  # type: ignore[return-value]
+    return "other"
+
+
+def _names_setting(text: str) -> bool:
+    """Whether a unit names an option, setting, function or value in code (``maxOffsetsPerTrigger``, ``10 minutes``)."""
+    for span in _CODE_SPAN_RE.findall(text):
+        if re.search(r"[a-z][A-Z]|[._=(:]|\d|^[A-Z_]{3,}$|^[a-z]+$", span):
+            return True
+    return False
+
+
+def _role(unit: _Unit) -> int:
+    """Where a non-lead unit goes: 0 facts and settings, 1 reasons, 2 caveats."""
+    if unit.kind in ("sentence", "bullet", "row") and _CAVEAT_RE.search(unit.text) and not _names_setting(unit.text):
+        return 2
+    if unit.kind in ("sentence", "bullet") and _REASON_RE.search(unit.text) and not _names_setting(unit.text):
+        return 1
+    if unit.kind in ("sentence", "bullet", "row") and _CAVEAT_RE.search(unit.text):
+        return 2
+    return 0
+
+
+def _shape_bonus(unit: _Unit, kind: QuestionKind) -> float:
+    """How much a unit's shape answers a question of ``kind`` (a multiplier bonus for choosing the lead)."""
+    if unit.kind == "code":
+        return -0.5  # code follows the sentence that explains it
+    text = unit.text
+    setting = _names_setting(text)
+    if kind == "setting":
+        return 1.0 if setting else 0.0
+    if kind == "how":
+        return (0.6 if setting else 0.0) + (0.3 if _IMPERATIVE_RE.search(text) else 0.0)
+    if kind == "troubleshoot":
+        # The cause ("only when ...", "is ignored", "because ...") or the fix answers a symptom.
+        cause = _CAVEAT_RE.search(text) or _REASON_RE.search(text)
+        return (0.3 if setting else 0.0) + (0.6 if cause else 0.0) + (0.2 if _IMPERATIVE_RE.search(text) else 0.0)
+    if kind == "why":
+        return 0.8 if _REASON_RE.search(text) else 0.0
+    if kind == "what":
+        return (0.6 if _DEFINITION_RE.search(text) else 0.0) + (0.2 if setting else 0.0)
+    if kind == "compare":
+        return (0.5 if unit.kind == "row" else 0.0) + (0.3 if setting else 0.0)
+    return 0.3 if setting else 0.0
 
 
 @dataclass
@@ -297,12 +419,17 @@ def _select(units: list[_Unit]) -> list[_Unit]:
     return chosen
 
 
+def _is_lead_in(unit: _Unit) -> bool:
+    """Whether a unit introduces a list, table or code block ("...:")."""
+    return unit.kind in ("sentence", "bullet") and unit.text.rstrip("*` ").endswith(":")
+
+
 def _expand_lead_ins(chosen: list[_Unit], units: list[_Unit]) -> list[_Unit]:
     """Add the list, table or code a chosen "...:" unit introduces."""
     by_position = {(u.passage, u.order): u for u in units}
     out = list(chosen)
     for unit in chosen:
-        if unit.kind not in ("sentence", "bullet") or not unit.text.rstrip("*` ").endswith(":"):
+        if not _is_lead_in(unit):
             continue
         order = unit.order + 1
         while len(out) < len(chosen) + LEAD_IN_ITEMS and (follower := by_position.get((unit.passage, order))):
@@ -314,6 +441,51 @@ def _expand_lead_ins(chosen: list[_Unit], units: list[_Unit]) -> list[_Unit]:
                 break
             order += 1
     return out
+
+
+def _addresses(unit: _Unit, query_tokens: set[str], key_terms: dict[int, set[str]]) -> bool:
+    """Whether a unit speaks to the question: it shares a word with it or names its passage's subject."""
+    return bool(unit.tokens & query_tokens) or bool(unit.tokens & key_terms.get(unit.passage, set()))
+
+
+def _arrange(
+    units: list[_Unit],
+    chosen: list[_Unit],
+    kind: QuestionKind,
+    query_tokens: set[str],
+    key_terms: dict[int, set[str]],
+) -> list[_Unit]:
+    """Order the answer: the unit that answers ``kind`` first, then facts, reasons, caveats.
+
+    The lead is picked among the chosen units and the next best candidates
+    (a crisp sentence naming the setting may rank a little below a long one
+    that repeats the question's words); units that address neither the
+    question nor their passage's subject are dropped; a "...:" unit keeps
+    the list, table or code it introduces right after it.
+    """
+    if not chosen:
+        return []
+    # The lead comes from the best passage (retrieval's first choice) unless it has nothing on the question.
+    top = min(u.passage for u in chosen)
+    best = max(u.score for u in chosen)
+    pool = sorted((u for u in units if u.kind != "zh" and u.score >= best * LEAD_POOL_RATIO),
+                  key=lambda u: -u.score)[:LEAD_POOL]
+
+    def lead_score(unit: _Unit) -> float:
+        penalty = 1.0 if unit.passage == top else CROSS_PASSAGE_PENALTY
+        return unit.score / penalty * (1.0 + SHAPE_WEIGHT * _shape_bonus(unit, kind))
+
+    lead = max(pool or chosen, key=lambda u: (lead_score(u), -u.passage, -u.order))
+    rest = [u for u in chosen if u is not lead and _addresses(u, query_tokens, key_terms)]
+    rest.sort(key=lambda u: (_role(u), -u.score))
+    ordered: list[_Unit] = []
+    for unit in [lead, *rest]:
+        if unit in ordered:
+            continue
+        ordered.append(unit)
+        ordered.extend(f for f in _expand_lead_ins([unit], units)[1:] if f not in ordered)
+    # Follow-ups of the lead are bounded by what _select allowed overall.
+    return ordered[: MAX_UNITS + LEAD_IN_ITEMS]
 
 
 def _render(unit: _Unit, number: int) -> str:
@@ -354,20 +526,26 @@ def compose_answer(question: str, hits: Sequence[Hit]) -> Answer:
         for order, (kind, text) in enumerate(split):
             if kind == "code" and text.count("\n") > MAX_CODE_LINES:
                 continue
+            # A team's documents are data: a sentence written to steer an assistant is never quoted.
+            if hit.kind not in TRUSTED_KINDS and looks_like_instruction(text):
+                continue
             units.append(_Unit(text=text, kind=kind, passage=p_index, order=order, tokens=token_set(text)))
     _score_units(units, query_tokens, key_terms)
-    chosen = _expand_lead_ins(_select(units), units)
+    chosen = _arrange(units, _select(units), classify_question(question), query_tokens, key_terms)
     # The Chinese summary lines answer a Chinese question directly (those of
     # the passages used and of the two best candidates, which are often
-    # neighbouring sections); for English questions they are noise.
-    if zh_question:
+    # neighbouring sections); for English questions they are noise. The lead
+    # passage's line opens the answer, the others close it.
+    if zh_question and chosen:
+        lead_passage = chosen[0].passage
         used = {u.passage for u in chosen} | {0, 1}
-        chosen.extend(u for u in units if u.kind == "zh" and u.passage in used)
+        zh_lines = [u for u in units if u.kind == "zh" and u.passage in used]
+        chosen = ([u for u in zh_lines if u.passage == lead_passage] + chosen
+                  + [u for u in zh_lines if u.passage != lead_passage])
 
-    # Number the passages in rank order of first use.
-    used_passages = sorted({u.passage for u in chosen})
+    # Number the passages in order of first use: [1] is the passage the answer leads with.
+    used_passages = list(dict.fromkeys(u.passage for u in chosen))
     numbers = {p: i + 1 for i, p in enumerate(used_passages)}
-    chosen.sort(key=lambda u: (u.passage, 0 if u.kind == "zh" else 1, u.order))
     body = "\n".join(_render(u, numbers[u.passage]) for u in chosen)
     citations = [candidates[p] for p in used_passages]
     related = _related(citations, [h for h in hits if h not in citations])
@@ -375,3 +553,19 @@ def compose_answer(question: str, hits: Sequence[Hit]) -> Answer:
     if related:
         lines += ["", f"Related topics: {', '.join(related)}"]
     return Answer(text="\n".join(lines), citations=citations, related=related, body=body, found=True)
+
+
+def arrange_passages(question: str, hits: Sequence[Hit]) -> list[Hit]:
+    """The hits in the order the offline answer uses them: the passage it leads with first.
+
+    A model answering from passages gets them in this order too, so both
+    backends put the passage that answers the question's kind first; hits the
+    offline answer does not cite keep their rank order after the cited ones.
+    When nothing is relevant the hits are returned as they came.
+    """
+    hits = list(hits)
+    answer = compose_answer(question, hits)
+    if not answer.found:
+        return hits
+    cited = list(answer.citations)
+    return cited + [h for h in hits if all(h is not c for c in cited)]

@@ -156,7 +156,8 @@ def run_index(args: argparse.Namespace) -> int:
         return EXIT_OK
     kinds = ", ".join(f"{kind} {count}" for kind, count in sorted(report.by_kind.items()))
     print(f"Indexed {report.total} passages ({kinds}) in {report.seconds:.1f} s.")
-    print(f"Embedded {report.embedded}, unchanged {report.unchanged}, removed {report.deleted}.")
+    print(f"Embedded {report.embedded}, loaded {report.shipped} shipped, unchanged {report.unchanged}, "
+          f"removed {report.deleted}.")
     print(f"Store: {store} (collection {index.collection_name})")
     return EXIT_OK
 
@@ -222,6 +223,7 @@ def run_ingest(args: argparse.Namespace) -> int:
                     "passages": report.passages,
                     "replaced": report.replaced,
                     "skipped": [{"path": p, "reason": r} for p, r in report.skipped],
+                    "redacted": [{"path": p, "reason": r} for p, r in report.redacted],
                 },
                 ensure_ascii=False,
             )
@@ -232,6 +234,10 @@ def run_ingest(args: argparse.Namespace) -> int:
             print(f"{verb} source '{report.source}': {len(report.added)} files, {report.passages} passages.")
         else:
             print(f"Nothing ingested from {args.dir}: no usable .md or .txt files.")
+        if report.redacted:
+            print(f"Redacted {len(report.redacted)} secret-looking value(s) before indexing:")
+            for path, reason in report.redacted:
+                print(f"  {path}: {reason}")
         if report.skipped:
             print(f"Skipped {len(report.skipped)} files:")
             for path, reason in report.skipped:

@@ -259,8 +259,15 @@ class LexicalIndex:
 
     @classmethod
     def build(cls, passages: Sequence[Passage], fingerprint: str) -> LexicalIndex:
-        """Tokenise and index ``passages``."""
-        return cls(passages, [tokenize(p.embed_text) for p in passages], fingerprint)
+        """Tokenise and index ``passages`` (shipped tokens are reused for the pack's unchanged passages)."""
+        from knowledge.prebuilt import load_prebuilt
+
+        shipped = load_prebuilt()
+        tokens = []
+        for passage in passages:
+            known = shipped.tokens_of(passage.embed_text, TOKENIZER_VERSION) if shipped else None
+            tokens.append(known if known is not None else tokenize(passage.embed_text))
+        return cls(passages, tokens, fingerprint)
 
     def scores(self, query_tokens: list[str]) -> Any:
         """BM25 score of every passage (numpy array, index order)."""
@@ -330,7 +337,8 @@ class SyncReport:
 
     Attributes:
         total: Passages in the index afterwards.
-        embedded: Passages embedded (new or changed).
+        embedded: Passages embedded here (new or changed, and not shipped).
+        shipped: New or changed passages whose vectors came with the package (:mod:`knowledge.prebuilt`).
         unchanged: Passages kept as they were.
         deleted: Stale passages removed.
         seconds: Wall time.
@@ -340,10 +348,72 @@ class SyncReport:
 
     total: int = 0
     embedded: int = 0
+    shipped: int = 0
     unchanged: int = 0
     deleted: int = 0
     seconds: float = 0.0
     by_kind: dict[str, int] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------
+# Build progress, for front ends
+
+
+@dataclass
+class _Progress:
+    """One running store update of this process, as :func:`build_status` reports it."""
+
+    owner: Any
+    total: int
+    to_embed: int
+    loaded_count: int = 0
+    embedded_count: int = 0
+    started: float = field(default_factory=time.perf_counter)
+    embed_started: float | None = None
+
+    def __post_init__(self) -> None:
+        with _progress_lock:
+            _progress[id(self)] = self
+
+    def loaded(self, count: int) -> None:
+        self.loaded_count += count
+
+    def embedded(self, count: int) -> None:
+        if self.embed_started is None:
+            self.embed_started = time.perf_counter()
+        self.embedded_count += count
+
+    def close(self) -> None:
+        with _progress_lock:
+            _progress.pop(id(self), None)
+
+    def message(self) -> str:
+        if self.to_embed and self.loaded_count >= self.total - self.to_embed:
+            text = f"embedding {self.embedded_count} of {self.to_embed} new or changed passages"
+            if self.embedded_count and self.embed_started is not None:
+                per = (time.perf_counter() - self.embed_started) / self.embedded_count
+                text += f", about {max(1, round(per * (self.to_embed - self.embedded_count)))} s left"
+            return text
+        return f"loading {self.total - self.to_embed} shipped passages"
+
+
+_progress_lock = threading.Lock()
+_progress: dict[int, _Progress] = {}
+
+
+def build_status() -> str | None:
+    """A one-line message while this process builds or updates a knowledge index, else ``None``.
+
+    Front ends poll it to say why a first question waits: the web app shows
+    it while the index is prepared, the terminal has its progress bar. The
+    message is plain text, for example "Preparing the knowledge index:
+    embedding 12 of 40 new or changed passages, about 20 s left".
+    """
+    with _progress_lock:
+        running = list(_progress.values())
+    if not running:
+        return None
+    return "Preparing the knowledge index: " + "; ".join(p.message() for p in running) + "…"
 
 
 class KnowledgeIndex:
@@ -452,7 +522,7 @@ class KnowledgeIndex:
         wanted_ids = {p.id for p in wanted} | {p.id + SUMMARY_SUFFIX for p in wanted}
         stale = [pid for pid in stored if pid not in wanted_ids]
         try:
-            self._embed_and_upsert(changed, progress=sys.stderr.isatty() if progress is None else progress)
+            shipped = self._embed_and_upsert(changed, progress=sys.stderr.isatty() if progress is None else progress)
             for start in range(0, len(stale), UPSERT_BATCH):
                 self.collection.delete(ids=stale[start : start + UPSERT_BATCH])
         except IndexUnavailableError:
@@ -467,16 +537,55 @@ class KnowledgeIndex:
             by_kind[p.kind] = by_kind.get(p.kind, 0) + 1
         return SyncReport(
             total=len(wanted),
-            embedded=len(changed),
+            embedded=len(changed) - shipped,
+            shipped=shipped,
             unchanged=len(wanted) - len(changed),
             deleted=len(stale),
             seconds=time.perf_counter() - started,
             by_kind=by_kind,
         )
 
-    def _embed_and_upsert(self, passages: Sequence[Passage], *, progress: bool) -> None:
+    def _embed_and_upsert(self, passages: Sequence[Passage], *, progress: bool) -> int:
+        """Store the vectors of ``passages``: shipped ones as they are, the rest embedded here.
+
+        Shipped vectors (:mod:`knowledge.prebuilt`) are found by the exact text
+        they embed, so only new or edited text reaches the model; the
+        embedding shows a progress bar (terminal) and :func:`build_status`
+        (web app).
+
+        Returns:
+            How many passages took both vectors from the shipped index.
+
+        """
         if not passages:
-            return
+            return 0
+        from knowledge.embeddings import embedding_key
+        from knowledge.prebuilt import load_prebuilt
+
+        shipped = load_prebuilt()
+        model = embedding_key(self.embedding_function)
+        known: dict[str, Any] = {}
+        if shipped is not None:
+            for p in passages:
+                for text in (p.embed_text, p.summary_text):
+                    vector = shipped.vector(text, model)
+                    if vector is not None:
+                        known[text] = vector
+        ready = [p for p in passages if p.embed_text in known and p.summary_text in known]
+        todo = [p for p in passages if not (p.embed_text in known and p.summary_text in known)]
+        tracker = _Progress(self, len(passages), len(todo))
+        try:
+            for start in range(0, len(ready), UPSERT_BATCH // 2):
+                batch = ready[start : start + UPSERT_BATCH // 2]
+                self._upsert(batch, [known[p.embed_text] for p in batch] + [known[p.summary_text] for p in batch])
+                tracker.loaded(len(batch))
+            if todo:
+                self._embed(todo, known, tracker, progress=progress)
+        finally:
+            tracker.close()
+        return len(ready)
+
+    def _embed(self, passages: Sequence[Passage], known: dict[str, Any], tracker: _Progress, *, progress: bool) -> None:
         from tqdm import tqdm
 
         bar = tqdm(
@@ -490,18 +599,26 @@ class KnowledgeIndex:
         try:
             for start in range(0, len(passages), EMBED_BATCH):
                 batch = passages[start : start + EMBED_BATCH]
-                vectors = self.embedding_function([p.embed_text for p in batch] + [p.summary_text for p in batch])
-                metadatas = [p.to_metadata() for p in batch]
-                self.collection.upsert(
-                    ids=[p.id for p in batch] + [p.id + SUMMARY_SUFFIX for p in batch],
-                    documents=[p.text for p in batch] + [p.summary_text for p in batch],
-                    metadatas=[{**m, "role": "passage"} for m in metadatas]
-                    + [{**m, "role": "summary", "parent": p.id} for m, p in zip(metadatas, batch, strict=True)],
-                    embeddings=vectors,
-                )
+                texts = [p.embed_text for p in batch] + [p.summary_text for p in batch]
+                missing = list(dict.fromkeys(t for t in texts if t not in known))
+                if missing:
+                    known.update(zip(missing, self.embedding_function(missing), strict=True))
+                self._upsert(batch, [known[t] for t in texts])
                 bar.update(len(batch))
+                tracker.embedded(len(batch))
         finally:
             bar.close()
+
+    def _upsert(self, batch: Sequence[Passage], vectors: Sequence[Any]) -> None:
+        """Upsert passages and their summary records (``vectors``: texts first, then summaries)."""
+        metadatas = [p.to_metadata() for p in batch]
+        self.collection.upsert(
+            ids=[p.id for p in batch] + [p.id + SUMMARY_SUFFIX for p in batch],
+            documents=[p.text for p in batch] + [p.summary_text for p in batch],
+            metadatas=[{**m, "role": "passage"} for m in metadatas]
+            + [{**m, "role": "summary", "parent": p.id} for m, p in zip(metadatas, batch, strict=True)],
+            embeddings=list(vectors),
+        )
 
     def rebuild(self, *, progress: bool | None = None) -> SyncReport:
         """Drop this collection and its BM25 state, then build from scratch."""

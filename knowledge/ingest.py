@@ -7,9 +7,12 @@ is a *source* with a name (the folder name unless given); re-ingesting a
 source replaces its passages, and :func:`remove_ingested` takes it out again.
 
 Safety rules: files that cannot be used (binary, not UTF-8, empty, larger
-than 1 MB, not .md/.txt) are skipped and named with the reason; the source's
-manifest under ``$STREAMING_ENGINEER_HOME/ingested`` is written only after
-the index update succeeded, so a failure never loses what was indexed before.
+than 1 MB, not .md/.txt) are skipped and named with the reason, and so is a
+symbolic link that leads out of the folder (a cloned repository must not pull
+in ``~/.aws/credentials``); secret-looking values are redacted before
+anything is stored (:mod:`knowledge.safety`); the source's manifest under
+``$STREAMING_ENGINEER_HOME/ingested`` is written only after the index update
+succeeded, so a failure never loses what was indexed before.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pathlib import Path
 
 from knowledge.documents import Passage, markdown_passages
 from knowledge.index import KnowledgeIndex, ingested_dir, load_ingested
+from knowledge.safety import redact_secrets
 
 MAX_FILE_BYTES = 1024 * 1024
 """Larger files are skipped: a knowledge document is not a megabyte, a log dump is."""
@@ -45,6 +49,7 @@ class IngestReport:
         source: The source name the files were ingested under.
         passages: Passages indexed for the source.
         replaced: True when the source existed and was replaced.
+        redacted: ``(path, reason)`` for every secret-looking value replaced.
 
     """
 
@@ -53,6 +58,7 @@ class IngestReport:
     source: str = ""
     passages: int = 0
     replaced: bool = False
+    redacted: list[tuple[str, str]] = field(default_factory=list)
 
 
 def source_name(name: str) -> str:
@@ -63,9 +69,18 @@ def source_name(name: str) -> str:
     return cleaned[:80]
 
 
-def _check_file(path: Path) -> tuple[str | None, str]:
-    """Read a candidate file; return ``(text, "")`` or ``(None, reason)``."""
+def _check_file(path: Path, folder: Path) -> tuple[str | None, str]:
+    """Read a candidate file of ``folder`` (resolved); return ``(text, "")`` or ``(None, reason)``."""
     suffix = path.suffix.lower()
+    try:
+        real = path.resolve(strict=True)
+    except (OSError, RuntimeError):  # a dangling link or a link loop
+        return None, "broken symbolic link"
+    if not real.is_relative_to(folder):
+        return None, "symbolic link to a file outside the folder (not followed)"
+    if not real.is_file():
+        return None, "not a regular file"
+    path = real
     if suffix not in TEXT_SUFFIXES:
         return None, f"unsupported file type ({suffix or 'no extension'}; only .md, .markdown and .txt are ingested)"
     try:
@@ -176,7 +191,8 @@ def file_passages(text: str, rel_path: str, source: str, file_uri: str) -> list[
 def _walk(folder: Path) -> list[Path]:
     files = []
     for root, dirs, names in os.walk(folder):
-        # Hidden folders (.git, .venv) are never documents.
+        # Hidden folders (.git, .venv) are never documents. Linked folders are
+        # listed in ``dirs`` but not entered (os.walk's followlinks=False).
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         files.extend(Path(root) / n for n in sorted(names) if not n.startswith("."))
     return files
@@ -235,10 +251,12 @@ def ingest_dir(
     new_passages: list[Passage] = []
     for path in _walk(folder):
         rel = path.relative_to(folder).as_posix()
-        text, reason = _check_file(path)
+        text, reason = _check_file(path, folder)
         if text is None:
             report.skipped.append((rel, reason))
             continue
+        text, secrets = redact_secrets(text)
+        report.redacted.extend((rel, why) for why in secrets)
         passages = file_passages(text, rel, source, path.as_uri())
         if not passages:
             report.skipped.append((rel, "no text to index"))

@@ -8,7 +8,8 @@ retrieval, English and Chinese questions separately:
 * MRR@10 - mean reciprocal rank of the first labelled source in the top 10;
 
 and for the offline composer the share of answers containing every labelled
-key fact, plus the "no answer" behaviour on unanswerable questions. Speed:
+key fact, the share whose first sentence contains one (the answer leads with
+the answer), plus the "no answer" behaviour on unanswerable questions. Speed:
 index build time for the whole pack (with an empty vector cache, then again
 into a new home from the filled cache), cold load (a fresh process: import,
 open the index, first query) for an English and a Chinese question, query
@@ -43,6 +44,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # prove nothing needs the network
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
+from evals.runner import first_sentence  # noqa: E402
 from knowledge.answer import compose_answer  # noqa: E402
 from knowledge.index import KnowledgeIndex  # noqa: E402
 from knowledge.retrieval import Retriever  # noqa: E402
@@ -134,6 +136,20 @@ def cold_load(pack: Path, home: Path, query: str) -> dict[str, Any]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def fresh_ask(question: str) -> dict[str, Any]:
+    """Time ``streaming-engineer ask`` in a fresh process, fresh home and empty vector cache (a new user's first ask)."""
+    with tempfile.TemporaryDirectory(prefix="se-fresh-") as fresh:
+        env = dict(os.environ, STREAMING_ENGINEER_HOME=str(Path(fresh) / "home"),
+                   STREAMING_ENGINEER_EMBED_CACHE=str(Path(fresh) / "cache"), PYTHONPATH=str(ROOT))
+        started = time.perf_counter()
+        out = subprocess.run([sys.executable, "-m", "agent.cli", "ask", question, "--json"], capture_output=True,
+                             text=True, env=env, cwd=ROOT, check=True)
+        seconds = time.perf_counter() - started
+        embedded = len(list((Path(fresh) / "cache").rglob("*.npy")))
+    return {"seconds": seconds, "passage_vectors_embedded": embedded,
+            "cited": [s["id"] for s in json.loads(out.stdout)["sources"]]}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the measurements and print the tables."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -169,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         KnowledgeIndex(home=Path(home2), pack_dir=args.pack).sync(progress=False)
         cached_build_s = time.perf_counter() - started
 
+    first_ask = fresh_ask("How do I stop a Kafka stream from taking the whole backlog in one micro-batch after an outage?")
     cold_en = cold_load(args.pack, home, "how do I limit records per batch from kafka")
     cold_zh = cold_load(args.pack, home, "Kafka 每个微批最多读多少条怎么限制？")
 
@@ -210,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     answer_lens: list[int] = []
     not_found_answerable = []
     fact_misses = []
+    first_ok: dict[str, list[float]] = {}
+    lead_misses: list[dict[str, str]] = []
     for item in questions:
         t = time.perf_counter()
         hits = retriever.search(item["question"], k=5)
@@ -219,6 +238,10 @@ def main(argv: list[str] | None = None) -> int:
         facts = [str(f) for f in item.get("key_facts", [])]
         present = [f for f in facts if f.lower() in body]
         ok = len(present) == len(facts)
+        lead = first_sentence(answer.body).lower()
+        first_ok.setdefault(item["lang"], []).append(1.0 if any(f.lower() in lead for f in facts) else 0.0)
+        if not first_ok[item["lang"]][-1]:
+            lead_misses.append({"id": item["id"], "first": first_sentence(answer.body)[:160]})
         fact_ok.setdefault(item["lang"], []).append(1.0 if ok else 0.0)
         fact_share.append(len(present) / len(facts) if facts else 1.0)
         answer_lens.append(len(answer.body))
@@ -238,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
             "build_s": build_s,
             "cached_build_s": cached_build_s,
             "embedded": report.embedded,
+            "first_ask_fresh_home": first_ask,
             "cold_en": cold_en,
             "cold_zh": cold_zh,
             "latency_ms": {m: {"p50": percentile(v, 50), "p95": percentile(v, 95)} for m, v in latencies.items()},
@@ -247,6 +271,10 @@ def main(argv: list[str] | None = None) -> int:
                 **{lang: statistics.mean(v) for lang, v in fact_ok.items()},
                 "fact_share": statistics.mean(fact_share),
             },
+            "first_sentence_fact": {
+                "all": statistics.mean([v for vs in first_ok.values() for v in vs]),
+                **{lang: statistics.mean(v) for lang, v in first_ok.items()},
+            },
             "answer_chars_median": statistics.median(answer_lens),
             "answerable_marked_not_found": not_found_answerable,
             "unanswerable_refused": f"{len(refused)}/{len(unanswerable)}",
@@ -254,6 +282,7 @@ def main(argv: list[str] | None = None) -> int:
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "dataset_problems": problems,
             "fact_misses": fact_misses,
+            "lead_misses": lead_misses,
         }
     )
 
@@ -280,6 +309,9 @@ def main(argv: list[str] | None = None) -> int:
         f"mean share of key facts {kf['fact_share']:.3f}; median answer {results['answer_chars_median']:.0f} chars; "
         f"search+compose p50 {results['answer_ms']['p50']:.1f} ms, p95 {results['answer_ms']['p95']:.1f} ms"
     )
+    fs = results["first_sentence_fact"]
+    print(f"Offline answers whose first sentence holds a key fact: {fs['all']:.3f} "
+          f"(EN {fs.get('en', 0):.3f}, ZH {fs.get('zh', 0):.3f})")
     print(
         f"Unanswerable questions answered with 'not found': {results['unanswerable_refused']}; "
         f"answerable questions wrongly 'not found': {len(not_found_answerable)} {not_found_answerable}"
@@ -289,6 +321,8 @@ def main(argv: list[str] | None = None) -> int:
             f"Cold load {label} (fresh process): import {cold['import_s']:.2f} s + open index {cold['open_s']:.2f} s "
             f"+ first query {cold['first_query_s']:.2f} s = {cold['total_s']:.2f} s; RSS {cold['rss_mb']:.0f} MB"
         )
+    print(f"First `ask` in a fresh home (new process, empty vector cache): {first_ask['seconds']:.1f} s, "
+          f"{first_ask['passage_vectors_embedded']} passage vectors embedded")
     print(f"RSS after the run: {results['rss_mb']:.0f} MB (peak {results['peak_rss_mb']:.0f} MB, includes the build)")
     if problems:
         print("\nDataset problems:\n  " + "\n  ".join(problems))
@@ -299,6 +333,9 @@ def main(argv: list[str] | None = None) -> int:
         print("Key-fact misses:")
         for miss in fact_misses:
             print(f"  {miss['id']}: missing {miss['missing']}")
+        print("First sentence without a key fact:")
+        for miss in lead_misses:
+            print(f"  {miss['id']}: {miss['first']}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, ensure_ascii=False), encoding="utf-8")
     if temp is not None:

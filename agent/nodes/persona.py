@@ -108,7 +108,10 @@ def route(state: State, runtime: Runtime[Context]) -> Command[Destination]:
     if parsed.kind == "command":
         return _dispatch(state, runtime, parsed.name, list(parsed.args), update, messages)
 
-    # Free text.
+    # Free text. A task's questions are interrupts, so "#yolo" reaching the router means none is waiting.
+    if parsed.text.lower().startswith("#yolo"):
+        reply = fill(runtime, prompts.YOLO_NO_TASK, yolo="on" if state.get("yolo") else "off")
+        return Command(goto=END, update={**update, "messages": [*messages, say(reply)]})
     if state.get("mode") == "kb-mode":
         update["request"] = {"question": parsed.text}
         return Command(goto="answer_kb", update={**update, "messages": messages})

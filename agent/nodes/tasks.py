@@ -101,11 +101,13 @@ def start_task(state: State, runtime: Runtime[Context]) -> Command[Literal["ask_
 def _question_text(question: dict[str, Any], progress: str) -> str:
     default = f" [{question['default']}]" if question.get("default") else ""
     choices = f" ({' / '.join(question['choices'])})" if question.get("choices") else ""
-    hint = KIND_HINTS.get(question.get("kind") or "text", "")
-    if question.get("kind") == "secret_ref":
+    kind = question.get("kind") or "text"
+    # Free text has no format to explain: a hint would only be the placeholder "some text".
+    hint = "" if kind == "text" else KIND_HINTS.get(kind, "")
+    if kind == "secret_ref":
         hint += " — I never store secret values"
-    return prompts.QUESTION.format(progress=progress, ask=question["ask"], default=default, choices=choices,
-                                   hint=hint)
+    text = prompts.QUESTION.format(progress=progress, ask=question["ask"], default=default, choices=choices, hint=hint)
+    return text if hint else text.removesuffix("\n__")
 
 
 def _after_inputs(run: dict[str, Any]) -> str:

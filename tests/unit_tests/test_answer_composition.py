@@ -1,0 +1,122 @@
+"""Offline answers lead with the answer: question kinds, the lead sentence, order, and what is dropped.
+
+Also the two small role fixes of the same issue: ``#yolo`` with no task
+waiting, and question hints without a placeholder.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from evals.runner import first_sentence
+from knowledge.answer import arrange_passages, classify_question, compose_answer
+from knowledge.retrieval import Hit, Retriever
+from tests.conftest import run_script
+from tests.unit_tests.test_retrieval import make_pack
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Retriever]:
+    """The small test pack, indexed once for the module."""
+    root = tmp_path_factory.mktemp("compose")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        mp.delenv("CHROMA_URL", raising=False)
+        mp.delenv("STREAMING_ENGINEER_EMBEDDINGS", raising=False)
+        yield Retriever(home=root / "home", pack_dir=make_pack(root), progress=False)
+
+
+@pytest.mark.parametrize(("question", "kind"), [
+    ("which option caps how many offsets a micro-batch reads from kafka?", "setting"),
+    ("what's the default startingOffsets for a streaming read?", "setting"),
+    ("how do I stop my kafka stream from pulling millions of records in one batch?", "setting"),
+    ("how should I lay out checkpoints for many queries?", "how"),
+    ("why does my restarted query not re-read the topic from earliest?", "troubleshoot"),
+    ("stream died with KAFKA_DATA_LOSS, what now?", "troubleshoot"),
+    ("auto loader keeps failing with UnknownFieldException", "troubleshoot"),
+    ("why is RocksDB recommended for large state?", "why"),
+    ("what is a watermark?", "what"),
+    ("directory listing vs file notification mode: which is cheaper?", "compare"),
+    ("Kafka 每个微批最多读多少条怎么限制？", "setting"),
+    ("为什么重启后没有从头读取？", "why"),
+    ("流作业报错 KAFKA_DATA_LOSS 怎么办", "troubleshoot"),
+    ("目录列举和文件通知有什么区别？", "compare"),
+    ("什么是水位线？", "what"),
+    ("tell me about kinesis", "other"),
+])
+def test_questions_are_classified_by_what_they_ask(question: str, kind: str) -> None:
+    assert classify_question(question) == kind
+
+
+def test_a_setting_question_leads_with_the_setting_and_its_citation(small: Retriever) -> None:
+    question = "how do I limit how many offsets each kafka micro-batch reads?"
+    answer = compose_answer(question, small.search(question, k=5))
+    lead = answer.body.splitlines()[0]
+    assert "maxOffsetsPerTrigger" in first_sentence(lead)
+    assert lead.rstrip().endswith("[1]")
+    assert answer.citations[0].id.startswith("article:kafka#kafka-rate-limiting")
+
+
+def test_a_troubleshooting_question_leads_with_the_cause(small: Retriever) -> None:
+    question = "I set startingOffsets to earliest but the restarted query did not re-read the topic, why?"
+    answer = compose_answer(question, small.search(question, k=5))
+    assert "checkpoint" in first_sentence(answer.body)
+
+
+def test_units_that_do_not_address_the_question_are_dropped() -> None:
+    def hit(pid: str, title: str, text: str) -> Hit:
+        return Hit(id=pid, title=title, path="articles/x.md", kind="article", score=1.0, text=text, dense=0.9)
+
+    text = (
+        "- `maxOffsetsPerTrigger` caps the offsets each micro-batch reads from Kafka.\n"
+        "- Dashboards should show end-to-end latency in minutes.\n"
+        "- Run a disaster drill every quarter.\n"
+    )
+    answer = compose_answer("which kafka option caps the offsets per micro-batch?",
+                            [hit("article:k#rate", "Kafka — Rate limiting: maxOffsetsPerTrigger", text)])
+    assert answer.body.startswith("- `maxOffsetsPerTrigger`")
+    assert "drill" not in answer.body and "Dashboards" not in answer.body
+
+
+def test_a_model_gets_the_passages_in_the_order_the_offline_answer_uses(small: Retriever) -> None:
+    question = "how do I cap the number of offsets per micro-batch from kafka?"
+    hits = small.search(question, k=5)
+    arranged = arrange_passages(question, hits)
+    answer = compose_answer(question, hits)
+    assert [h.id for h in arranged[: len(answer.citations)]] == [h.id for h in answer.citations]
+    assert sorted(h.id for h in arranged) == sorted(h.id for h in hits)
+    off_topic = small.search("sourdough hydration ratio", k=3)
+    assert arrange_passages("sourdough hydration ratio", off_topic) == off_topic
+
+
+def test_hash_yolo_with_no_task_waiting_says_so_and_what_star_yolo_does(se_home: Path) -> None:
+    turns = run_script(["#yolo"], se_home)
+    output = turns[-1]["output"]
+    assert "No task is waiting" in output and "`*yolo`" in output
+    assert "Sources:" not in output and not re.search(r"\[\d+\]", output)
+
+
+def test_a_free_text_question_shows_no_placeholder_hint(se_home: Path) -> None:
+    turns = run_script(["*dlt-streaming"], se_home)
+    question = turns[-1]["output"]
+    assert turns[-1]["pending_question"]
+    assert "some text" not in question and "\n__" not in question and "_ _" not in question
+    assert "[1/" in question
+
+
+def test_the_eval_reports_how_often_the_first_sentence_holds_a_key_fact() -> None:
+    from evals.datasets import Case
+    from evals.metrics import knowledge_metrics
+    from evals.runner import CaseResult
+
+    assert first_sentence("🌊 - `maxOffsetsPerTrigger` caps offsets. Then more. [1]\n- next") == \
+        "`maxOffsetsPerTrigger` caps offsets."
+    assert first_sentence("中文要点：限速 maxOffsetsPerTrigger。其他。") == "中文要点：限速 maxOffsetsPerTrigger。"
+    results = [CaseResult(Case("knowledge", f"q{n}", "knowledge"), 0, "passed", 0.1,
+                          metrics={"answerable": True, "rank": 1, "key_facts": True, "first_sentence_fact": lead})
+               for n, lead in enumerate([True, False, True, True])]
+    assert knowledge_metrics(results)["first_sentence_fact"] == 0.75
