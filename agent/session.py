@@ -79,6 +79,8 @@ class TurnResult:
     """The screened input in full (``input`` is shortened for display; same)."""
     replies: list[str] = field(default_factory=list, repr=False, compare=False)
     """What the role said, without the waiting question (same)."""
+    busy: bool = field(default=False, repr=False, compare=False)
+    """The thread was busy with another turn, so this one did not run (same)."""
 
     def to_dict(self) -> dict[str, Any]:
         """The public JSON shape."""
@@ -88,7 +90,7 @@ class TurnResult:
         return out
 
 
-_FRONT_END_ONLY = ("state", "waiting", "input_text", "replies")
+_FRONT_END_ONLY = ("state", "waiting", "input_text", "replies", "busy")
 
 
 def screen(text: str) -> tuple[str, str, str]:
@@ -308,7 +310,9 @@ class Engine:
         try:
             lock = ThreadLock(Path(self.context.home), thread_id).__enter__()
         except ThreadBusyError:
-            yield "done", self._plain(thread_id, text, THREAD_BUSY.format(icon=self.pack.agent.icon or "•"))
+            busy = self._plain(thread_id, text, THREAD_BUSY.format(icon=self.pack.agent.icon or "•"))
+            busy.busy = True
+            yield "done", busy
             return
         except OSError as exc:
             yield "done", self._plain(thread_id, text, TURN_FAILED.format(icon=self.pack.agent.icon or "•",

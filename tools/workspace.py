@@ -189,3 +189,35 @@ def read_regular(path: Path | str, limit: int) -> bytes:
         return b"".join(chunks)
     finally:
         os.close(fd)
+
+
+def regular_files(folder: Path | str, max_files: int, max_bytes: int) -> list[Path]:
+    """The regular files under ``folder`` (symlinks not followed, hidden folders skipped), sorted.
+
+    Raises:
+        WorkspaceError: when there are more than ``max_files`` of them or they
+            hold more than ``max_bytes`` in all: the caller names fewer.
+
+    """
+    found: list[Path] = []
+    total = 0
+    root = Path(folder)
+    for base, dirs, names in os.walk(root):
+        here = Path(base)
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not (here / d).is_symlink())
+        for name in sorted(names):
+            path = here / name
+            try:
+                info = path.lstat()
+            except OSError:
+                continue
+            if not stat.S_ISREG(info.st_mode) or name.startswith(".tmp-"):
+                continue
+            found.append(path)
+            total += info.st_size
+            if len(found) > max_files or total > max_bytes:
+                raise WorkspaceError(
+                    f"{root.name or folder} holds more than {max_files} files or {max_bytes // (1024 * 1024)} MB; "
+                    "name a smaller folder or the files themselves"
+                )
+    return sorted(found)
