@@ -29,7 +29,7 @@ from agent.transcript import Transcript
 from knowledge.loader import PACK_DIR
 from tools.secrets import REMOVED, redact
 from tools.values import check_value
-from tools.workspace import Workspace, WorkspaceError
+from tools.workspace import Workspace, WorkspaceError, safe_id
 
 log = logging.getLogger(__name__)
 
@@ -217,8 +217,31 @@ class Engine:
         return uuid.uuid4().hex[:12]
 
     def config(self, thread_id: str) -> dict[str, Any]:
-        """The run config of a thread."""
-        return {"configurable": {"thread_id": thread_id}}
+        """The run config of a thread (at the checkpoint before a failed turn, when the last one failed).
+
+        A turn that fails leaves a checkpoint with the error; the thread goes on from the one before it
+        instead (LangGraph forks from a ``checkpoint_id``), so the question that was waiting still waits.
+        """
+        configurable: dict[str, Any] = {"thread_id": thread_id}
+        try:
+            rewind = self._rewind_path(thread_id).read_text(encoding="ascii").strip()
+        except OSError:
+            rewind = ""
+        if rewind:
+            configurable["checkpoint_id"] = rewind
+        return {"configurable": configurable}
+
+    def _rewind_path(self, thread_id: str) -> Path:
+        return Path(self.context.home) / "locks" / f"{safe_id(thread_id)}.rewind"
+
+    def _rewind(self, thread_id: str, checkpoint_id: str | None) -> None:
+        """Make the thread go on from ``checkpoint_id`` (``None``: from its latest checkpoint again)."""
+        path = self._rewind_path(thread_id)
+        if checkpoint_id is None:
+            path.unlink(missing_ok=True)
+            return
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path.write_text(checkpoint_id, encoding="ascii")
 
     @property
     def workspace_root(self) -> Path:
@@ -321,15 +344,25 @@ class Engine:
         try:
             notice = self._unfinished_notice(thread_id, lock.unfinished_since)
             started = _now()
+            before = self.config(thread_id)
+            try:
+                base = self.graph.get_state(before).config["configurable"].get("checkpoint_id")
+            except Exception:
+                base = None
             try:
                 events = self._run(thread_id, text, stream)
                 for kind, value in events:
-                    if kind == "done" and notice:
-                        value.output = f"{notice}\n\n{value.output}"
-                        value.replies.insert(0, notice)
+                    if kind == "done":
+                        if "checkpoint_id" in before["configurable"]:
+                            self._rewind(thread_id, None)  # the fork is the thread's head now
+                        if notice:
+                            value.output = f"{notice}\n\n{value.output}"
+                            value.replies.insert(0, notice)
                     yield kind, value
             except Exception as exc:  # the turn boundary: no failure inside a turn may end the conversation
                 log.exception("turn failed on thread %s", thread_id)
+                if base:
+                    self._rewind(thread_id, base)
                 written = self._unsaved_files(thread_id, started)
                 reason = TURN_FAILED.format(icon=self.pack.agent.icon or "•", reason=failure_reason(exc))
                 if written:
@@ -424,6 +457,7 @@ class Engine:
 
         self.checkpointer.delete_thread(thread_id)
         Transcript(self.context.home, thread_id).delete()
+        self._rewind(thread_id, None)
         shutil.rmtree(self.workspace(thread_id).root, ignore_errors=True)
 
     def transcript(self, thread_id: str) -> list[dict[str, Any]] | None:

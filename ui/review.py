@@ -148,15 +148,15 @@ def lint(workspace: Workspace, relative: list[str]) -> list[dict[str, Any]]:
 
 
 def judge(engine: Engine, workspace: Workspace, relative: list[str], checklist_ids: list[str],
-          budget: float = REVIEW_SECONDS) -> tuple[list[ChecklistReport], list[str]]:
-    """Run each checklist of ``checklist_ids`` on the saved files, within ``budget`` seconds.
+          budget: float | None = None) -> tuple[list[ChecklistReport], list[str]]:
+    """Run each checklist of ``checklist_ids`` on the saved files, within ``budget`` seconds (``REVIEW_SECONDS``).
 
     Returns:
         The reports, and the ids of the checklists left out because the time ran out.
 
     """
     targets = [Target(rel, workspace.read(rel), workspace.resolve(rel)) for rel in relative]
-    deadline = time.monotonic() + budget
+    deadline = time.monotonic() + (REVIEW_SECONDS if budget is None else budget)
     reports, skipped = [], []
     for checklist_id in checklist_ids:
         if time.monotonic() > deadline:
