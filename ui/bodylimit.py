@@ -34,19 +34,25 @@ class BodyLimit:
             await _too_large(send, limit)
             return
         received = 0
-        started = False
+        started = responded = False
 
         async def bounded_receive() -> Message:
-            nonlocal received
+            nonlocal received, responded
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
+                    # Answer now: the app may turn the error below into its own (a 400 "cannot parse").
+                    if not started and not responded:
+                        responded = True
+                        await _too_large(send, limit)
                     raise _TooLargeError
             return message
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
+            if responded:
+                return  # the 413 is already on its way; whatever the app says after it is dropped
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
@@ -54,8 +60,7 @@ class BodyLimit:
         try:
             await self.app(scope, bounded_receive, tracking_send)
         except _TooLargeError:
-            if not started:
-                await _too_large(send, limit)
+            pass
 
 
 class _TooLargeError(Exception):
