@@ -252,13 +252,15 @@ class Engine:
         """The thread's workspace."""
         return Workspace.for_thread(self.context.home, thread_id)
 
-    def _prepare(self, thread_id: str, text: str) -> tuple[Any, set[str], str, str]:
+    def _prepare(self, thread_id: str, text: str, seen: dict[str, Any] | None = None) -> tuple[Any, set[str], str, str]:
         """The graph input for a turn: a resume when a question waits, else a new input.
 
         Also the ids of the messages already in the state, which tell this turn's replies apart (the
         state keeps only the recent messages, so a count would not do).
         """
         snapshot = self.graph.get_state(self.config(thread_id))
+        if seen is not None:
+            seen["checkpoint_id"] = (snapshot.config or {}).get("configurable", {}).get("checkpoint_id")
         before = {m.id for m in snapshot.values.get("messages") or []}
         clean, error, secret = screen(text)
         if snapshot.interrupts and not error and refused_secret(snapshot.interrupts[0].value, clean):
@@ -345,12 +347,9 @@ class Engine:
             notice = self._unfinished_notice(thread_id, lock.unfinished_since)
             started = _now()
             before = self.config(thread_id)
+            seen: dict[str, Any] = {}
             try:
-                base = self.graph.get_state(before).config["configurable"].get("checkpoint_id")
-            except Exception:
-                base = None
-            try:
-                events = self._run(thread_id, text, stream)
+                events = self._run(thread_id, text, stream, seen)
                 for kind, value in events:
                     if kind == "done":
                         if "checkpoint_id" in before["configurable"]:
@@ -361,8 +360,8 @@ class Engine:
                     yield kind, value
             except Exception as exc:  # the turn boundary: no failure inside a turn may end the conversation
                 log.exception("turn failed on thread %s", thread_id)
-                if base:
-                    self._rewind(thread_id, base)
+                if seen.get("checkpoint_id"):
+                    self._rewind(thread_id, seen["checkpoint_id"])
                 written = self._unsaved_files(thread_id, started)
                 reason = TURN_FAILED.format(icon=self.pack.agent.icon or "•", reason=failure_reason(exc))
                 if written:
@@ -372,9 +371,9 @@ class Engine:
         finally:
             lock.__exit__(None, None, None)
 
-    def _run(self, thread_id: str, text: str, stream: bool) -> Iterator[tuple[str, Any]]:
-        """The turn itself (the lock is held)."""
-        payload, before, shown, secret = self._prepare(thread_id, text)
+    def _run(self, thread_id: str, text: str, stream: bool, seen: dict[str, Any]) -> Iterator[tuple[str, Any]]:
+        """The turn itself (the lock is held); ``seen`` receives the checkpoint id it started from."""
+        payload, before, shown, secret = self._prepare(thread_id, text, seen)
         if not stream:
             values = self.graph.invoke(payload, self.config(thread_id), context=self.context, durability=DURABILITY)
             yield "done", self._record(thread_id, self._result(thread_id, values, values.get("__interrupt__") or (),

@@ -57,8 +57,8 @@ class ThreadLock:
         except ValueError:
             self.unfinished_since = None
         os.ftruncate(fd, 0)
+        # No fsync: what this guards against is a killed process, and the kernel keeps its writes.
         os.pwrite(fd, f"{time.time():.6f}".encode("ascii"), 0)
-        os.fsync(fd)
         return self
 
     def __exit__(self, *_exc: object) -> None:
