@@ -23,7 +23,12 @@ _PASSWORD_KEY = r"(?:[A-Za-z0-9_.-]*?(?:password|passwd|passphrase|pwd))"
 _SECRET_KEY = (r"(?:client[_.-]?secret|secret[_.-]?access[_.-]?key|aws[_.-]?secret[_.-]?access[_.-]?key|secret[_.-]?key"
                r"|api[_.-]?key|access[_.-]?token|auth[_.-]?token|private[_.-]?key|sas[_.-]?token)")
 _ASSIGN = r"[\"']?\s*[:=]\s*[\"']?"
-_VALUE = r"(?P<value>[^\s\"',;&}]{3,})"
+_CODE = r"(?![A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*\s*[(\[])"
+"""Not a code expression (``os.environ["X"]``, ``getpass()``, ``cfg.get("x")``): pasted code is no secret."""
+_VALUE = (r"(?P<value>" + _CODE
+          # Quoted, or with a character other than letters and '_': a bare identifier
+          # (``password=kafka_password`` in pasted code) is a variable, not a password.
+          + r"(?:(?<=[\"'])|(?=[^\s\"',;&}]*[^A-Za-z_\s\"',;&}]))[^\s\"',;&}]{3,})")
 
 # (why, pattern): the first that matches names the reason. A pattern with a ``value`` group has only that
 # group removed, so "password=[secret removed]" still tells the reader which setting was meant.
@@ -48,7 +53,7 @@ _SECRET_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("a password",
      # "my kafka password is hunter2": a value with a digit or symbol, or the message's last word
      # ("the password is stored in a vault" is a sentence, not a password).
-     re.compile(r"\b(?:password|passwd|passphrase)\s+(?:is|was|=)\s+[\"']?" + _NOT_A_REFERENCE
+     re.compile(r"\b(?:password|passwd|passphrase)\s+(?:is|was)\s+[\"']?" + _NOT_A_REFERENCE + _CODE
                 + r"(?P<value>(?=\S*[0-9!@#$%^&*()+=\[\]{}|\\:;<>?~])[^\s\"']{3,}|[^\s\"']{3,}(?=[\"'.!]?\s*\Z))",
                 re.I)),
     ("credentials inside a URL",

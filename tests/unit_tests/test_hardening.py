@@ -53,6 +53,9 @@ def test_secret_formats_are_removed_before_storage(text: str, secret: str) -> No
     "streaming/kafka-password",
     'password = "{{secrets/streaming/kafka}}"',
     "password=${KAFKA_PASSWORD}",
+    'password = os.environ["KAFKA_PASSWORD"]',  # pasted code reading a secret is not one
+    "password=kafka_password",
+    "pwd = getpass()",
 ])
 def test_ids_and_references_are_not_taken_for_secrets(text: str) -> None:
     assert find_secret(text) is None
