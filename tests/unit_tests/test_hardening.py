@@ -226,10 +226,13 @@ def test_the_store_waits_for_another_process_switching_to_wal(tmp_path: Path) ->
     import threading
 
     path = tmp_path / "checkpoints.sqlite"
-    holder = sqlite3.connect(path, timeout=0, check_same_thread=False)
+    # Another process is writing: SQLite refuses the switch to WAL at once ("database is locked"),
+    # without waiting on its busy timeout, because waiting could deadlock.
+    holder = sqlite3.connect(path, timeout=0, check_same_thread=False, isolation_level=None)
     holder.execute("CREATE TABLE x (y)")
-    holder.execute("BEGIN EXCLUSIVE")
-    timer = threading.Timer(1.0, holder.rollback)
+    holder.execute("BEGIN IMMEDIATE")
+    holder.execute("INSERT INTO x VALUES (1)")
+    timer = threading.Timer(1.0, lambda: holder.execute("COMMIT"))
     timer.start()
     try:
         saver = open_checkpointer(tmp_path, url="")
