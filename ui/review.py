@@ -24,8 +24,9 @@ MAX_UPLOAD_BYTES = 2 * 1024 * 1024
 """Per file; the server refuses bigger uploads before they reach the app (``max_file_size``)."""
 MAX_UPLOAD_MB = MAX_UPLOAD_BYTES // (1024 * 1024)
 MAX_FILES = 20
-MAX_REVIEW_BYTES = 1024 * 1024
-"""All files of one review together: judging costs about 20 ms per KB per checklist on a busy two-core server."""
+MAX_REVIEW_BYTES = MAX_UPLOAD_BYTES
+"""All files of one review together (one file at the upload limit): judging costs about 20 ms per KB per
+checklist on a busy two-core server, and the time budget is checked between checklists."""
 REVIEW_SECONDS = 45.0
 """A review stops starting new checklist judgements after this long (it says which were left out)."""
 MAX_FINDINGS_PER_FILE = 100

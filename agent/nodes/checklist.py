@@ -33,8 +33,8 @@ from tools.workspace import WorkspaceError, read_regular, regular_files
 
 MAX_TARGET_FILE_BYTES = 2 * 1024 * 1024
 MAX_TARGET_FILES = 50
-MAX_TARGET_BYTES = 1024 * 1024
-"""A folder target is judged whole or not at all: at most this many files and bytes (each review costs CPU)."""
+MAX_TARGET_BYTES = 2 * 1024 * 1024
+"""What one checklist run judges, whole or not at all: at most this many files and bytes in all (each costs CPU)."""
 _OVERRIDES = {"PASS", "FAIL", "PARTIAL", "N/A", "NA"}
 
 
@@ -150,6 +150,9 @@ def resolve_targets(text: str, state: State, runtime: Runtime[Context], config: 
                     if file == candidate:
                         raise
                     continue
+                if sum(len(t.text) for t in targets) > MAX_TARGET_BYTES:
+                    raise WorkspaceError(f"those files hold more than {MAX_TARGET_BYTES // (1024 * 1024)} MB; "
+                                         "I judge at most that much at once — name fewer")
         if targets:
             return targets
         if len(words) == 1 and ("/" in stripped or "." in stripped) and len(stripped) < 200:
