@@ -24,9 +24,9 @@ MAX_UPLOAD_BYTES = 2 * 1024 * 1024
 """Per file; the server refuses bigger uploads before they reach the app (``max_file_size``)."""
 MAX_UPLOAD_MB = MAX_UPLOAD_BYTES // (1024 * 1024)
 MAX_FILES = 20
-MAX_REVIEW_BYTES = MAX_UPLOAD_BYTES
-"""All files of one review together (one file at the upload limit): judging costs about 20 ms per KB per
-checklist on a busy two-core server, and the time budget is checked between checklists."""
+MAX_REVIEW_BYTES = 512 * 1024
+"""All files of one review together. Judging costs about 25 ms per KB per checklist on a busy two-core
+server and the time budget is checked between checklists, so one checklist may run over it by ~13 s."""
 REVIEW_SECONDS = 45.0
 """A review stops starting new checklist judgements after this long (it says which were left out)."""
 MAX_FINDINGS_PER_FILE = 100
@@ -98,8 +98,8 @@ def save_uploads(workspace: Workspace, paths: list[str]) -> tuple[list[str], lis
             problems.append(f"{name}: cannot be read ({exc.strerror or exc}); skipped.")
             continue
         if total + len(data) > MAX_REVIEW_BYTES:
-            problems.append(f"{name}: the files of one review may hold {MAX_REVIEW_BYTES // 1024} KB in all; "
-                            "skipped — review it on its own.")
+            problems.append(f"{name}: a review judges at most {MAX_REVIEW_BYTES // 1024} KB of files in all; skipped "
+                            "(review it on its own, or lint it with `streaming-engineer check`).")
             continue
         if b"\x00" in data[:8192]:
             problems.append(f"{name}: a binary file; skipped.")

@@ -103,7 +103,7 @@ def test_a_review_is_bounded(session, ui_server, tmp_path, monkeypatch) -> None:
     result = session.call(REVIEW, [handle_file(str(f)) for f in files], "streaming-readiness-checklist",
                           api_name="/review")
     summary = result["summary"]
-    assert "job_0.py" in summary and "job_1.py: the files of one review may hold" in summary
+    assert "job_0.py" in summary and "job_1.py: a review judges at most" in summary
     per_file = [row for row in result["findings"]["data"] if row[3].startswith("uploads/job_0.py")]
     assert len(per_file) <= 4 and any("more findings in this file are not listed" in row[4] for row in per_file)
 
