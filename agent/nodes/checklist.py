@@ -143,7 +143,8 @@ def resolve_targets(text: str, state: State, runtime: Runtime[Context], config: 
                 files = [candidate]
             for file in files:
                 # Named relative to what the user typed: never the server's absolute path.
-                name = word if file == candidate else f"{word.rstrip('/')}/{file.relative_to(candidate).as_posix()}"
+                inner = file.relative_to(candidate).as_posix() if file != candidate else ""
+                name = word if not inner else inner if word.strip("/") in (".", "") else f"{word.rstrip('/')}/{inner}"
                 try:
                     targets.append(_file_target(file, name))
                 except WorkspaceError:

@@ -197,7 +197,17 @@ def test_a_symlink_leading_out_of_a_workspace_breaks_nothing(home: Path, tmp_pat
     import zipfile
 
     assert zipfile.ZipFile(archive).namelist() == ["docs/a.md"]
-    assert "Commands" in engine.turn("h3", "*help").output or engine.turn("h3", "*help").output
+    assert "`*help`" in engine.turn("h3", "*help").output
+
+
+def test_a_whole_workspace_as_target_is_named_relative(home: Path) -> None:
+    engine = Engine(home=home)
+    workspace = engine.workspace("h6")
+    workspace.write("uploads/job.py", "df = spark.readStream.format('kafka').load()\n")
+    engine.turn("h6", "*execute-checklist streaming-readiness")
+    engine.turn("h6", "2")
+    result = engine.turn("h6", ".")
+    assert "on uploads/job.py" in result.output and str(home) not in result.output
 
 
 def test_folder_targets_name_files_relative_to_the_workspace(home: Path) -> None:
