@@ -265,7 +265,8 @@ class Engine:
         clean, error, secret = screen(text)
         if snapshot.interrupts and not error and refused_secret(snapshot.interrupts[0].value, clean):
             # Shown and recorded as removed; the question says why and asks again.
-            return Command(resume={"text": "", "error": SECRET_VALUE_ERROR}), before, REMOVED, ""
+            return (Command(resume={"text": "", "error": SECRET_VALUE_ERROR}), before, REMOVED,
+                    screen(clean)[2] or "the secret itself rather than its scope/key")
         if snapshot.interrupts:
             payload: Any = Command(resume={"text": clean, "error": error})
         else:

@@ -67,8 +67,7 @@ def describe_input_error(code: str) -> str:
     if kind == "binary":
         return "That looks like binary data, not text, so I did not read it"
     if kind == "secret_value":
-        return ("That is not a secret scope and key: it looks like the secret itself, so I did not keep it anywhere. "
-                "Store it with `databricks secrets put-secret <scope> <key>` and give me scope/key")
+        return "That is not a secret scope and key (scope/key), so I did not keep it anywhere"
     return code
 
 

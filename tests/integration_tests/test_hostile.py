@@ -64,7 +64,8 @@ def test_a_password_typed_at_a_secret_question_is_stored_and_sent_nowhere(home: 
     engine = Engine(home=home)
     question = answer_until_secret_question(engine, "s1")
     result = engine.turn("s1", PASSWORD)
-    assert "did not keep it" in result.output and result.waiting["key"] == question["key"], "asked again"
+    assert "did not keep it anywhere" in result.output and "removed it before storing" in result.output
+    assert result.waiting["key"] == question["key"], "asked again"
     assert PASSWORD not in result.output and PASSWORD not in json.dumps(result.to_dict())
     assert sent == [], "a secret answer is never sent to the model for extraction"
     engine.checkpointer.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
