@@ -217,7 +217,7 @@ def regular_files(folder: Path | str, max_files: int, max_bytes: int) -> list[Pa
             total += info.st_size
             if len(found) > max_files or total > max_bytes:
                 raise WorkspaceError(
-                    f"{root.name or folder} holds more than {max_files} files or {max_bytes // (1024 * 1024)} MB; "
+                    f"that folder holds more than {max_files} files or {max_bytes // (1024 * 1024)} MB; "
                     "name a smaller folder or the files themselves"
                 )
     return sorted(found)
