@@ -37,8 +37,11 @@ MAX_LINE_BYTES = 4 * (MAX_INPUT_CHARS + 1)
 """Bytes read of one line; a longer line is still one turn, refused as too long, and the rest of it skipped."""
 
 
-def script_lines(stream: BinaryIO) -> Iterator[str]:
-    """The script's lines, each read with a bound: a line without end (``/dev/zero``) cannot exhaust memory.
+def script_lines(stream: BinaryIO) -> Iterator[tuple[str, int]]:
+    """The script's lines and their lengths in characters, each read with a bound.
+
+    A line without end (``/dev/zero``) cannot exhaust memory: past ``MAX_LINE_BYTES``
+    only its length is counted, so the turn can say how long it really was.
 
     Raises:
         ScriptTooLongError: once the script passes ``MAX_SCRIPT_BYTES``.
@@ -50,16 +53,25 @@ def script_lines(stream: BinaryIO) -> Iterator[str]:
         if not raw:
             return
         total += len(raw)
-        while not raw.endswith(b"\n"):  # an over-long line: skip to its end, without keeping it
+        chars = _chars(raw)
+        more = raw
+        while not more.endswith(b"\n"):  # an over-long line: count the rest without keeping it
             more = stream.readline(MAX_LINE_BYTES)
-            total += len(more)
-            if not more or total > MAX_SCRIPT_BYTES:
+            if not more:
                 break
-            if more.endswith(b"\n"):
+            total += len(more)
+            chars += _chars(more)
+            if total > MAX_SCRIPT_BYTES:
                 break
         if total > MAX_SCRIPT_BYTES:
             raise ScriptTooLongError(f"the script is over {MAX_SCRIPT_BYTES // (1024 * 1024)} MB; stopped there")
-        yield raw.decode("utf-8", errors="replace").rstrip("\r\n")
+        line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+        yield line, len(line) if more is raw else chars
+
+
+def _chars(data: bytes) -> int:
+    """UTF-8 characters in ``data`` (bytes that do not continue a character), line ends excluded."""
+    return len(data) - sum(1 for b in data if b & 0xC0 == 0x80) - data.count(b"\n") - data.count(b"\r")
 
 
 class ScriptTooLongError(ValueError):
@@ -94,8 +106,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print(f"thread: {thread}", file=sys.stderr)
     with stream:
         try:
-            for line in script_lines(stream):
-                result = engine.turn(thread, line)
+            for line, size in script_lines(stream):
+                result = engine.turn(thread, line, size=size)
                 print(json.dumps(result.to_dict(), ensure_ascii=False), flush=True)
                 if result.busy:  # the rest of the script would be answered against a thread in another's hands
                     print(f"streaming-engineer: error: thread {thread} is busy in another process; stopped",

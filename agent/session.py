@@ -93,7 +93,7 @@ class TurnResult:
 _FRONT_END_ONLY = ("state", "waiting", "input_text", "replies", "busy")
 
 
-def screen(text: str) -> tuple[str, str, str]:
+def screen(text: str, size: int | None = None) -> tuple[str, str, str]:
     """Screen raw user text.
 
     Returns:
@@ -102,8 +102,9 @@ def screen(text: str) -> tuple[str, str, str]:
         was removed when the text carried something that looks like a secret.
 
     """
-    if len(text) > MAX_INPUT_CHARS:
-        return "", f"too_long:{len(text)}/{MAX_INPUT_CHARS}", ""
+    size = len(text) if size is None else max(size, len(text))  # ``size``: the whole message, when text is its start
+    if size > MAX_INPUT_CHARS:
+        return "", f"too_long:{size}/{MAX_INPUT_CHARS}", ""
     bad = sum(1 for c in text if (ord(c) < 32 and c not in "\t\n\r") or c == "\ufffd")
     if text and bad / len(text) > 0.1:
         return "", "binary", ""
@@ -252,7 +253,8 @@ class Engine:
         """The thread's workspace."""
         return Workspace.for_thread(self.context.home, thread_id)
 
-    def _prepare(self, thread_id: str, text: str, seen: dict[str, Any] | None = None) -> tuple[Any, set[str], str, str]:
+    def _prepare(self, thread_id: str, text: str, seen: dict[str, Any] | None = None,
+                 size: int | None = None) -> tuple[Any, set[str], str, str]:
         """The graph input for a turn: a resume when a question waits, else a new input.
 
         Also the ids of the messages already in the state, which tell this turn's replies apart (the
@@ -262,7 +264,7 @@ class Engine:
         if seen is not None:
             seen["checkpoint_id"] = (snapshot.config or {}).get("configurable", {}).get("checkpoint_id")
         before = {m.id for m in snapshot.values.get("messages") or []}
-        clean, error, secret = screen(text)
+        clean, error, secret = screen(text, size)
         if snapshot.interrupts and not error and refused_secret(snapshot.interrupts[0].value, clean):
             # Shown and recorded as removed; the question says why and asks again.
             return (Command(resume={"text": "", "error": SECRET_VALUE_ERROR}), before, REMOVED,
@@ -307,20 +309,21 @@ class Engine:
         except (IndexUnavailableError, OSError, RuntimeError):
             pass  # only a head start: the search itself reports what is wrong
 
-    def turn(self, thread_id: str, text: str) -> TurnResult:
+    def turn(self, thread_id: str, text: str, size: int | None = None) -> TurnResult:
         """Run one user turn on ``thread_id`` and report what it produced.
 
         Never raises for what happens inside the turn: a failure becomes a plain
         message from the role, and the thread stays where it was before the turn.
         """
         result: TurnResult | None = None
-        for kind, value in self.stream_turn(thread_id, text, stream=False):
+        for kind, value in self.stream_turn(thread_id, text, stream=False, size=size):
             if kind == "done":
                 result = value
         assert result is not None  # stream_turn always ends with "done"
         return result
 
-    def stream_turn(self, thread_id: str, text: str, stream: bool = True) -> Iterator[tuple[str, Any]]:
+    def stream_turn(self, thread_id: str, text: str, stream: bool = True,
+                    size: int | None = None) -> Iterator[tuple[str, Any]]:
         """Run one turn, yielding events as they happen.
 
         Only one turn of a thread runs at a time (across processes); another one
@@ -350,7 +353,7 @@ class Engine:
             before = self.config(thread_id)
             seen: dict[str, Any] = {}
             try:
-                events = self._run(thread_id, text, stream, seen)
+                events = self._run(thread_id, text, stream, seen, size)
                 for kind, value in events:
                     if kind == "done":
                         if "checkpoint_id" in before["configurable"]:
@@ -372,9 +375,10 @@ class Engine:
         finally:
             lock.__exit__(None, None, None)
 
-    def _run(self, thread_id: str, text: str, stream: bool, seen: dict[str, Any]) -> Iterator[tuple[str, Any]]:
+    def _run(self, thread_id: str, text: str, stream: bool, seen: dict[str, Any],
+             size: int | None = None) -> Iterator[tuple[str, Any]]:
         """The turn itself (the lock is held); ``seen`` receives the checkpoint id it started from."""
-        payload, before, shown, secret = self._prepare(thread_id, text, seen)
+        payload, before, shown, secret = self._prepare(thread_id, text, seen, size)
         if not stream:
             values = self.graph.invoke(payload, self.config(thread_id), context=self.context, durability=DURABILITY)
             yield "done", self._record(thread_id, self._result(thread_id, values, values.get("__interrupt__") or (),
