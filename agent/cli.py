@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import os
+import stat
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from agent.persistence import CheckpointError
-from agent.session import Engine, backend_status
+from agent.session import MAX_INPUT_CHARS, Engine, backend_status
 from knowledge.loader import PackError
 
 DESCRIPTION = "Streaming Engineer (数据流工程师): an AI pair for streaming pipelines on Databricks."
@@ -26,24 +31,91 @@ def _engine(args: argparse.Namespace, allow_local_files: bool = True) -> Engine:
         raise SystemExit(2) from exc
 
 
+MAX_SCRIPT_BYTES = 64 * 1024 * 1024
+"""A script longer than this is stopped there (a script is typed turns, not data)."""
+MAX_LINE_BYTES = 4 * (MAX_INPUT_CHARS + 1)
+"""Bytes read of one line; a longer line is still one turn, refused as too long, and the rest of it skipped."""
+
+
+def script_lines(stream: BinaryIO) -> Iterator[tuple[str, int]]:
+    """The script's lines and their lengths in characters, each read with a bound.
+
+    A line without end (``/dev/zero``) cannot exhaust memory: past ``MAX_LINE_BYTES``
+    only its length is counted, so the turn can say how long it really was.
+
+    Raises:
+        ScriptTooLongError: once the script passes ``MAX_SCRIPT_BYTES``.
+
+    """
+    total = 0
+    while True:
+        raw = stream.readline(MAX_LINE_BYTES)
+        if not raw:
+            return
+        total += len(raw)
+        chars = _chars(raw)
+        more = raw
+        while not more.endswith(b"\n"):  # an over-long line: count the rest without keeping it
+            more = stream.readline(MAX_LINE_BYTES)
+            if not more:
+                break
+            total += len(more)
+            chars += _chars(more)
+            if total > MAX_SCRIPT_BYTES:
+                break
+        if total > MAX_SCRIPT_BYTES:
+            raise ScriptTooLongError(f"the script is over {MAX_SCRIPT_BYTES // (1024 * 1024)} MB; stopped there")
+        line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+        yield line, len(line) if more is raw else chars
+
+
+def _chars(data: bytes) -> int:
+    """UTF-8 characters in ``data`` (bytes that do not continue a character), line ends excluded."""
+    return len(data) - sum(1 for b in data if b & 0xC0 == 0x80) - data.count(b"\n") - data.count(b"\r")
+
+
+class ScriptTooLongError(ValueError):
+    """A script past the size limit."""
+
+
+def _open_script(name: str) -> BinaryIO:
+    """The script file, which must be a regular file (or ``-`` for standard input).
+
+    Raises:
+        OSError: when it cannot be opened, or is a device, pipe or folder.
+
+    """
+    if name == "-":
+        return sys.stdin.buffer
+    stream = Path(name).open("rb")
+    if not stat.S_ISREG(os.fstat(stream.fileno()).st_mode):
+        stream.close()
+        raise OSError(errno.EINVAL, "not a regular file (use - to read standard input)")
+    return stream
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
+    try:
+        stream = _open_script(args.script)
+    except OSError as exc:
+        print(f"streaming-engineer: error: cannot read script {args.script}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     engine = _engine(args)
     thread = args.thread or engine.new_thread_id()
     print(backend_status(), file=sys.stderr)
     print(f"thread: {thread}", file=sys.stderr)
-    if args.script == "-":
-        stream = sys.stdin.buffer
-    else:
-        try:
-            stream = Path(args.script).open("rb")
-        except OSError as exc:
-            print(f"streaming-engineer: error: cannot read script {args.script}: {exc.strerror}", file=sys.stderr)
-            return 2
     with stream:
-        for raw in stream:
-            line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
-            result = engine.turn(thread, line)
-            print(json.dumps(result.to_dict(), ensure_ascii=False), flush=True)
+        try:
+            for line, size in script_lines(stream):
+                result = engine.turn(thread, line, size=size)
+                print(json.dumps(result.to_dict(), ensure_ascii=False), flush=True)
+                if result.busy:  # the rest of the script would be answered against a thread in another's hands
+                    print(f"streaming-engineer: error: thread {thread} is busy in another process; stopped",
+                          file=sys.stderr)
+                    return 3
+        except ScriptTooLongError as exc:
+            print(f"streaming-engineer: error: {exc}", file=sys.stderr)
+            return 2
     return 0
 
 

@@ -3,14 +3,49 @@
 from __future__ import annotations
 
 import os
+import random
 import sqlite3
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
+
+_T = TypeVar("_T")
+BUSY_ATTEMPTS = 40
+"""How often opening the SQLite store is tried while another process holds it (about 10 s in all)."""
 
 
 class CheckpointError(RuntimeError):
     """The checkpoint store cannot be opened (the message says why, never with a password)."""
+
+
+def _when_free(action: Callable[[], _T]) -> _T:
+    """Run ``action``, retrying while another process holds the database.
+
+    Switching to WAL takes an exclusive lock and SQLite does not wait on its busy
+    timeout for it, so several processes opening a fresh home at once fail with
+    "database is locked" unless they retry.
+    """
+    for attempt in range(BUSY_ATTEMPTS):
+        try:
+            return action()
+        except sqlite3.OperationalError as exc:
+            if ("locked" not in str(exc) and "busy" not in str(exc)) or attempt == BUSY_ATTEMPTS - 1:
+                raise
+            time.sleep(0.05 + random.random() * 0.2)
+    raise AssertionError("unreachable")
+
+
+def private_file(path: Path) -> None:
+    """Create ``path`` readable by its owner only (or make an existing one so)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    os.close(fd)
+    try:
+        os.chmod(path, 0o600)
+    except OSError:
+        pass  # not ours to change (a shared file): leave it
 
 
 def open_checkpointer(home: Path, url: str | None = None) -> BaseCheckpointSaver:
@@ -40,9 +75,19 @@ def open_checkpointer(home: Path, url: str | None = None) -> BaseCheckpointSaver
         raise CheckpointError("STREAMING_ENGINEER_CHECKPOINT must be a postgresql:// URL (or unset for SQLite)")
     from langgraph.checkpoint.sqlite import SqliteSaver
 
-    home.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(str(home / "checkpoints.sqlite"), check_same_thread=False, timeout=30)
-    conn.execute("PRAGMA journal_mode=WAL")
-    saver = SqliteSaver(conn)
-    saver.setup()
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = home / "checkpoints.sqlite"
+    try:
+        private_file(path)  # SQLite gives its -wal and -shm files the database file's mode
+        conn = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
+        _when_free(lambda: conn.execute("PRAGMA journal_mode=WAL"))
+        saver = SqliteSaver(conn)
+        _when_free(saver.setup)
+    except sqlite3.DatabaseError as exc:
+        raise CheckpointError(
+            f"the checkpoint store {path} cannot be used ({exc}); if it is damaged, move it aside "
+            "(its threads are lost) and start again"
+        ) from exc
+    except OSError as exc:
+        raise CheckpointError(f"cannot open the checkpoint store {path}: {exc.strerror}") from exc
     return saver

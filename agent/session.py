@@ -7,6 +7,9 @@ waiting question with ``Command(resume=...)`` and otherwise starts a turn.
 
 from __future__ import annotations
 
+import errno
+import logging
+import os
 import re
 import uuid
 from collections.abc import Iterator, Sequence
@@ -21,10 +24,14 @@ from agent.context import Context, default_home
 from agent.graph import build_graph
 from agent.persistence import open_checkpointer
 from agent.routing import parse
+from agent.threadlock import ThreadBusyError, ThreadLock, files_since
 from agent.transcript import Transcript
 from knowledge.loader import PACK_DIR
-from tools.templates import _SECRET_PATTERNS, find_secret
-from tools.workspace import Workspace
+from tools.secrets import REMOVED, redact
+from tools.values import check_value
+from tools.workspace import Workspace, WorkspaceError, safe_id
+
+log = logging.getLogger(__name__)
 
 MAX_INPUT_CHARS = 20_000
 DURABILITY = "exit"
@@ -35,6 +42,19 @@ thread; a turn runs three to eight steps, and those writes were most of the
 graph's own cost per turn. A turn is the unit users see, so a crash mid-turn
 loses only that turn's input, never an earlier one.
 """
+THREAD_BUSY = (
+    "{icon} This thread is busy: another turn of it is running right now (another window or process). "
+    "I did not read this message; send it again when that turn has finished."
+)
+TURN_FAILED = (
+    "{icon} I could not finish that: {reason}. Nothing of this turn was kept, and the conversation is where it "
+    "was before it — try again differently, or `*help` for the commands."
+)
+UNSAVED_FILES = "Before it stopped, it had written {files} in the workspace."
+UNFINISHED_TURN = (
+    "{icon} The previous turn of this thread was stopped before it was saved, so the conversation resumes from "
+    "before it; it had already written {files} in the workspace (they are kept; check them before use)."
+)
 OFFLINE_NOTICE = (
     "Offline engine: no OPENAI_API_KEY or AZURE_OPENAI_API_KEY is set, so answers come from the knowledge pack "
     "and rules, without a model."
@@ -59,6 +79,8 @@ class TurnResult:
     """The screened input in full (``input`` is shortened for display; same)."""
     replies: list[str] = field(default_factory=list, repr=False, compare=False)
     """What the role said, without the waiting question (same)."""
+    busy: bool = field(default=False, repr=False, compare=False)
+    """The thread was busy with another turn, so this one did not run (same)."""
 
     def to_dict(self) -> dict[str, Any]:
         """The public JSON shape."""
@@ -68,10 +90,10 @@ class TurnResult:
         return out
 
 
-_FRONT_END_ONLY = ("state", "waiting", "input_text", "replies")
+_FRONT_END_ONLY = ("state", "waiting", "input_text", "replies", "busy")
 
 
-def screen(text: str) -> tuple[str, str, str]:
+def screen(text: str, size: int | None = None) -> tuple[str, str, str]:
     """Screen raw user text.
 
     Returns:
@@ -80,17 +102,39 @@ def screen(text: str) -> tuple[str, str, str]:
         was removed when the text carried something that looks like a secret.
 
     """
-    if len(text) > MAX_INPUT_CHARS:
-        return "", f"too_long:{len(text)}/{MAX_INPUT_CHARS}", ""
+    size = len(text) if size is None else max(size, len(text))  # ``size``: the whole message, when text is its start
+    if size > MAX_INPUT_CHARS:
+        return "", f"too_long:{size}/{MAX_INPUT_CHARS}", ""
     bad = sum(1 for c in text if (ord(c) < 32 and c not in "\t\n\r") or c == "\ufffd")
     if text and bad / len(text) > 0.1:
         return "", "binary", ""
     clean = "".join(c for c in text if ord(c) >= 32 or c in "\t\n").replace("\ufffd", "")
-    reason = find_secret(clean) or ""
-    if reason:
-        for _why, pattern in _SECRET_PATTERNS:
-            clean = pattern.sub("[secret removed]", clean)
-    return clean, "", reason
+    clean, reasons = redact(clean)
+    return clean, "", " and ".join(reasons)
+
+
+SECRET_VALUE_ERROR = "secret_value"
+"""The input error of an answer that is not a ``scope/key`` where one was asked: it is never stored."""
+_KEEP_AT_SECRET_QUESTION = ("*", "#yolo")
+
+
+def refused_secret(waiting: Any, text: str) -> bool:
+    """Whether ``text`` answers a secret-reference question with something other than ``scope/key``.
+
+    Such an answer is most likely the secret itself, so it must go nowhere: not into
+    the state, the transcript or a model request. Commands, ``#yolo`` and the words
+    that take the default are let through.
+    """
+    if not isinstance(waiting, dict) or waiting.get("kind") != "secret_ref":
+        return False
+    stripped = text.strip()
+    if not stripped or stripped.lower().startswith(_KEEP_AT_SECRET_QUESTION):
+        return False
+    from agent.nodes.tasks import ACCEPT_DEFAULT
+
+    if stripped.lower() in ACCEPT_DEFAULT:
+        return False
+    return not check_value("secret_ref", stripped).ok
 
 
 def backend_status() -> str:
@@ -99,6 +143,49 @@ def backend_status() -> str:
 
     config = load_config()
     return config.describe() if config is not None else OFFLINE_NOTICE
+
+
+def failure_reason(exc: BaseException) -> str:
+    """A short, plain reason for a failed turn (no server paths, no stack)."""
+    if isinstance(exc, OSError) and exc.errno == errno.ENAMETOOLONG:
+        return "a file name or path in it is too long for the file system"
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return "the server's disk is full"
+    if isinstance(exc, WorkspaceError):
+        return str(exc)
+    if isinstance(exc, RecursionError):
+        return "its input is nested too deeply to read"
+    if isinstance(exc, MemoryError):
+        return "it needed more memory than the server has"
+    return f"an unexpected error ({type(exc).__name__})"
+
+
+def make_private(home: Path) -> None:
+    """Create the app home readable by its owner only; an existing app home is made so too.
+
+    A folder that is not (yet) an app home — say ``--home /tmp`` — keeps its mode:
+    only what the app creates in it is private.
+    """
+    created = not home.exists()
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if created or (home / "checkpoints.sqlite").exists():
+        try:
+            os.chmod(home, 0o700)
+        except OSError:
+            pass
+    for name in ("workspace", "transcripts", "locks"):
+        folder = home / name
+        folder.mkdir(exist_ok=True, mode=0o700)
+        try:
+            os.chmod(folder, 0o700)
+        except OSError:
+            pass
+
+
+def _now() -> float:
+    import time
+
+    return time.time()
 
 
 class Engine:
@@ -114,7 +201,7 @@ class Engine:
 
         """
         home_path = Path(home) if home else default_home()
-        home_path.mkdir(parents=True, exist_ok=True)
+        make_private(home_path)
         if bundle:
             from knowledge.bundle import load_bundle
 
@@ -131,8 +218,31 @@ class Engine:
         return uuid.uuid4().hex[:12]
 
     def config(self, thread_id: str) -> dict[str, Any]:
-        """The run config of a thread."""
-        return {"configurable": {"thread_id": thread_id}}
+        """The run config of a thread (at the checkpoint before a failed turn, when the last one failed).
+
+        A turn that fails leaves a checkpoint with the error; the thread goes on from the one before it
+        instead (LangGraph forks from a ``checkpoint_id``), so the question that was waiting still waits.
+        """
+        configurable: dict[str, Any] = {"thread_id": thread_id}
+        try:
+            rewind = self._rewind_path(thread_id).read_text(encoding="ascii").strip()
+        except OSError:
+            rewind = ""
+        if rewind:
+            configurable["checkpoint_id"] = rewind
+        return {"configurable": configurable}
+
+    def _rewind_path(self, thread_id: str) -> Path:
+        return Path(self.context.home) / "locks" / f"{safe_id(thread_id)}.rewind"
+
+    def _rewind(self, thread_id: str, checkpoint_id: str | None) -> None:
+        """Make the thread go on from ``checkpoint_id`` (``None``: from its latest checkpoint again)."""
+        path = self._rewind_path(thread_id)
+        if checkpoint_id is None:
+            path.unlink(missing_ok=True)
+            return
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path.write_text(checkpoint_id, encoding="ascii")
 
     @property
     def workspace_root(self) -> Path:
@@ -143,15 +253,22 @@ class Engine:
         """The thread's workspace."""
         return Workspace.for_thread(self.context.home, thread_id)
 
-    def _prepare(self, thread_id: str, text: str) -> tuple[Any, set[str], str, str]:
+    def _prepare(self, thread_id: str, text: str, seen: dict[str, Any] | None = None,
+                 size: int | None = None) -> tuple[Any, set[str], str, str]:
         """The graph input for a turn: a resume when a question waits, else a new input.
 
         Also the ids of the messages already in the state, which tell this turn's replies apart (the
         state keeps only the recent messages, so a count would not do).
         """
         snapshot = self.graph.get_state(self.config(thread_id))
+        if seen is not None:
+            seen["checkpoint_id"] = (snapshot.config or {}).get("configurable", {}).get("checkpoint_id")
         before = {m.id for m in snapshot.values.get("messages") or []}
-        clean, error, secret = screen(text)
+        clean, error, secret = screen(text, size)
+        if snapshot.interrupts and not error and refused_secret(snapshot.interrupts[0].value, clean):
+            # Shown and recorded as removed; the question says why and asks again.
+            return (Command(resume={"text": "", "error": SECRET_VALUE_ERROR}), before, REMOVED,
+                    screen(clean)[2] or "the secret itself rather than its scope/key")
         if snapshot.interrupts:
             payload: Any = Command(resume={"text": clean, "error": error})
         else:
@@ -192,15 +309,26 @@ class Engine:
         except (IndexUnavailableError, OSError, RuntimeError):
             pass  # only a head start: the search itself reports what is wrong
 
-    def turn(self, thread_id: str, text: str) -> TurnResult:
-        """Run one user turn on ``thread_id`` and report what it produced."""
-        payload, before, shown, secret = self._prepare(thread_id, text)
-        values = self.graph.invoke(payload, self.config(thread_id), context=self.context, durability=DURABILITY)
-        return self._record(thread_id, self._result(thread_id, values, values.get("__interrupt__") or (), shown, before,
-                                                    secret))
+    def turn(self, thread_id: str, text: str, size: int | None = None) -> TurnResult:
+        """Run one user turn on ``thread_id`` and report what it produced.
 
-    def stream_turn(self, thread_id: str, text: str) -> Iterator[tuple[str, Any]]:
+        Never raises for what happens inside the turn: a failure becomes a plain
+        message from the role, and the thread stays where it was before the turn.
+        """
+        result: TurnResult | None = None
+        for kind, value in self.stream_turn(thread_id, text, stream=False, size=size):
+            if kind == "done":
+                result = value
+        assert result is not None  # stream_turn always ends with "done"
+        return result
+
+    def stream_turn(self, thread_id: str, text: str, stream: bool = True,
+                    size: int | None = None) -> Iterator[tuple[str, Any]]:
         """Run one turn, yielding events as they happen.
+
+        Only one turn of a thread runs at a time (across processes); another one
+        meanwhile is answered "this thread is busy". A turn that fails is answered
+        with what went wrong, and nothing of it is kept in the thread's state.
 
         Yields:
             ``("step", node name)`` as each node finishes, ``("token", text)``
@@ -208,7 +336,54 @@ class Engine:
             {"name", "args", "ok"})`` for each tool the model called, and
             finally ``("done", TurnResult)``.
         """
-        payload, before, shown, secret = self._prepare(thread_id, text)
+        try:
+            lock = ThreadLock(Path(self.context.home), thread_id).__enter__()
+        except ThreadBusyError:
+            busy = self._plain(thread_id, text, THREAD_BUSY.format(icon=self.pack.agent.icon or "•"))
+            busy.busy = True
+            yield "done", busy
+            return
+        except OSError as exc:
+            yield "done", self._plain(thread_id, text, TURN_FAILED.format(icon=self.pack.agent.icon or "•",
+                                                                                  reason=failure_reason(exc)))
+            return
+        try:
+            notice = self._unfinished_notice(thread_id, lock.unfinished_since)
+            started = _now()
+            before = self.config(thread_id)
+            seen: dict[str, Any] = {}
+            try:
+                events = self._run(thread_id, text, stream, seen, size)
+                for kind, value in events:
+                    if kind == "done":
+                        if "checkpoint_id" in before["configurable"]:
+                            self._rewind(thread_id, None)  # the fork is the thread's head now
+                        if notice:
+                            value.output = f"{notice}\n\n{value.output}"
+                            value.replies.insert(0, notice)
+                    yield kind, value
+            except Exception as exc:  # the turn boundary: no failure inside a turn may end the conversation
+                log.exception("turn failed on thread %s", thread_id)
+                if seen.get("checkpoint_id"):
+                    self._rewind(thread_id, seen["checkpoint_id"])
+                written = self._unsaved_files(thread_id, started)
+                reason = TURN_FAILED.format(icon=self.pack.agent.icon or "•", reason=failure_reason(exc))
+                if written:
+                    reason += " " + UNSAVED_FILES.format(files=", ".join(f"`{f}`" for f in written))
+                yield "done", self._record(thread_id, self._plain(thread_id, text, "\n\n".join(
+                    p for p in (notice, reason) if p)))
+        finally:
+            lock.__exit__(None, None, None)
+
+    def _run(self, thread_id: str, text: str, stream: bool, seen: dict[str, Any],
+             size: int | None = None) -> Iterator[tuple[str, Any]]:
+        """The turn itself (the lock is held); ``seen`` receives the checkpoint id it started from."""
+        payload, before, shown, secret = self._prepare(thread_id, text, seen, size)
+        if not stream:
+            values = self.graph.invoke(payload, self.config(thread_id), context=self.context, durability=DURABILITY)
+            yield "done", self._record(thread_id, self._result(thread_id, values, values.get("__interrupt__") or (),
+                                                               shown, before, secret))
+            return
         values: dict[str, Any] = {}
         interrupts: tuple = ()
         for mode, chunk in self.graph.stream(payload, self.config(thread_id), context=self.context, durability=DURABILITY,
@@ -230,6 +405,47 @@ class Engine:
                     yield "token", str(message.content)
         yield "done", self._record(thread_id, self._result(thread_id, values, interrupts, shown, before, secret))
 
+    def _unfinished_notice(self, thread_id: str, since: float | None) -> str:
+        """What to tell the user when the thread's previous turn was killed before its state was saved."""
+        if since is None:
+            return ""
+        written = self._unsaved_files(thread_id, since)
+        if not written:
+            return ""
+        return UNFINISHED_TURN.format(icon=self.pack.agent.icon or "•",
+                                              files=", ".join(f"`{f}`" for f in written))
+
+    def _unsaved_files(self, thread_id: str, since: float) -> list[str]:
+        """Workspace files written since ``since`` that the thread's saved state does not list."""
+        try:
+            known = list(self.graph.get_state(self.config(thread_id)).values.get("artifacts") or [])
+            return files_since(self.workspace(thread_id), since, known)
+        except Exception:  # only a courtesy to the user: never a reason to fail
+            return []
+
+    def _plain(self, thread_id: str, text: str, message: str) -> TurnResult:
+        """A turn that only says ``message``; the thread's state is read (if it can be) but not changed."""
+        clean, error, _secret = screen(text)
+        shown = clean if not error else ""
+        values: dict[str, Any] = {}
+        pending = None
+        try:
+            snapshot = self.graph.get_state(self.config(thread_id))
+            values = dict(snapshot.values or {})
+            if snapshot.interrupts:
+                waiting = snapshot.interrupts[0].value
+                pending = str(waiting.get("question") if isinstance(waiting, dict) else waiting)
+                if refused_secret(waiting, shown):
+                    shown = REMOVED
+        except Exception:
+            log.exception("cannot read the state of thread %s", thread_id)
+        active = bool(values.get("persona_active", True))
+        icon = self.pack.agent.icon or "•"
+        output = message + (f"\n\n{icon} {pending}" if pending else "")
+        return TurnResult(input=re.sub(r"\s+", " ", shown)[:500], output=output,
+                          mode="task" if pending else values.get("mode") or "commands", persona_active=active,
+                          pending_question=pending, artifacts=[], state=values, input_text=shown, replies=[message])
+
     def threads(self) -> list[str]:
         """Every thread id the checkpointer holds, most recent first."""
         seen: list[str] = []
@@ -245,6 +461,7 @@ class Engine:
 
         self.checkpointer.delete_thread(thread_id)
         Transcript(self.context.home, thread_id).delete()
+        self._rewind(thread_id, None)
         shutil.rmtree(self.workspace(thread_id).root, ignore_errors=True)
 
     def transcript(self, thread_id: str) -> list[dict[str, Any]] | None:

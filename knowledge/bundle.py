@@ -10,7 +10,9 @@ lets the same loader, retriever and engine serve any agent of the pack.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -59,10 +61,32 @@ def parse_resources(text: str) -> dict[str, str]:
     return resources
 
 
+_SAFE_NAME = re.compile(r"[\w][\w.-]{0,150}")
+
+
 def _kind_and_name(path: str) -> tuple[str, str]:
     parts = path.strip("/").split("/")
     kind = parts[-2] if len(parts) >= 2 else ""
     return kind, parts[-1]
+
+
+def _checked_name(path: str) -> tuple[str, str]:
+    """A resource's kind and file name, refusing names that are not plain file names (``..``, ``.``, too long)."""
+    kind, name = _kind_and_name(path)
+    if kind in ("agents", "tasks", "templates", "checklists", "data") and not _SAFE_NAME.fullmatch(name):
+        raise PackError(f"resource {path!r}: {name!r} is not a plain file name")
+    return kind, name
+
+
+def _doc_location(name: str, value: str) -> str:
+    """A task's ``docOutputLocation``, refused when it would not be a file inside the workspace."""
+    text = value.strip().strip("\"'")
+    parts = text.replace("\\", "/").split("/")
+    if (not text or text.startswith(("/", "~")) or re.match(r"^[A-Za-z]:", text) or ".." in parts
+            or text.endswith("/") or parts[-1] in ("", ".")):
+        raise PackError(f"task {name}: docOutputLocation {value!r} must be a file path inside the workspace "
+                        "(such as docs/plan.md), without '..'")
+    return text
 
 
 def _stem(name: str) -> str:
@@ -74,12 +98,43 @@ def _agent_yaml(markdown: str, path: str) -> dict:
     if not block:
         raise PackError(f"{path}: no ```yaml block with the agent definition")
     try:
+        # An agent definition has no use for aliases, and a few of them nested ("billion laughs") expand
+        # to gigabytes once the data is built or printed: refuse them before anything is constructed.
+        for event in yaml.parse(block.group(1), Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.AliasEvent):
+                line = event.start_mark.line + 1 if event.start_mark else "?"
+                raise PackError(f"{path}: the agent YAML uses an alias (*{event.anchor}, line {line} of the block); "
+                                "aliases are refused, write the values out")
         raw = yaml.safe_load(block.group(1))
     except yaml.YAMLError as exc:
         raise PackError(f"{path}: the agent YAML is malformed: {exc}") from exc
     if not isinstance(raw, dict) or not isinstance(raw.get("agent"), dict):
         raise PackError(f"{path}: the agent YAML has no 'agent:' section")
+    for key, kind in _SHAPES.items():
+        value = raw.get(key)
+        if value is not None and not isinstance(value, kind):
+            raise PackError(f"{path}: '{key}' must be {_KIND_NAMES[kind]}, not {_describe(value)}")
+    for key in ("focus", "core_principles"):
+        value = (raw.get("persona") or {}).get(key)
+        if value is not None and not isinstance(value, (list, str)):
+            raise PackError(f"{path}: 'persona.{key}' must be a list or a text, not {_describe(value)}")
+    for key, value in (raw.get("dependencies") or {}).items():
+        if value is not None and not isinstance(value, list):
+            raise PackError(f"{path}: 'dependencies.{key}' must be a list, not {_describe(value)}")
     return raw
+
+
+_SHAPES: dict[str, type] = {
+    "commands": list, "persona": dict, "dependencies": dict, "activation-instructions": list,
+    "quality-gates": dict, "quality_gates": dict, "core_principles": list,
+}
+_KIND_NAMES = {list: "a list", dict: "a mapping (key: value lines)"}
+
+
+def _describe(value: Any) -> str:
+    kinds = {str: "a text", int: "a number", float: "a number", bool: "true/false", list: "a list",
+             dict: "a mapping"}
+    return kinds.get(type(value), type(value).__name__)
 
 
 def _command_entries(raw_commands: Any) -> list[tuple[str, list[str], str]]:
@@ -151,7 +206,7 @@ def _task(name: str, markdown: str) -> dict:
     return {
         "id": name,
         "title": title or name,
-        "doc_output_location": location.group(1) if location else f"docs/{name}.md",
+        "doc_output_location": _doc_location(name, location.group(1)) if location else f"docs/{name}.md",
         "purpose": purpose,
         "inputs": {"templates": templates, "data": data, "other": other},
         "steps": steps,
@@ -204,7 +259,7 @@ def bundle_to_pack_dir(text: str, dest: Path) -> Path:
     raw = _agent_yaml(agent_md, agent_path)
     by_kind: dict[str, dict[str, str]] = {}
     for path, content in resources.items():
-        kind, name = _kind_and_name(path)
+        kind, name = _checked_name(path)
         by_kind.setdefault(kind, {})[name] = content
 
     tasks = {_stem(n): _task(_stem(n), c) for n, c in by_kind.get("tasks", {}).items()}
@@ -292,11 +347,20 @@ def load_bundle(path: Path | str, home: Path) -> Pack:
     digest = hashlib.sha256(data).hexdigest()[:16]
     dest = Path(home) / "bundles" / digest
     if not (dest / "agent.yaml").is_file():
-        staging = dest.with_name(digest + ".tmp")
-        if staging.exists():
-            import shutil
-
-            shutil.rmtree(staging)
-        bundle_to_pack_dir(text, staging)
-        staging.replace(dest) if not dest.exists() else None
+        staging = dest.with_name(f"{digest}.{os.getpid()}.tmp")
+        shutil.rmtree(staging, ignore_errors=True)
+        try:
+            bundle_to_pack_dir(text, staging)
+            try:
+                staging.replace(dest)
+            except OSError:
+                if not (dest / "agent.yaml").is_file():  # not another process having converted it meanwhile
+                    raise
+        except PackError:
+            raise
+        except (TypeError, AttributeError, ValueError, KeyError, OSError, RecursionError) as exc:
+            # The checks above name the usual mistakes; anything else the bundle gets wrong is still its fault.
+            raise PackError(f"bundle {path.name} is malformed: {type(exc).__name__}: {str(exc)[:200]}") from exc
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     return load_pack(dest)

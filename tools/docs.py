@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 
 SHARD_MARKER = "<!-- shard-doc: sections -->"
+MAX_SLUG_BYTES = 120
 _HEADING = re.compile(r"^(#{1,6})(\s.*)?$")
 _FENCE = re.compile(r"^\s{0,3}(```|~~~)")
 
@@ -23,7 +24,11 @@ def slugify(heading: str) -> str:
     """lowercase-dash-case file stem for a heading (keeps CJK characters)."""
     text = re.sub(r"[`*_~\[\]()<>#:!?'\".,/\\|{}]+", " ", heading.lower())
     text = re.sub(r"\s+", "-", text.strip())
-    return re.sub(r"-{2,}", "-", text).strip("-") or "section"
+    text = re.sub(r"-{2,}", "-", text).strip("-")
+    # A file name has at most 255 bytes; a heading can be any length (CJK takes 3 bytes a character).
+    while len(text.encode("utf-8")) > MAX_SLUG_BYTES:
+        text = text[:-1]
+    return text.strip("-") or "section"
 
 
 def _fenced_flags(lines: list[str]) -> list[bool]:

@@ -13,20 +13,9 @@ from dataclasses import dataclass, field
 import yaml
 
 from knowledge.loader import PLACEHOLDER_RE, Template
+from tools.secrets import _SECRET_PATTERNS, find_secret  # noqa: F401 (both stay importable from here)
 
 DEFAULT_SECRET_SCOPE = "streaming"
-
-# Values that must never be written to a file. Each pattern says why.
-_SECRET_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
-    ("a password inside a JAAS config", re.compile(r"password\s*=\s*\"(?!\{\{secrets/)[^\"]+\"", re.I)),
-    ("an Event Hubs / Service Bus shared access key", re.compile(r"SharedAccessKey\s*=\s*[^;\s]+", re.I)),
-    ("an AWS access key id", re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b")),
-    ("an AWS secret access key", re.compile(r"(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")),
-    ("a Databricks personal access token", re.compile(r"\bdapi[0-9a-f]{32}\b")),
-    ("an API token", re.compile(r"\b(?:sk-[A-Za-z0-9_-]{20,}|ghp_[A-Za-z0-9]{30,}|xox[abp]-[A-Za-z0-9-]{10,})")),
-    ("a password", re.compile(r"\b(?:password|passwd|pwd)\s*[:=]\s*(?!\{\{secrets/)\S{4,}", re.I)),
-]
-
 
 class TemplateError(ValueError):
     """A template that cannot be rendered as asked (the message names the field)."""
@@ -52,14 +41,6 @@ def secret_reference(scope: str, key: str) -> str:
 def secret_code(scope: str, key: str) -> str:
     """The Python expression that reads a secret in a notebook or job."""
     return f'dbutils.secrets.get(scope="{scope}", key="{key}")'
-
-
-def find_secret(value: str) -> str | None:
-    """Why ``value`` looks like a secret, or ``None``."""
-    for reason, pattern in _SECRET_PATTERNS:
-        if pattern.search(value):
-            return reason
-    return None
 
 
 def _escape(value: str, fmt: str, quoted: bool) -> str:

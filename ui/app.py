@@ -23,11 +23,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import gradio as gr
+from starlette.middleware import Middleware
 
-from agent.session import OFFLINE_NOTICE, Engine, TurnResult, backend_status
+from agent import prompts
+from agent.session import MAX_INPUT_CHARS, OFFLINE_NOTICE, Engine, TurnResult, backend_status, screen
 from tools.workspace import WorkspaceError
 from ui import chat, panel, review
 from ui.artifacts import download, download_all, preview
+from ui.bodylimit import BodyLimit
 from ui.feedback import feedback_path, record_feedback
 from ui.sessions import ThreadRegistry, is_token, new_owner
 
@@ -49,6 +52,9 @@ MODEL_CONCURRENCY = 16
 MAX_CHATS = 1000
 """Chats kept in memory for quick turns; an older thread's chat is rebuilt from its transcript."""
 MAX_TRACKED_PAGES = 5000
+TOO_LONG_BUBBLE = "(a message of {size:,} characters — too long, not kept)"
+MAX_REQUEST_BYTES = 1024 * 1024
+"""Largest request body besides uploads: a message at the engine's limit is well under it, even JSON-escaped."""
 CSS = """
 .se-header h1 {margin: 0; font-size: 1.45rem;}
 .se-header p {margin: 2px 0 0; opacity: .8;}
@@ -224,7 +230,7 @@ class ChatApp:
 
     def send(self, message: str, owner: str, thread: str, request: gr.Request | None = None) -> Iterator[dict]:
         """One user turn: stream the steps and tokens, then the output and the refreshed panel."""
-        message = message or ""
+        message = message if isinstance(message, str) else ""
         if not message.strip():
             yield {self.text: ""}
             return
@@ -233,10 +239,20 @@ class ChatApp:
         remember = owner != given  # a new token goes to the browser once, not on every turn
         ids = created or thread != asked
         history = [] if created else self._chat(thread)
-        self.registry.retitle(owner, thread, message)
+        if len(message) > MAX_INPUT_CHARS:
+            # Refused here, before it enters the chat: a kept copy would be re-sent to the browser on every turn.
+            icon = self.engine.pack.agent.icon or "•"
+            history += [chat.user_message(TOO_LONG_BUBBLE.format(size=len(message))),
+                        *chat.turn_messages(prompts.TOO_LONG.format(icon=icon, size=len(message), limit=MAX_INPUT_CHARS),
+                                            None)]
+            yield {**self._states(owner, thread, history, remember=remember, ids=ids),
+                   **self._panel(owner, thread, request, clear_text=True)}
+            return
+        shown, error, _secret = screen(message)  # what is shown and kept is what the engine keeps
+        self.registry.retitle(owner, thread, shown if not error else "")
         turn = secrets.token_hex(4)
-        history += [chat.user_message(message), chat.steps_message(turn, [], done=False)]
-        steps_at = len(history) - 1
+        history += [chat.user_message(shown if not error else "(not read)"), chat.steps_message(turn, [], done=False)]
+        user_at, steps_at = len(history) - 2, len(history) - 1
 
         # A turn that ends within FIRST_UPDATE_SECONDS is sent once (every update costs the server a
         # full chat render, and offline turns are that quick); a longer one, or a model's answer as
@@ -267,6 +283,8 @@ class ChatApp:
         history[steps_at] = chat.steps_message(turn, nodes, done=True, seconds=time.monotonic() - started)
         history += chat.tool_messages(turn, nodes)
         if result is not None:
+            if result.input_text != shown and not error:  # an answer refused as a secret value: never shown back
+                history[user_at] = chat.user_message(result.input_text)
             history += chat.turn_messages(result.output, result.pending_question)
         yield {**self._states(owner, thread, history, remember=remember, ids=ids),
                **self._panel(owner, thread, request, clear_text=True, result=result)}
@@ -584,7 +602,9 @@ def serve(engine: Engine, host: str = "127.0.0.1", port: int = 7860, auth: str |
         raise ValueError(error)
     app = build_app(engine)
     app.queue(default_concurrency_limit=concurrency_limit())
+    upload_limit = review.MAX_FILES * review.MAX_UPLOAD_BYTES + MAX_REQUEST_BYTES
     _server, url, _share = app.launch(
+        app_kwargs={"middleware": [Middleware(BodyLimit, limit=MAX_REQUEST_BYTES, upload_limit=upload_limit)]},
         server_name=host, server_port=port, auth=credentials, show_error=False, prevent_thread_lock=True,
         max_file_size=review.MAX_UPLOAD_BYTES, theme=gr.themes.Soft(primary_hue="blue"), css=CSS, ssr_mode=False,
         quiet=not block, mcp_server=False, run_history=False, footer_links=["api", "gradio", "settings"],

@@ -9,6 +9,7 @@ the tables and the chart come from the same deterministic judgement.
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,12 +18,19 @@ import pandas as pd
 
 from agent.session import Engine, TurnResult
 from tools.checklist import ChecklistReport, Target, run_checklist
-from tools.workspace import Workspace, WorkspaceError
+from tools.workspace import Workspace, WorkspaceError, read_regular
 
 MAX_UPLOAD_BYTES = 2 * 1024 * 1024
 """Per file; the server refuses bigger uploads before they reach the app (``max_file_size``)."""
 MAX_UPLOAD_MB = MAX_UPLOAD_BYTES // (1024 * 1024)
 MAX_FILES = 20
+MAX_REVIEW_BYTES = 512 * 1024
+"""All files of one review together. Judging costs about 25 ms per KB per checklist on a busy two-core
+server and the time budget is checked between checklists, so one checklist may run over it by ~13 s."""
+REVIEW_SECONDS = 45.0
+"""A review stops starting new checklist judgements after this long (it says which were left out)."""
+MAX_FINDINGS_PER_FILE = 100
+MAX_REPORT_CHARS = 1024 * 1024
 TEXT_SUFFIXES = (".py", ".sql", ".yaml", ".yml", ".json", ".md", ".txt", ".toml", ".conf", ".ini", ".cfg")
 UPLOAD_DIR = "uploads"
 ALL = "all"
@@ -71,6 +79,7 @@ def save_uploads(workspace: Workspace, paths: list[str]) -> tuple[list[str], lis
     """
     saved: list[str] = []
     problems: list[str] = []
+    total = 0
     if len(paths) > MAX_FILES:
         problems.append(f"{len(paths)} files dropped; I review at most {MAX_FILES} at once, so I took the first {MAX_FILES}.")
         paths = paths[:MAX_FILES]
@@ -80,11 +89,18 @@ def save_uploads(workspace: Workspace, paths: list[str]) -> tuple[list[str], lis
         if not name.lower().endswith(TEXT_SUFFIXES):
             problems.append(f"{name}: not a pipeline file I can review (use {', '.join(TEXT_SUFFIXES)}).")
             continue
-        size = path.stat().st_size
-        if size > MAX_UPLOAD_BYTES:
-            problems.append(f"{name}: {size / (1024 * 1024):.1f} MB is over the {MAX_UPLOAD_MB} MB limit per file; skipped.")
+        try:
+            data = read_regular(path, MAX_UPLOAD_BYTES)
+        except WorkspaceError:
+            problems.append(f"{name}: over the {MAX_UPLOAD_MB} MB limit per file (or not a file); skipped.")
             continue
-        data = path.read_bytes()
+        except OSError as exc:
+            problems.append(f"{name}: cannot be read ({exc.strerror or exc}); skipped.")
+            continue
+        if total + len(data) > MAX_REVIEW_BYTES:
+            problems.append(f"{name}: a review judges at most {MAX_REVIEW_BYTES // 1024} KB of files in all; skipped "
+                            "(review it on its own, or lint it with `streaming-engineer check`).")
+            continue
         if b"\x00" in data[:8192]:
             problems.append(f"{name}: a binary file; skipped.")
             continue
@@ -101,6 +117,7 @@ def save_uploads(workspace: Workspace, paths: list[str]) -> tuple[list[str], lis
             continue
         if relative not in saved:
             saved.append(relative)
+            total += len(data)
     return saved, problems
 
 
@@ -119,15 +136,35 @@ def lint(workspace: Workspace, relative: list[str]) -> list[dict[str, Any]]:
         if result.error:
             findings.append({"path": name, "rule": "-", "topic": "-", "checklist": "-", "status": "REVIEW",
                              "severity": "info", "line": None, "message": result.error, "evidence": ""})
-        for finding in result.findings:
+        # FAILs first, so what is cut off is the least important.
+        ordered = sorted(result.findings, key=lambda f: {"FAIL": 0, "PARTIAL": 1}.get(f.status, 2))
+        for finding in ordered[:MAX_FINDINGS_PER_FILE]:
             findings.append({"path": name, **finding.to_dict()})
+        if len(ordered) > MAX_FINDINGS_PER_FILE:
+            findings.append({"path": name, "rule": "-", "topic": "-", "checklist": "-", "status": "REVIEW",
+                             "severity": "info", "line": None, "evidence": "",
+                             "message": f"{len(ordered) - MAX_FINDINGS_PER_FILE} more findings in this file are not "
+                                        f"listed (at most {MAX_FINDINGS_PER_FILE} per file); run `check` on it"})
     return findings
 
 
-def judge(engine: Engine, workspace: Workspace, relative: list[str], checklist_ids: list[str]) -> list[ChecklistReport]:
-    """Run each checklist of ``checklist_ids`` on the saved files."""
+def judge(engine: Engine, workspace: Workspace, relative: list[str], checklist_ids: list[str],
+          budget: float | None = None) -> tuple[list[ChecklistReport], list[str]]:
+    """Run each checklist of ``checklist_ids`` on the saved files, within ``budget`` seconds (``REVIEW_SECONDS``).
+
+    Returns:
+        The reports, and the ids of the checklists left out because the time ran out.
+
+    """
     targets = [Target(rel, workspace.read(rel), workspace.resolve(rel)) for rel in relative]
-    return [run_checklist(engine.pack.checklists[c], targets) for c in checklist_ids]
+    deadline = time.monotonic() + (REVIEW_SECONDS if budget is None else budget)
+    reports, skipped = [], []
+    for checklist_id in checklist_ids:
+        if time.monotonic() > deadline:
+            skipped.append(checklist_id)
+            continue
+        reports.append(run_checklist(engine.pack.checklists[checklist_id], targets))
+    return reports, skipped
 
 
 def report_markdown(reports: list[ChecklistReport], findings: list[dict[str, Any]], files: list[str]) -> str:
@@ -137,6 +174,8 @@ def report_markdown(reports: list[ChecklistReport], findings: list[dict[str, Any
         # Each checklist report is a document of its own: demote its headings under this one.
         lines += [re.sub(r"^(#+) ", r"#\1 ", line) for line in report.to_markdown().rstrip().splitlines()] + [""]
     lines += ["## Linter findings", ""]
+    if sum(len(line) + 1 for line in lines) > MAX_REPORT_CHARS:
+        lines = _clip(lines)
     if not findings:
         lines.append("The linter found nothing to report in these files.")
     else:
@@ -144,7 +183,21 @@ def report_markdown(reports: list[ChecklistReport], findings: list[dict[str, Any
         for f in findings:
             where = f"{f['path']}:{f['line']}" if f.get("line") else str(f["path"])
             lines.append(f"| {f['status']} | {f['rule']} | {where} | {_cell(f['message'])} | {_cell(f.get('evidence'))} |")
+    if sum(len(line) + 1 for line in lines) > MAX_REPORT_CHARS:
+        lines = _clip(lines)
     return "\n".join(lines) + "\n"
+
+
+def _clip(lines: list[str]) -> list[str]:
+    """The report's first lines up to ``MAX_REPORT_CHARS``, with a note of what was cut."""
+    kept, size = [], 0
+    for line in lines:
+        if size + len(line) + 1 > MAX_REPORT_CHARS - 200:
+            break
+        kept.append(line)
+        size += len(line) + 1
+    return [*kept, "", f"*The report is cut at {MAX_REPORT_CHARS // 1024} KB ({len(lines) - len(kept)} more lines); "
+                       "review fewer files at once for the rest.*"]
 
 
 def _cell(text: Any) -> str:
@@ -197,10 +250,16 @@ def run_review(engine: Engine, thread_id: str, uploaded: list[str], selection: s
         if not uploaded:
             review.problems.append("Drop one or more pipeline files first.")
         return review
-    review.reports = judge(engine, workspace, review.saved, checklist_ids)
+    review.reports, skipped = judge(engine, workspace, review.saved, checklist_ids)
+    if skipped:
+        review.problems.append(f"The review's time ran out ({REVIEW_SECONDS:.0f} s) before {len(skipped)} checklist(s): "
+                               f"{', '.join(skipped)}; pick one of them to run it on its own.")
     review.findings = lint(workspace, review.saved)
-    review.report_path = f"reviews/{selection}-review.md"
-    workspace.write(review.report_path, report_markdown(review.reports, review.findings, review.saved))
+    try:
+        workspace.write(f"reviews/{selection}-review.md", report_markdown(review.reports, review.findings, review.saved))
+        review.report_path = f"reviews/{selection}-review.md"
+    except (WorkspaceError, OSError) as exc:
+        review.problems.append(f"The report could not be written: {exc}")
     if selection != ALL:
         review.turns = drive_checklist(engine, thread_id, selection, review.saved)
     return review

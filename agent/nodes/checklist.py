@@ -29,9 +29,12 @@ from agent.routing import best_named
 from agent.state import MenuOption, State
 from knowledge.loader import Pack
 from tools.checklist import ChecklistReport, ItemResult, Target, run_checklist
-from tools.workspace import WorkspaceError
+from tools.workspace import WorkspaceError, read_regular, regular_files
 
 MAX_TARGET_FILE_BYTES = 2 * 1024 * 1024
+MAX_TARGET_FILES = 50
+MAX_TARGET_BYTES = 2 * 1024 * 1024
+"""What one checklist run judges, whole or not at all: at most this many files and bytes in all (each costs CPU)."""
 _OVERRIDES = {"PASS", "FAIL", "PARTIAL", "N/A", "NA"}
 REVIEWER_MARK = "set by the reviewer"
 
@@ -99,9 +102,7 @@ def ask_checklist_mode(state: State, runtime: Runtime[Context]) -> Command[Liter
 
 
 def _file_target(path: Path, name: str) -> Target:
-    if path.stat().st_size > MAX_TARGET_FILE_BYTES:
-        raise WorkspaceError(f"{name} is over {MAX_TARGET_FILE_BYTES // (1024 * 1024)} MB")
-    data = path.read_bytes()
+    data = read_regular(path, MAX_TARGET_FILE_BYTES)  # regular files only: /dev/zero never ends
     if b"\x00" in data[:8192]:
         raise WorkspaceError(f"{name} is a binary file")
     try:
@@ -137,12 +138,23 @@ def resolve_targets(text: str, state: State, runtime: Runtime[Context], config: 
             if candidate is None:
                 targets = []
                 break
-            files = sorted(p for p in candidate.rglob("*") if p.is_file()) if candidate.is_dir() else [candidate]
-            for file in files[:200]:
+            if candidate.is_dir():
+                files = regular_files(candidate, MAX_TARGET_FILES, MAX_TARGET_BYTES)
+            else:
+                files = [candidate]
+            for file in files:
+                # Named relative to what the user typed: never the server's absolute path.
+                inner = file.relative_to(candidate).as_posix() if file != candidate else ""
+                name = word if not inner else inner if word.strip("/") in (".", "") else f"{word.rstrip('/')}/{inner}"
                 try:
-                    targets.append(_file_target(file, str(word if file == candidate else file)))
+                    targets.append(_file_target(file, name))
                 except WorkspaceError:
+                    if file == candidate:
+                        raise
                     continue
+                if sum(len(t.text) for t in targets) > MAX_TARGET_BYTES:
+                    raise WorkspaceError(f"those files hold more than {MAX_TARGET_BYTES // (1024 * 1024)} MB; "
+                                         "I judge at most that much at once — name fewer")
         if targets:
             return targets
         if len(words) == 1 and ("/" in stripped or "." in stripped) and len(stripped) < 200:
@@ -164,19 +176,19 @@ def pasted_name(text: str) -> str:
         parse_python(text)
         if re.search(r"\b(spark|readStream|writeStream|dlt|pipelines|def |import )", text):
             return "pasted.py"
-    except (SyntaxError, ValueError):
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
         pass
     if re.search(r"^\s*(CREATE|SELECT|INSERT|MERGE)\b", text, re.I | re.M):
         return "pasted.sql"
     try:
         json.loads(text)
         return "pasted.json"
-    except ValueError:
+    except (ValueError, RecursionError):
         pass
     try:
         if isinstance(yaml.safe_load(text), dict):
             return "pasted.yaml"
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):
         pass
     return "pasted text"
 

@@ -66,6 +66,8 @@ def describe_input_error(code: str) -> str:
         return f"That message is {size} characters; I take at most {limit}, so I did not read it"
     if kind == "binary":
         return "That looks like binary data, not text, so I did not read it"
+    if kind == "secret_value":
+        return "That is not a secret scope and key (scope/key), so I did not keep it anywhere"
     return code
 
 

@@ -151,7 +151,7 @@ def _json_value(value: Any) -> Any:
     """Offsets arrive as JSON text in some dumps and as objects in others."""
     if isinstance(value, str):
         try:
-            return json.loads(value)
+            return _loads(value)
         except ValueError:
             return value
     return value
@@ -319,6 +319,37 @@ def batch_from_flow_progress(row: dict[str, Any], position: int) -> Batch | None
 # -- files ----------------------------------------------------------------------------
 
 
+MAX_PROGRESS_BYTES = 100 * 1024 * 1024
+"""Largest progress file read (a day of a listener log at one batch a second and 1 KB a batch is about
+90 MB); a bigger log is refused with its size, so pass its recent part."""
+MAX_DEPTH = 64
+"""Deepest nesting accepted in a record: progress JSON is about six levels deep, and deeper input would
+exhaust the recursion of the JSON parser or of the readers here."""
+
+
+def _too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether ``value`` nests lists/objects deeper than ``limit`` (checked without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            if depth > limit:
+                return True
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return False
+
+
+def _loads(text: str) -> Any:
+    """``json.loads`` that reports nesting too deep as ``ValueError`` (it raises ``RecursionError``)."""
+    try:
+        value = json.loads(text)
+    except RecursionError as exc:
+        raise ValueError("nested too deeply") from exc
+    if _too_deep(value):
+        raise ValueError("nested too deeply")
+    return value
+
+
 def _records(text: str) -> tuple[list[Any], str, int]:
     """The JSON records of ``text`` and the shape they came in; broken lines are counted, not fatal."""
     stripped = text.strip()
@@ -326,8 +357,11 @@ def _records(text: str) -> tuple[list[Any], str, int]:
         raise ProgressError("the file is empty")
     if stripped[0] in "[{":
         try:
-            whole = json.loads(stripped)
-        except ValueError:
+            whole = _loads(stripped)
+        except ValueError as exc:
+            if "nested too deeply" in str(exc):
+                raise ProgressError(f"the JSON is nested deeper than {MAX_DEPTH} levels; that is not stream "
+                                    "progress") from exc
             whole = None
         if isinstance(whole, list):
             return whole, RECENT_PROGRESS, 0
@@ -342,7 +376,7 @@ def _records(text: str) -> tuple[list[Any], str, int]:
         if not line:
             continue
         try:
-            records.append(json.loads(line))
+            records.append(_loads(line))
         except ValueError:
             broken += 1  # a listener log often has plain log lines between the JSON ones
     if not records:
@@ -393,10 +427,14 @@ def load(path: Path | str) -> ProgressLog:
         ProgressError: when the file cannot be read or holds no progress.
 
     """
+    from tools.workspace import WorkspaceError, read_regular
+
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = read_regular(path, MAX_PROGRESS_BYTES).decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ProgressError(f"{path}: not UTF-8 text") from exc
+    except WorkspaceError as exc:
+        raise ProgressError(f"{path}: {exc}") from exc
     except OSError as exc:
         raise ProgressError(f"{path}: {exc.strerror or exc}") from exc
     try:
