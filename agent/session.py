@@ -11,6 +11,7 @@ import errno
 import logging
 import os
 import re
+import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -211,6 +212,8 @@ class Engine:
         self.pack = self.context.pack  # load now, so a broken pack fails at start, not mid-turn
         self.checkpointer = checkpointer or open_checkpointer(home_path)
         self.graph = build_graph().compile(checkpointer=self.checkpointer)
+        self.warmed = threading.Event()
+        """Set once ``warm_up`` has loaded the index (front ends stop polling its progress then)."""
 
     @staticmethod
     def new_thread_id() -> str:
@@ -290,6 +293,8 @@ class Engine:
             retriever_for(self.context.home, self.context.pack_dir).search("水位线 watermark", k=1)
         except (IndexUnavailableError, OSError, RuntimeError, ValueError):
             pass  # the first real question reports what is wrong
+        finally:
+            self.warmed.set()
 
     def _prefetch(self, text: str) -> None:
         """Start embedding free text now: the knowledge search it leads to then finds the vector ready.

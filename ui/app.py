@@ -54,6 +54,7 @@ MAX_CHATS = 1000
 MAX_TRACKED_PAGES = 5000
 TOO_LONG_BUBBLE = "(a message of {size:,} characters — too long, not kept)"
 MAX_REQUEST_BYTES = 1024 * 1024
+INDEX_POLL_SECONDS = 1.5
 """Largest request body besides uploads: a message at the engine's limit is well under it, even JSON-escaped."""
 CSS = """
 .se-header h1 {margin: 0; font-size: 1.45rem;}
@@ -441,6 +442,10 @@ class ChatApp:
         agent = self.engine.pack.agent
         with gr.Row(equal_height=False):
             with gr.Column(scale=6):
+                # Says why a first question waits while the knowledge index is prepared (an edited pack or
+                # ingested documents are embedded here; the shipped pack loads at once).
+                self.index_note = gr.Markdown(visible=False, elem_id="se-index-note")
+                self.index_timer = gr.Timer(INDEX_POLL_SECONDS)
                 self.chatbot = gr.Chatbot(
                     label="Conversation", show_label=False, height=620, layout="bubble", buttons=["copy"],
                     group_consecutive_messages=False,
@@ -552,6 +557,16 @@ class ChatApp:
             api_name="review",
         )
         self.chatbot.like(self.on_like, inputs=state, outputs=None, api_visibility="private")
+        self.index_timer.tick(self.index_progress, outputs=[self.index_note, self.index_timer],
+                              api_visibility="private", queue=False)
+
+    def index_progress(self) -> tuple[dict, gr.Timer]:
+        """The knowledge index's build progress, shown while it lasts; the timer stops once the index is ready."""
+        from knowledge.index import build_status
+
+        message = build_status()
+        busy = message is not None or not self.engine.warmed.is_set()
+        return gr.update(value=f"⏳ {message}" if message else "", visible=bool(message)), gr.Timer(active=busy)
 
 
 def build_app(engine: Engine) -> gr.Blocks:

@@ -107,3 +107,23 @@ def test_a_transcript_rebuilds_the_chat_and_marks_only_the_waiting_question():
     many = [{"user": f"q{n}", "replies": [f"a{n}"], "question": None} for n in range(chat.MAX_SHOWN_TURNS + 5)]
     shown = chat.history_from_transcript(many, None)
     assert "5 earlier turns" in shown[0].content and shown[1].content == "q5" and shown[-1].content == "a" + str(len(many) - 1)
+
+
+def test_index_progress_is_shown_while_the_index_is_prepared_and_polling_stops_after(tmp_path):
+    from agent.session import Engine
+    from knowledge.index import _Progress
+    from ui.app import ChatApp
+
+    app = ChatApp(Engine(home=tmp_path / "home"))
+    progress = _Progress(owner=None, total=40, to_embed=12)
+    progress.loaded(28)
+    progress.embedded(3)
+    try:
+        note, timer = app.index_progress()
+        assert note["visible"] and "embedding 3 of 12 new or changed passages" in note["value"]
+        assert timer.active
+    finally:
+        progress.close()
+    app.engine.warmed.set()  # what warm_up does once the index is loaded
+    note, timer = app.index_progress()
+    assert not note["visible"] and not timer.active
