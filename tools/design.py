@@ -110,6 +110,7 @@ class Design:
         query_names: streaming query name -> the file that starts it.
         checkpoint_root: the folder every query's checkpoint lives under.
         payload_schema: the DDL schema of the event payload (``event_id STRING, event_time TIMESTAMP, ...``).
+        notices: what the last generation decided because of the design (shown in the task's document).
     """
 
     targets: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -125,6 +126,7 @@ class Design:
     query_names: dict[str, str] = field(default_factory=dict)
     checkpoint_root: str | None = None
     payload_schema: str | None = None
+    notices: list[str] = field(default_factory=list)
 
     # -- storage ------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -266,6 +268,25 @@ def record_table(name: str, role: str, columns: dict[str, str] | None = None, *,
     if role == "dlq" and not design.dlq_table:
         design.dlq_table = name
     return table
+
+
+def own_table(table: str, suffix: str, path: str) -> str:
+    """``table``, or ``<table>_<suffix>`` when a file of another command already writes ``table``.
+
+    One writer per table: a second writer with other logic (another dedup rule, another MERGE condition)
+    would make the table's content depend on which query ran last. The decision is added to the notices.
+    """
+    design = current()
+    owner = design.writer_of(table)
+    command = _WRITER.get()[0]
+    if owner is None or owner.writer == path or (owner.command == command and owner.writer == path):
+        return table
+    if owner.command == command:
+        return table
+    renamed = f"{table}_{suffix}"
+    design.notices.append(f"`{table}` is already written by `{owner.writer}` (*{owner.command}); this command reads "
+                          f"the same source and publishes `{renamed}` instead, so no table has two writers.")
+    return renamed
 
 
 def record_query(name: str, path: str) -> None:
