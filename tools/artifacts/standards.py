@@ -407,7 +407,7 @@ ORDER BY timestamp DESC
 LIMIT 20;
 
 -- 3. What changed: the target's recent writes and DDL.
-DESCRIBE HISTORY {target} LIMIT 20;
+DESCRIBE HISTORY {target};
 """
 
 
