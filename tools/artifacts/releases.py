@@ -23,7 +23,8 @@ from tools.artifacts.base import (
     table_name,
 )
 from tools.artifacts.bundles import JobSpec, bundle, bundle_variables, job_resource
-from tools.artifacts.skeleton import CONVENTION_NOTE, constants, header, join, main_block
+from tools.artifacts.skeleton import CONVENTION_NOTE, compute_note, constants, header, join, main_block, trigger_arg
+from tools.design import current, unique_query_name
 
 # -- canary and shadow ------------------------------------------------------------------
 
@@ -51,7 +52,8 @@ def shadow_stream_module(a: Inputs) -> str:
         ("ID_COLUMN", py(a.text("id_column")), "sampling and comparison key"),
         ("SAMPLE_PERCENT", f"{ratio:g}", "share of keys in the slice (stable: the same keys every batch)"),
         ("CHECKPOINT", py(a.text("shadow_checkpoint")), "the shadow's own checkpoint"),
-        ("QUERY_NAME", py(query_name("shadow", target)), "shown in the Spark UI and metrics"),
+        ("QUERY_NAME", py(unique_query_name(query_name("shadow", target), "shadow_stream.py")),
+         "shown in the Spark UI and metrics"),
     ]
     read = '''def read_stream(spark: SparkSession) -> DataFrame:
     """The source edge: the same source as production, read by an independent query."""
@@ -66,13 +68,28 @@ def shadow_stream_module(a: Inputs) -> str:
         df.writeStream.format("delta")
         .queryName(QUERY_NAME)
         .option("checkpointLocation", checkpoint)
-        .trigger(processingTime="1 minute")
+        .trigger({TRIGGER})
         .toTable(SHADOW_TABLE)
-    )'''
-    doc = [f"{format_percent(ratio)} of the keys of {a.text('source_table')} → {target}; compared with "
+    )'''.replace("{TRIGGER}", trigger_arg('"1 minute"'))
+    doc = [compute_note(), f"{format_percent(ratio)} of the keys of {a.text('source_table')} → {target}; compared with "
            f"{a.text('production_table')} for {a.duration('comparison_window').spark}.", CONVENTION_NOTE]
     return join(header("Shadow / canary stream on a stable sample of keys.", "canary-shadow", doc),
                 constants(rows), read, transform, start, main_block())
+
+
+def compare_columns(a: Inputs) -> list[str]:
+    """The columns both versions produce: compared, and the only ones the serving view exposes.
+
+    The candidate reads the production stream's source; the production table may have another shape
+    (a Gold aggregate). Comparing or UNIONing whole rows of different shapes fails (NUM_COLUMNS_MISMATCH),
+    so both sides are cut to the columns the design knows both have — at least the key and the event time.
+    """
+    design = current()
+    prod = design.columns_of(a.text("production_table"))
+    source = design.columns_of(a.text("source_table"))
+    shared = [c for c in source if c in prod and not c.startswith("_")]
+    base = [a.text("id_column"), a.text("event_time_column")]
+    return base + [c for c in shared if c not in base]
 
 
 def compare_sql(a: Inputs) -> str:
@@ -84,13 +101,15 @@ def compare_sql(a: Inputs) -> str:
     closed = (f"{ts} >= current_timestamp() - {window.sql_interval} "
               f"AND {ts} < date_trunc('HOUR', current_timestamp())")
     sample = f"pmod(xxhash64(CAST({key} AS STRING)), 10000) / 100.0 < {ratio:g}"
-    return f"""-- Shadow vs production over {window.spark}, closed hours only, on the same sample of keys.
+    cols = ", ".join(sql_ident(c) for c in compare_columns(a))
+    return f"""-- Shadow vs production over {window.spark} on the columns both produce
+-- ({cols}), closed hours only, on the same sample of keys.
 -- Verdict: promote when mismatch_pct <= {limit:g} ({format_percent(limit)}); otherwise roll back.
 WITH prod AS (
-  SELECT {key} AS k, hash(*) AS h FROM {prod} WHERE {closed} AND {sample}
+  SELECT {key} AS k, hash({cols}) AS h FROM {prod} WHERE {closed} AND {sample}
 ),
 shadow AS (
-  SELECT {key} AS k, hash(* EXCEPT (_shadow_ts)) AS h FROM {shadow} WHERE {closed}
+  SELECT {key} AS k, hash({cols}) AS h FROM {shadow} WHERE {closed}
 ),
 diff AS (
   SELECT coalesce(p.k, s.k) AS k,
@@ -121,15 +140,17 @@ def canary_view_sql(a: Inputs) -> str:
     ratio = a.percent("ratio")
     sample = f"pmod(xxhash64(CAST({key} AS STRING)), 10000) / 100.0 < {ratio:g}"
     view = f"{prod}_serving"
+    cols = ", ".join(sql_ident(c) for c in compare_columns(a))
     return f"""-- Canary: consumers read {view}; the slice ({format_percent(ratio)} of keys) comes from the new version.
+-- Both sides expose the same columns ({cols}), so the UNION has one shape.
 -- Promote by widening the slice release by release; roll back with the second statement.
 CREATE OR REPLACE VIEW {view} AS
-SELECT * FROM {prod} WHERE NOT ({sample})
+SELECT {cols} FROM {prod} WHERE NOT ({sample})
 UNION ALL
-SELECT * EXCEPT (_shadow_ts) FROM {shadow};
+SELECT {cols} FROM {shadow};
 
 -- Rollback: production only.
--- CREATE OR REPLACE VIEW {view} AS SELECT * FROM {prod};
+-- CREATE OR REPLACE VIEW {view} AS SELECT {cols} FROM {prod};
 """
 
 
@@ -229,9 +250,9 @@ def blue_green_stream_module(a: Inputs) -> str:
     read = '''def read_stream(spark: SparkSession) -> DataFrame:
     """The source edge: the shared source, read by this path's own query."""
     return spark.readStream.table(SOURCE_TABLE)'''
-    transform = '''def transform(df: DataFrame) -> DataFrame:
-    """The release's logic (identical between colours except for the change being released)."""
-    return df.withColumn("_deployed_color", F.lit(COLOR))'''
+    transform = '''def transform(df: DataFrame, color: str = COLOR) -> DataFrame:
+    """The release's logic (identical between colours except for the change being released); rows carry the path."""
+    return df.withColumn("_deployed_color", F.lit(color))'''
     start = '''def start(df: DataFrame, checkpoint: str = CHECKPOINT, target: str | None = None) -> StreamingQuery:
     """The sink edge: this path's table with this path's checkpoint."""
     table = target or TABLES[COLOR]
@@ -239,7 +260,7 @@ def blue_green_stream_module(a: Inputs) -> str:
         df.writeStream.format("delta")
         .queryName(f"{table.split('.')[-1]}_stream")
         .option("checkpointLocation", checkpoint)
-        .trigger(processingTime="1 minute")
+        .trigger({TRIGGER})
         .toTable(table)
     )'''
     main = '''def main() -> None:
@@ -248,14 +269,15 @@ def blue_green_stream_module(a: Inputs) -> str:
     parser.add_argument("--color", choices=sorted(CHECKPOINTS), default=COLOR)
     color = parser.parse_args().color
     spark = SparkSession.builder.getOrCreate()
-    query = start(transform(read_stream(spark)), CHECKPOINTS[color], TABLES[color])
+    query = start(transform(read_stream(spark), color), CHECKPOINTS[color], TABLES[color])
     query.awaitTermination()
 
 
 if __name__ == "__main__":
     main()
 '''
-    doc = [f"Blue → {a.text('blue_table')}, green → {a.text('green_table')}; consumers read "
+    start = start.replace("{TRIGGER}", trigger_arg('"1 minute"'))
+    doc = [compute_note(), f"Blue → {a.text('blue_table')}, green → {a.text('green_table')}; consumers read "
            f"{a.text('consumer_view')}.", CONVENTION_NOTE]
     return join(header("Blue-green streaming path (the colour selects checkpoint and table).", "blue-green", doc,
                        extra_imports=("import argparse",)),
