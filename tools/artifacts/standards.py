@@ -24,6 +24,7 @@ from tools.artifacts.base import (
 )
 from tools.artifacts.skeleton import CONVENTION_NOTE, MERGE_IMPORTS, constants, header, join, main_block
 from tools.artifacts.stateful import merge_write_batch
+from tools.design import current
 
 # -- init standards -------------------------------------------------------------------------
 
@@ -335,8 +336,11 @@ def escalation_yaml(a: Inputs) -> str:
 
 def diagnostics_module(a: Inputs) -> str:
     """A support module: triage of the active queries in this cluster, as on-call reads it."""
+    metrics = (current().table_by_role("metrics").name if current().table_by_role("metrics")
+               else "main.ops.streaming_metrics")
     rows = [("DASHBOARD_URL", py(a.text("dashboard_url")), "on-call dashboard"),
-            ("PIPELINES", py(a.text("pipelines_covered")), "covered by the runbook")]
+            ("PIPELINES", py(a.text("pipelines_covered")), "covered by the runbook"),
+            ("METRICS_TABLE", py(metrics), "per-batch metrics the SLO listener (*latency-slo) writes from the jobs")]
     functions = '''def triage(query: Any) -> dict[str, Any]:
     """The first-five-minutes facts of one query: is it moving, keeping up, and is state bounded?"""
     recent = [json.loads(p.json) if hasattr(p, "json") else p for p in (query.recentProgress or [])]
@@ -368,20 +372,45 @@ def diagnostics_module(a: Inputs) -> str:
     }
 
 
-def report(spark: SparkSession) -> list[dict[str, Any]]:
-    """Triage of every active streaming query of this session."""
-    return [triage(query) for query in spark.streams.active]'''
+def report(queries: list[Any]) -> list[dict[str, Any]]:
+    """Triage of the given queries (call it in the job that started them: a session sees only its own)."""
+    return [triage(query) for query in queries]
+
+
+def recent_batches(spark: SparkSession, minutes: int = 60) -> list[dict[str, Any]]:
+    """From another cluster or notebook: the last ``minutes`` of per-batch metrics of every query, by name.
+
+    ``spark.streams.active`` here would list only this session's queries (none), so the facts come from the
+    metrics table the jobs' SLO listener fills.
+    """
+    rows = spark.sql(
+        f"SELECT query_name, count(*) AS batches, max(ts) AS last_progress, max(batch_duration_ms) AS max_batch_ms, "
+        f"avg(input_rows_per_second) AS input_rows_per_second, "
+        f"avg(processed_rows_per_second) AS processed_rows_per_second, max(state_rows) AS state_rows, "
+        f"max(CASE WHEN failed THEN 1 ELSE 0 END) AS failed "
+        f"FROM {METRICS_TABLE} WHERE CAST(ts AS TIMESTAMP) >= current_timestamp() - INTERVAL {int(minutes)} MINUTES "
+        f"GROUP BY query_name"
+    ).collect()
+    out = []
+    for row in rows:
+        facts = row.asDict()
+        behind = (facts["processed_rows_per_second"] or 0) < (facts["input_rows_per_second"] or 0)
+        facts["findings"] = (["falling behind: processed < input rate"] if behind else []) + (
+            ["a query failed in the window"] if facts["failed"] else [])
+        out.append(facts)
+    return out'''
     main = '''def main() -> None:
     """Print the triage as JSON (run in a notebook attached to the stream's cluster)."""
     spark = SparkSession.builder.getOrCreate()
-    print(json.dumps({"dashboard": DASHBOARD_URL, "pipelines": PIPELINES, "queries": report(spark)}, indent=2,
-                     default=str))
+    print(json.dumps({"dashboard": DASHBOARD_URL, "pipelines": PIPELINES, "queries": recent_batches(spark)},
+                     indent=2, default=str))
 
 
 if __name__ == "__main__":
     main()
 '''
-    doc = ["Reads lastProgress/recentProgress of the active queries: rates, batch time, backlog, state, watermark.",
+    doc = ["In the job that runs the streams: report(spark.streams.active) reads lastProgress/recentProgress (rates, "
+           "batch time, backlog, state, watermark). From anywhere else: main() reads the SLO metrics table.",
            "Support module: no stream, just main()."]
     return join(header("On-call triage of the active streaming queries.", "streaming-runbook", doc,
                        imports="from pyspark.sql import SparkSession", extra_imports=("import json",
