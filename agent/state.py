@@ -45,6 +45,7 @@ class State(TypedDict, total=False):
         artifacts: workspace-relative paths of files produced in the thread.
         current_doc: the document ``*doc-out`` prints.
         checklist_results: summaries of every checklist run (for the release gate).
+        design: the thread's pipeline design (``tools.design.Design.to_dict``), read and extended by every task.
 
     """
 
@@ -61,3 +62,4 @@ class State(TypedDict, total=False):
     artifacts: list[str]
     current_doc: str | None
     checklist_results: list[dict[str, Any]]
+    design: dict[str, Any]
