@@ -138,9 +138,8 @@ def slo_record(progress: dict[str, Any]) -> dict[str, Any]:
 METRICS_SCHEMA = (
 @@METRICS_SCHEMA@@
 )
-METRICS_COLUMNS = [part.split()[0] for part in METRICS_SCHEMA.split(", ")]
-_CASTS = {"BIGINT": int, "DOUBLE": float, "BOOLEAN": bool, "STRING": str}
-METRICS_TYPES = [_CASTS[part.split()[1]] for part in METRICS_SCHEMA.split(", ")]
+METRICS_COLUMNS = @@METRICS_COLUMNS@@
+METRICS_TYPES = @@METRICS_TYPES@@
 
 
 def typed_row(row: dict[str, Any]) -> tuple[Any, ...]:
@@ -240,7 +239,10 @@ def main() -> None:
 if __name__ == "__main__":
     main()
 '''
-    body = body.replace("@@METRICS_SCHEMA@@", metrics_schema_literal())
+    casts = {"BIGINT": "int", "DOUBLE": "float", "BOOLEAN": "bool", "STRING": "str"}
+    body = (body.replace("@@METRICS_SCHEMA@@", metrics_schema_literal())
+            .replace("@@METRICS_COLUMNS@@", "[" + ", ".join(py(c) for c in METRICS_COLUMNS) + "]")
+            .replace("@@METRICS_TYPES@@", "[" + ", ".join(casts[t] for t in METRICS_COLUMNS.values()) + "]"))
     doc = [f"Import it where the streams start: `from slo_listener import attach; attach(spark)`. Objectives: p95 "
            f"event latency {latency.spark}, freshness {freshness.spark}.",
            "Listener callbacks are asynchronous; the work here is a JSON line and a buffered append. Name every query "
@@ -522,8 +524,8 @@ def jobs_generate(answers: dict[str, str], rendered: dict[str, str], doc_locatio
     folder = artifact_dir(doc_location)
     spec = jobs_spec(a)
     workflow = {"version": 1, "workflow": {"name": spec.name, "trigger": spec.trigger.replace(" ", "_"),
-                                           "tasks": [{"task_key": spec.task_key, "job_cluster": spec.cluster_key,
-                                                      "python_file": spec.python_file}]}}
+                                           "task": spec.task_key, "job_cluster": spec.cluster_key,
+                                           "entry_point": spec.python_file}}
     if spec.trigger == "scheduled":
         workflow["workflow"]["every"] = spec.schedule_every.spark if spec.schedule_every else None
     elif spec.trigger == "file arrival":
