@@ -44,7 +44,6 @@ COMPUTE_TASKS = frozenset({
 # Question keys that name the same fact in different tasks.
 EVENT_TIME_KEYS = ("event_time_column", "ts_col", "time_field")
 ID_KEYS = ("id_column", "id_key", "event_id_field")
-KNOWN_KEYS = ("compute_kind", "runtime", *EVENT_TIME_KEYS, *ID_KEYS)
 
 # Which table a task's table question means, by role in the design (first role found wins).
 TABLE_ROLES: dict[tuple[str, str], tuple[str, ...]] = {
@@ -157,19 +156,23 @@ class Design:
         return None
 
     def known_answer(self, key: str) -> str | None:
-        """The answer the design already holds for a question key that means the same in every task."""
+        """The answer the design already holds for a thread-wide question (the compute), so it is not asked again.
+
+        Column names are not skipped: another command may be about another table with other columns, so
+        they are offered as defaults instead (``default_for``).
+        """
         if key == "compute_kind":
             return self.compute
         if key == "runtime":
             return self.runtime
-        if key in EVENT_TIME_KEYS:
-            return self.event_time
-        if key in ID_KEYS:
-            return self.id_column
         return None
 
     def default_for(self, task_id: str, key: str, default: Any) -> Any:
         """An earlier answer offered as this question's default (else ``default``)."""
+        if key in EVENT_TIME_KEYS and self.event_time:
+            return self.event_time
+        if key in ID_KEYS and self.id_column:
+            return self.id_column
         roles = TABLE_ROLES.get((task_id, key))
         if roles and (table := self.table_by_role(*roles)):
             return table.name

@@ -257,6 +257,8 @@ def _answers_table(run: dict[str, Any]) -> str:
         if question.get("kind") == "secret_ref" and answer != "(not given)":
             answer = f"secret `{answer}`"
         lines.append(f"| {question['ask'].replace('|', '/')} | {str(answer).replace('|', '/')} |")
+    for key, value in (run.get("known") or {}).items():
+        lines.append(f"| {key} (from this thread's design) | {str(value).replace('|', '/')} |")
     return "\n".join(lines)
 
 
