@@ -65,6 +65,7 @@ TABLE_ROLES: dict[tuple[str, str], tuple[str, ...]] = {
     ("latency-slo-and-alerts", "target_table"): ("gold", "silver"),
     ("latency-slo-and-alerts", "metrics_table"): ("metrics",),
     ("autoloader-streaming-ingest", "dlq_table"): ("dlq",),
+    ("dlt-streaming-pipeline", "source"): ("bronze",),
 }
 
 
@@ -173,6 +174,8 @@ class Design:
             return self.event_time
         if key in ID_KEYS and self.id_column:
             return self.id_column
+        if (task_id, key) == ("dlt-streaming-pipeline", "source_format") and self.table_by_role("bronze"):
+            return "delta"  # a Bronze table already exists in the thread: the pipeline reads it, not the files again
         roles = TABLE_ROLES.get((task_id, key))
         if roles and (table := self.table_by_role(*roles)):
             return table.name
@@ -183,6 +186,17 @@ class Design:
         if "checkpoint" in key and self.checkpoint_root and isinstance(default, str) and "/" in default:
             return f"{self.checkpoint_root.rstrip('/')}/{default.rstrip('/').rsplit('/', 1)[-1]}"
         return default
+
+    def time_column(self, table: str, wanted: str) -> str:
+        """The time column a query of ``table`` should read.
+
+        ``wanted`` when the table has it (or its columns are unknown), else the table's own event time: a
+        windowed Gold has ``window_end``, not the events' time.
+        """
+        found = self.tables.get(table)
+        if found is None or not found.columns or wanted in found.columns:
+            return wanted
+        return found.event_time or next((c for c, t in found.columns.items() if t.startswith("TIMESTAMP")), wanted)
 
     def writer_of(self, table: str) -> TableDesign | None:
         """The design of ``table`` if some file already writes it."""

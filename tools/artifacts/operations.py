@@ -314,11 +314,7 @@ def slo_thresholds_yaml(a: Inputs) -> str:
 
 def freshness_column(a: Inputs) -> str:
     """The time column freshness is measured on: one the target table really has (Gold has ``window_end``)."""
-    wanted = a.text("event_time_column")
-    table = current().tables.get(a.text("target_table"))
-    if table is None or not table.columns or wanted in table.columns:
-        return wanted
-    return table.event_time or next((c for c, t in table.columns.items() if t.startswith("TIMESTAMP")), wanted)
+    return current().time_column(a.text("target_table"), a.text("event_time_column"))
 
 
 def slo_alerts_sql(a: Inputs) -> str:

@@ -354,8 +354,10 @@ def _source_kind(fmt: str) -> str:
     return "kafka" if fmt == "kafka" else "delta" if fmt in ("delta", "delta table") else "autoloader"
 
 
-def dlt_spec(a: Inputs) -> PipelineSpec:
-    """The pipeline the ``dlt-streaming-pipeline`` answers describe."""
+def dlt_spec(a: Inputs, path: str = "dlt_pipeline.py") -> PipelineSpec:
+    """The pipeline the ``dlt-streaming-pipeline`` answers describe (tables another command writes are not reused)."""
+    a = Inputs({**a.answers, **{key: own_table(a.text(key), "dlt", path)
+                                for key in ("bronze_table", "table", "quarantine_table", "target_table")}}, a.defaults)
     fmt = a.choice("source_format")
     kind = _source_kind(fmt)
     event_time = a.text("event_time_column")
@@ -486,8 +488,8 @@ def dlt_generate(answers: dict[str, str], rendered: dict[str, str], doc_location
                  workspace: object = None) -> list[Artifact]:
     """Artefacts of ``dlt-streaming-pipeline``."""
     a = Inputs(answers, DLT_DEFAULTS)
-    spec = dlt_spec(a)
     folder = artifact_dir(doc_location)
+    spec = dlt_spec(a, str(folder / "dlt_pipeline.py"))
     name = a.text("streaming-pipeline-spec-tmpl:name")
     recipients = emails(a.text("notification_email")) or [a.text("notification_email")]
     record_spec_tables(spec, str(folder / "dlt_pipeline.py"))

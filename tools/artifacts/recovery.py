@@ -609,9 +609,9 @@ def shadow_module(a: Inputs) -> str:
         .queryName(QUERY_NAME)
         .option("checkpointLocation", checkpoint)
         .option("mergeSchema", "true")
-        .trigger(processingTime="1 minute")
+        .trigger({TRIGGER})
         .toTable(SHADOW_TABLE)
-    )'''
+    )'''.replace("{TRIGGER}", trigger_arg('"1 minute"'))
     doc = [f"Shadow validation for {a.duration('shadow_duration').spark} before changing {target}.", CONVENTION_NOTE]
     return join(header("Shadow stream writing the new schema beside the live table.", "schema-evolution-live", doc),
                 constants(rows), read, transform, start, main_block())

@@ -58,10 +58,20 @@ def shadow_stream_module(a: Inputs) -> str:
     read = '''def read_stream(spark: SparkSession) -> DataFrame:
     """The source edge: the same source as production, read by an independent query."""
     return spark.readStream.table(SOURCE_TABLE)'''
-    transform = '''def transform(df: DataFrame) -> DataFrame:
-    """The slice: keys whose hash bucket is below SAMPLE_PERCENT (then the new logic under test)."""
+    module = production_module(a)
+    logic = (f"    # The candidate is the new version of {module}.py (copy it beside this file): its transform runs here.\n"
+             f"    from {module} import transform as production_transform\n\n"
+             "    df = production_transform(df)\n") if module else ""
+    if sample_key(a):
+        transform = f'''def transform(df: DataFrame) -> DataFrame:
+    """The slice: keys whose hash bucket is below SAMPLE_PERCENT, through the logic under test."""
     bucket = F.pmod(F.xxhash64(F.col(ID_COLUMN).cast("string")), F.lit(10000)) / 100.0
-    return df.where(bucket < F.lit(SAMPLE_PERCENT)).withColumn("_shadow_ts", F.current_timestamp())'''
+    df = df.where(bucket < F.lit(SAMPLE_PERCENT))
+{logic}    return df.withColumn("_shadow_ts", F.current_timestamp())'''
+    else:
+        transform = f'''def transform(df: DataFrame) -> DataFrame:
+    """Every row through the logic under test: production rows are aggregates, so a key sample would not compare."""
+{logic}    return df.withColumn("_shadow_ts", F.current_timestamp())'''
     start = '''def start(df: DataFrame, checkpoint: str = CHECKPOINT) -> StreamingQuery:
     """The sink edge: the shadow table, nobody consumes it."""
     return (
@@ -86,10 +96,28 @@ def compare_columns(a: Inputs) -> list[str]:
     """
     design = current()
     prod = design.columns_of(a.text("production_table"))
-    source = design.columns_of(a.text("source_table"))
-    shared = [c for c in source if c in prod and not c.startswith("_")]
-    base = [a.text("id_column"), a.text("event_time_column")]
-    return base + [c for c in shared if c not in base]
+    if prod:  # the candidate reproduces production's logic (production_module), so it has production's columns
+        return [c for c in prod if not c.startswith("_")]
+    return [a.text("id_column"), a.text("event_time_column")]
+
+
+def production_module(a: Inputs) -> str | None:
+    """The module name of the stream module that writes the production table, when it follows the edge convention.
+
+    The candidate then runs that module's ``transform`` (the logic under test is a new version of it); a
+    declarative pipeline or an unknown writer cannot be imported, and the candidate copies the source.
+    """
+    table = current().writer_of(a.text("production_table"))
+    if table is None or not (table.writer or "").endswith(".py"):
+        return None
+    name = table.writer.rsplit("/", 1)[-1].removesuffix(".py")
+    return None if name.startswith(("dlt_", "dq_")) else name
+
+
+def sample_key(a: Inputs) -> str | None:
+    """The column the sample is cut on: the id when production rows carry it (a sample of an aggregate is not one)."""
+    columns = compare_columns(a)
+    return a.text("id_column") if a.text("id_column") in columns else None
 
 
 def compare_sql(a: Inputs) -> str:
@@ -100,8 +128,15 @@ def compare_sql(a: Inputs) -> str:
     ratio, limit = a.percent("ratio"), a.percent("max_mismatch_rate")
     closed = (f"{ts} >= current_timestamp() - {window.sql_interval} "
               f"AND {ts} < date_trunc('HOUR', current_timestamp())")
-    sample = f"pmod(xxhash64(CAST({key} AS STRING)), 10000) / 100.0 < {ratio:g}"
-    cols = ", ".join(sql_ident(c) for c in compare_columns(a))
+    columns = compare_columns(a)
+    if sample_key(a):
+        sample = f"pmod(xxhash64(CAST({key} AS STRING)), 10000) / 100.0 < {ratio:g}"
+    else:  # an aggregate: the candidate ran on every row; rows are matched on the first column (window start)
+        key, sample = sql_ident(columns[0]), "true"
+        ts = sql_ident(next((c for c in columns if c in ("window_end", "window_start")), columns[0]))
+        closed = (f"{ts} >= current_timestamp() - {window.sql_interval} "
+                  f"AND {ts} < date_trunc('HOUR', current_timestamp())")
+    cols = ", ".join(sql_ident(c) for c in columns)
     return f"""-- Shadow vs production over {window.spark} on the columns both produce
 -- ({cols}), closed hours only, on the same sample of keys.
 -- Verdict: promote when mismatch_pct <= {limit:g} ({format_percent(limit)}); otherwise roll back.
@@ -141,6 +176,15 @@ def canary_view_sql(a: Inputs) -> str:
     sample = f"pmod(xxhash64(CAST({key} AS STRING)), 10000) / 100.0 < {ratio:g}"
     view = f"{prod}_serving"
     cols = ", ".join(sql_ident(c) for c in compare_columns(a))
+    if not sample_key(a):
+        return f"""-- Canary of an aggregate: {prod} rows are not per key, so a key slice cannot be served from the new
+-- version. Consumers read {view}; promote by pointing it at the candidate once compare_outputs.sql passes.
+CREATE OR REPLACE VIEW {view} AS
+SELECT {cols} FROM {prod};
+
+-- Promote (the whole aggregate at once):
+-- CREATE OR REPLACE VIEW {view} AS SELECT {cols} FROM {shadow};
+"""
     return f"""-- Canary: consumers read {view}; the slice ({format_percent(ratio)} of keys) comes from the new version.
 -- Both sides expose the same columns ({cols}), so the UNION has one shape.
 -- Promote by widening the slice release by release; roll back with the second statement.

@@ -420,7 +420,8 @@ if __name__ == "__main__":
 
 def runbook_sql(a: Inputs) -> str:
     """The queries on-call runs first."""
-    target, ts = table_name(a.text("target_table")), sql_ident(a.text("event_time_column"))
+    target = table_name(a.text("target_table"))
+    ts = sql_ident(current().time_column(a.text("target_table"), a.text("event_time_column")))
     return f"""-- On-call queries for {a.text('pipelines_covered')}. Dashboard: {a.text('dashboard_url')}
 
 -- 1. Impact: how stale is the target?

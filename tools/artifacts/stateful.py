@@ -389,7 +389,7 @@ def dedup_module(a: Inputs, path: str = "dedup_idempotent_sink.py", table: str |
               "txnAppId/txnVersion only skip a retried micro-batch of THIS checkpoint: a replay on a new checkpoint "
               "(new batch ids) appends again. Replay a range with replaceWhere over that range, or switch to MERGE.")
     doc = [f"{a.text('source_table')} → {table}: {'latest' if latest else 'first'} version of {a.text('id_key')} "
-           f"wins, sink: {mode}.",
+           f"wins ({a.text('strategy')}), sink: {mode}.",
            "Bypass: rows without a key cannot be deduplicated; route them to the DLQ (*dlq-ops). " + replay,
            compute_note(), CONVENTION_NOTE]
     return join(header("Deduplication and an idempotent sink.", "idempotency-dedup", doc,
@@ -667,8 +667,15 @@ def state_generate(answers: dict[str, str], rendered: dict[str, str], doc_locati
     """Artefacts of ``state-store-management``."""
     a = Inputs(answers, STATE_DEFAULTS)
     folder = artifact_dir(doc_location)
+    path = str(folder / "stateful_query.py")
+    a = Inputs({**a.answers, "target_table": own_table(a.text("target_table"), "stateful", path)}, STATE_DEFAULTS)
+    dedup, agg = state_ops(a)
+    columns = ({"window_start": "TIMESTAMP", "window_end": "TIMESTAMP", "events": "BIGINT"} if agg
+               else current().columns_of(a.text("source_table")))
+    record_table(a.text("target_table"), "gold" if agg else "silver", columns, writer=path,
+                 event_time="window_end" if agg else a.text("event_time_column"))
     return [
-        Artifact(str(folder / "stateful_query.py"), state_module(a), "python",
+        Artifact(path, state_module(a), "python",
                  "The stateful query: provider, changelog checkpointing and shuffle partitions set before the first "
                  "start; watermark as the state TTL."),
         Artifact(str(folder / "inspect_state.py"), inspect_state_module(a), "python",
