@@ -62,6 +62,13 @@ def schema_columns(ddl: str) -> dict[str, str]:
     return columns
 
 
+def with_column(ddl: str, column: str, sql_type: str) -> str:
+    """The schema ``ddl`` with ``column`` added (as ``sql_type``) when it is not there: the code reads it."""
+    if not column or column in schema_columns(ddl):
+        return ddl
+    return f"{ddl}, {column} {sql_type}" if ddl.strip() else f"{column} {sql_type}"
+
+
 def event_time_of(ddl: str, fallback: str = "event_time") -> str:
     """The event-time column of a payload schema: the design's, else the first TIMESTAMP column."""
     columns = schema_columns(ddl)
@@ -336,8 +343,8 @@ def kafka_module(a: Inputs, path: str = "kafka_source.py") -> str:
     user_scope, user_key = a.secret("sasl_username_secret")
     password_scope, password_key = a.secret("sasl_password_secret")
     table = a.text("target_table")
-    schema = a.text("payload_schema")
     event_id = a.text("event_id_field")
+    schema = with_column(a.text("payload_schema"), event_id, "STRING")
     rows = [
         ("BOOTSTRAP_SERVERS", py(a.text("servers")), "kafka.bootstrap.servers"),
         ("TOPIC", py(a.text("topic")), "subscribe (changing it later needs a new checkpoint)"),
@@ -456,8 +463,9 @@ def kafka_generate(answers: dict[str, str], rendered: dict[str, str], doc_locati
     a = Inputs(answers, KAFKA_DEFAULTS)
     folder = artifact_dir(doc_location)
     path = str(folder / "kafka_source.py")
-    columns = bus_columns(a.text("payload_schema"), {"key": "STRING", "value": "STRING", "topic": "STRING",
-                                                      "partition": "INT", "offset": "BIGINT", "kafka_ts": "TIMESTAMP"})
+    columns = bus_columns(with_column(a.text("payload_schema"), a.text("event_id_field"), "STRING"),
+                          {"key": "STRING", "value": "STRING", "topic": "STRING", "partition": "INT",
+                           "offset": "BIGINT", "kafka_ts": "TIMESTAMP"})
     record_table(a.text("target_table"), "bronze", columns, writer=path,
                  event_time=event_time_of(a.text("payload_schema")), id_column=a.text("event_id_field"))
     current().sources.append({"kind": "kafka", "name": a.text("topic")})
