@@ -204,3 +204,23 @@ def test_the_design_survives_the_state_round_trip() -> None:
     assert again == design
     assert again.table_by_role("gold").columns["window_end"] == "TIMESTAMP"
     assert again.default_for("canary-and-shadow", "production_table", "x") == again.table_by_role("gold").name
+
+
+def test_a_file_written_earlier_is_never_silently_overwritten(tmp_path) -> None:
+    from agent.nodes.tasks import change_summary, versioned_path
+    from tools.workspace import Workspace
+
+    workspace = Workspace(tmp_path)
+    path = "docs/streaming/expectations-streaming.yaml"
+    first = "rules:\n  - name: user_rule\n    expr: amount > 0\n"
+    assert versioned_path(workspace, path, first) == path
+    workspace.write(path, first)
+    assert versioned_path(workspace, path, first) == path  # the same content: nothing is lost by rewriting it
+    second = "rules:\n  - name: complete_id\n    expr: event_id IS NOT NULL\n"
+    kept = versioned_path(workspace, path, second)
+    assert kept == "docs/streaming/expectations-streaming.v2.yaml"
+    summary = change_summary(workspace, path, second)
+    assert "+2 −2 lines" in summary and "user_rule" in summary
+    workspace.write(kept, second)
+    assert workspace.read(path) == first  # the user's rule is still there
+    assert versioned_path(workspace, path, "third\n") == "docs/streaming/expectations-streaming.v3.yaml"

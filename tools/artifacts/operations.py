@@ -389,7 +389,17 @@ def slo_generate(answers: dict[str, str], rendered: dict[str, str], doc_location
     a = Inputs(answers, SLO_DEFAULTS)
     folder = artifact_dir(doc_location)
     record_table(a.text("metrics_table"), "metrics", METRICS_COLUMNS, writer=str(folder / "slo_listener.py"))
-    out = [
+    latency, freshness = a.duration("latency_objective"), a.duration("freshness_objective")
+    limits = thresholds(latency, freshness)
+    slo = {"sli": {"pipeline_latency_p95_ms": round(latency.seconds * 1000),
+                   "end_to_end_freshness_p95_min": round(freshness.minutes, 2)},
+           "thresholds": limits,
+           "routing": [{"channel": kind, "target": target} for kind, target in channels(a.text("alert_channels"))]}
+    out = [Artifact(config_path(doc_location, "latency-slo-tmpl.yaml"),
+                    dump_yaml(slo, ["Latency & Freshness SLO (the objectives you gave; thresholds as in "
+                                    "alert_thresholds.yaml)"]), "yaml",
+                    "The SLO in the pack's shape, from the same objectives as the listener and the alerts.")]
+    out += [
         Artifact(str(folder / "slo_listener.py"),
                  listener_module(a, "latency-slo", a.text("metrics_table"), a.duration("latency_objective"),
                                  a.duration("freshness_objective")),

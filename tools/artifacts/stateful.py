@@ -16,6 +16,8 @@ from tools.artifacts.base import (
     Duration,
     Inputs,
     artifact_dir,
+    config_path,
+    dump_yaml,
     format_percent,
     py,
     query_name,
@@ -264,7 +266,20 @@ def watermark_generate(answers: dict[str, str], rendered: dict[str, str], doc_lo
     """Artefacts of ``watermarks-and-lateness``."""
     a = Inputs(answers, WATERMARK_DEFAULTS)
     folder = artifact_dir(doc_location)
-    out = [Artifact(str(folder / "watermark_window.py"), watermark_module(a), "python",
+    path = str(folder / "watermark_window.py")
+    windowed = not a.choice("window_type").startswith("none")
+    columns = ({"window_start": "TIMESTAMP", "window_end": "TIMESTAMP", a.text("group_key"): "STRING",
+                "events": "BIGINT", "last_event_time": "TIMESTAMP"} if windowed
+               else current().columns_of(a.text("source_table")))
+    record_table(a.text("target_table"), "gold" if windowed else "silver", columns, writer=path,
+                 event_time="window_end" if windowed else a.text("ts_col"))
+    config = {"version": 1, "watermark": {"column": a.text("ts_col"), "delay_threshold": watermark_delay(a).spark,
+                                          "window": a.duration("window_duration").spark if windowed else None,
+                                          "output_mode": watermark_mode(a)}}
+    out = [Artifact(config_path(doc_location, "watermark-config-tmpl.yaml"),
+                    dump_yaml(config, ["The watermark the code uses (a widened delay is the one written here)."]),
+                    "yaml", "Watermark column, delay, window and output mode — the values of watermark_window.py."),
+           Artifact(path, watermark_module(a), "python",
                     "Windowed aggregation with withWatermark before groupBy, the chosen output mode, and a listener "
                     "logging numRowsDroppedByWatermark.")]
     if a.choice("late_data_handling").startswith("capture") and not a.choice("window_type").startswith("none"):
