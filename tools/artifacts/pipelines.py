@@ -110,7 +110,7 @@ def _bronze_function(spec: PipelineSpec) -> str:
     dbutils = _dbutils(spark)
     username = dbutils.secrets.get(scope=SECRET_SCOPE, key=SECRET_KEY_NAME)
     password = dbutils.secrets.get(scope=PASSWORD_SECRET_SCOPE, key=PASSWORD_SECRET_KEY_NAME)
-    jaas_config = f'{PLAIN_LOGIN_MODULE} required username="{username}" password="{password}";'
+    jaas_config = f"{PLAIN_LOGIN_MODULE} required username={json.dumps(username)} password={json.dumps(password)};"
     value = F.col("value").cast("string")
     return (
         spark.readStream.format("kafka")
@@ -276,7 +276,7 @@ def gold() -> DataFrame:
         .agg({measures})
         .select(F.col("window.start").alias("window_start"), F.col("window.end").alias("window_end"), {columns})
     )'''
-    extra_imports = ("from typing import Any",) if spec.source_kind == "kafka" else ()
+    extra_imports = ("import json", "from typing import Any") if spec.source_kind == "kafka" else ()
     doc = [*spec.notes, "Add this file to a Lakeflow Declarative Pipeline (the bundle beside it does); the module "
            "only declares datasets, so it is evaluated by the pipeline, not run directly.",
            "Streaming tables are exactly-once: the pipeline keeps each flow's checkpoint and commits every micro-batch "

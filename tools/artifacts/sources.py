@@ -366,8 +366,8 @@ def kafka_module(a: Inputs, path: str = "kafka_source.py") -> str:
         ("TRIGGER_INTERVAL", py(a.duration("trigger_interval").spark), "processingTime interval (classic compute)"),
     ]
     read = '''def jaas_config(username: str, password: str) -> str:
-    """The SASL PLAIN JAAS config with the shaded login module Databricks Runtime ships."""
-    return f'{PLAIN_LOGIN_MODULE} required username="{username}" password="{password}";'
+    """The SASL PLAIN JAAS config with the shaded login module Databricks Runtime ships (values JSON-quoted)."""
+    return f"{PLAIN_LOGIN_MODULE} required username={json.dumps(username)} password={json.dumps(password)};"
 
 
 def read_stream(spark: SparkSession) -> DataFrame:
@@ -430,7 +430,7 @@ def read_stream(spark: SparkSession) -> DataFrame:
         CONVENTION_NOTE,
     ]
     return join(header("Kafka → Bronze (SASL_SSL, credentials from a secret scope).", "kafka-connector", doc,
-                       extra_imports=("from typing import Any",)),
+                       extra_imports=("import json", "from typing import Any")),
                 constants(rows), DBUTILS_HELPER, read, transform, start, main_block())
 
 
@@ -546,7 +546,7 @@ def eventhubs_module(a: Inputs, path: str = "eventhubs_source.py") -> str:
     """The source edge: the Event Hubs Kafka endpoint, SASL_SSL + PLAIN with $ConnectionString."""
     dbutils = _dbutils(spark)
     connection_string = dbutils.secrets.get(scope=SECRET_SCOPE, key=SECRET_KEY_NAME)
-    jaas_config = f'{PLAIN_LOGIN_MODULE} required username="$ConnectionString" password="{connection_string}";'
+    jaas_config = f"{PLAIN_LOGIN_MODULE} required username={json.dumps('$ConnectionString')} password={json.dumps(connection_string)};"
     return (
         spark.readStream.format("kafka")
         .option("kafka.bootstrap.servers", BOOTSTRAP_SERVERS)
@@ -599,7 +599,7 @@ def eventhubs_module(a: Inputs, path: str = "eventhubs_source.py") -> str:
         CONVENTION_NOTE,
     ]
     return join(header("Azure Event Hubs (Kafka endpoint) → Bronze.", "eventhubs-connector", doc,
-                       extra_imports=("from typing import Any",)),
+                       extra_imports=("import json", "from typing import Any")),
                 constants(rows), DBUTILS_HELPER, read, transform, start, main_block())
 
 
