@@ -138,18 +138,21 @@ def _bronze_function(spec: PipelineSpec) -> str:
         body = '''    return _spark().readStream.table(SOURCE).withColumn("_ingest_ts", F.current_timestamp())'''
     else:
         expectation = '@dp.expect("rescued_data_empty", "_rescued_data IS NULL")'
-        body = '''    return (
-        _spark()
-        .readStream.format("cloudFiles")
+        body = '''    spark = _spark()
+    df = (
+        spark.readStream.format("cloudFiles")
         .option("cloudFiles.format", SOURCE_FORMAT)
         .option("cloudFiles.inferColumnTypes", "true")
         # JSON inference reads ISO timestamps as STRING: the hints type the event time (withWatermark needs it).
         .option("cloudFiles.schemaHints", PAYLOAD_SCHEMA)
         .option("cloudFiles.maxFilesPerTrigger", 1000)
         .load(SOURCE)
-        .withColumn("_source_file", F.col("_metadata.file_path"))
-        .withColumn("_ingest_ts", F.current_timestamp())
-    )'''
+    )
+    # A declared column no file has carried yet is added as a typed NULL, so Silver and Gold can always read it.
+    for field in spark.createDataFrame([], PAYLOAD_SCHEMA).schema.fields:
+        if field.name not in df.columns:
+            df = df.withColumn(field.name, F.lit(None).cast(field.dataType))
+    return df.withColumn("_source_file", F.col("_metadata.file_path")).withColumn("_ingest_ts", F.current_timestamp())'''
     return f'''@dp.table(
     name=BRONZE_TABLE,
     comment="Raw events as received; protected from full refresh because the source may not replay them.",

@@ -546,7 +546,8 @@ def eventhubs_module(a: Inputs, path: str = "eventhubs_source.py") -> str:
     """The source edge: the Event Hubs Kafka endpoint, SASL_SSL + PLAIN with $ConnectionString."""
     dbutils = _dbutils(spark)
     connection_string = dbutils.secrets.get(scope=SECRET_SCOPE, key=SECRET_KEY_NAME)
-    jaas_config = f"{PLAIN_LOGIN_MODULE} required username={json.dumps('$ConnectionString')} password={json.dumps(connection_string)};"
+    user, password = json.dumps("$ConnectionString"), json.dumps(connection_string)
+    jaas_config = f"{PLAIN_LOGIN_MODULE} required username={user} password={password};"
     return (
         spark.readStream.format("kafka")
         .option("kafka.bootstrap.servers", BOOTSTRAP_SERVERS)
