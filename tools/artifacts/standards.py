@@ -22,9 +22,18 @@ from tools.artifacts.base import (
     sql_ident,
     table_name,
 )
-from tools.artifacts.skeleton import CONVENTION_NOTE, MERGE_IMPORTS, constants, header, join, main_block
+from tools.artifacts.skeleton import (
+    CONVENTION_NOTE,
+    MERGE_IMPORTS,
+    compute_note,
+    constants,
+    header,
+    join,
+    main_block,
+    trigger_arg,
+)
 from tools.artifacts.stateful import merge_write_batch
-from tools.design import current
+from tools.design import current, unique_query_name
 
 # -- init standards -------------------------------------------------------------------------
 
@@ -73,7 +82,9 @@ def standards_yaml(a: Inputs) -> str:
         "idempotency": {"sinks": ["Delta table sink (exactly-once with the checkpoint)",
                                   "foreachBatch with MERGE on a business key",
                                   "foreachBatch append with txnAppId + txnVersion=batch_id"],
-                        "dedup": "withWatermark + dropDuplicatesWithinWatermark on the event id"},
+                        "dedup": {"latest_wins": "MERGE on the event id with the sequence column (newer wins)",
+                                  "first_wins": "withWatermark + dropDuplicatesWithinWatermark on the event id "
+                                                "(keeps the first copy: producer retries)"}},
         "replay": {"window": a.duration("replay_window").spark,
                    "rule": "source retention must exceed the replay window plus the worst outage",
                    "reconciliation_points": ["rows per closed hour source vs target",
@@ -106,25 +117,27 @@ def standards_yaml(a: Inputs) -> str:
 def reference_stream_module(a: Inputs) -> str:
     """A stream that applies the standards: named query, own versioned checkpoint, MERGE sink, default trigger."""
     table = a.text("table")
-    trigger = "availableNow=True" if a.choice("default_trigger") == "availablenow" else \
-        "processingTime=TRIGGER_INTERVAL"
+    trigger = "availableNow=True" if a.choice("default_trigger") == "availablenow" else trigger_arg()
     rows = [
         ("PIPELINE_NAME", py(a.text("name")), "from the pipeline spec"),
         ("SOURCE_TABLE", py(a.text("source_table")), "upstream table"),
         ("TARGET_TABLE", py(table), "output table of the spec"),
         ("CHECKPOINT", py(a.text("path")), "own checkpoint, under the standard root"),
-        ("QUERY_NAME", py(query_name("silver", table)), "mandatory query name"),
+        ("QUERY_NAME", py(unique_query_name(query_name("silver", table) + "_reference", "reference_stream.py")),
+         "mandatory query name"),
         ("EVENT_TIME", py("event_time"), "event-time column"),
         ("ID_COLUMN", py("event_id"), "idempotency key"),
-        ("WATERMARK_DELAY", py("10 minutes"), "lateness tolerance"),
         ("TRIGGER_INTERVAL", py(a.duration("trigger_interval").spark), "standard processingTime interval"),
     ]
     read = '''def read_stream(spark: SparkSession) -> DataFrame:
     """The source edge: the upstream Delta table."""
     return spark.readStream.table(SOURCE_TABLE)'''
     transform = '''def transform(df: DataFrame) -> DataFrame:
-    """Standard dedup: watermark on event time, duplicates of the id dropped within it."""
-    return df.withWatermark(EVENT_TIME, WATERMARK_DELAY).dropDuplicatesWithinWatermark([ID_COLUMN])'''
+    """Standard dedup is the MERGE (newer event time wins): keep every version with a key and an event time.
+
+    dropDuplicatesWithinWatermark would keep the FIRST copy and contradict "newer wins".
+    """
+    return df.where(F.col(ID_COLUMN).isNotNull() & F.col(EVENT_TIME).isNotNull())'''
     write = merge_write_batch("TARGET_TABLE", ["ID_COLUMN"], "EVENT_TIME", True,
                               "Standard idempotent sink: MERGE on the key, newer event time wins.")
     start = f'''def start(df: DataFrame, checkpoint: str = CHECKPOINT) -> StreamingQuery:
@@ -137,7 +150,8 @@ def reference_stream_module(a: Inputs) -> str:
         .start()
     )'''
     imports = MERGE_IMPORTS
-    doc = [f"Reference implementation of the standards for {a.text('name')}: copy it for new streams.", CONVENTION_NOTE]
+    doc = [f"Reference implementation of the standards for {a.text('name')}: copy it for new streams.", compute_note(),
+           CONVENTION_NOTE]
     return join(header("Reference stream following the team's streaming standards.", "init-standards", doc,
                        imports=imports), constants(rows), read, transform, write, start, main_block())
 
