@@ -32,13 +32,12 @@ COMPUTE_QUESTIONS: list[dict[str, Any]] = [
      "kind": "text", "default": "16.4 LTS", "choices": []},
 ]
 
-# Task ids whose generators write stream / pipeline code (the compute choice changes that code).
+# Task ids whose generated code changes with the compute (trigger, spark.conf, persist, credentials); the
+# others do not ask. The bundles may read the design's compute as well (``current().serverless``).
 COMPUTE_TASKS = frozenset({
     "autoloader-streaming-ingest", "kafka-connector-setup", "eventhubs-connector-setup", "kinesis-connector-setup",
-    "dlt-streaming-pipeline", "streaming-dq-expectations", "watermarks-and-lateness", "dedup-and-idempotency",
-    "state-store-management", "dlq-quarantine-ops", "replay-and-recovery", "schema-evolution-live",
-    "latency-slo-and-alerts", "jobs-continuous-triggers", "cost-guardrails-streaming", "canary-and-shadow",
-    "blue-green-deploy", "init-streaming-standards", "backpressure-and-throughput",
+    "watermarks-and-lateness", "dedup-and-idempotency", "state-store-management", "dlq-quarantine-ops",
+    "schema-evolution-live", "canary-and-shadow", "blue-green-deploy", "init-streaming-standards",
 })
 
 # Question keys that name the same fact in different tasks.
