@@ -47,6 +47,7 @@ class State(TypedDict, total=False):
         checklist_results: summaries of every checklist run (for the release gate).
         heard_id: id of the last user message taken as a turn, so a turn sent as standard chat ``messages``
             (LangGraph Server, agent-chat-ui) is told apart from one sent as ``input``.
+        design: the thread's pipeline design (``tools.design.Design.to_dict``), read and extended by every task.
 
     """
 
@@ -64,3 +65,4 @@ class State(TypedDict, total=False):
     current_doc: str | None
     checklist_results: list[dict[str, Any]]
     heard_id: str
+    design: dict[str, Any]

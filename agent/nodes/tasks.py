@@ -35,6 +35,7 @@ from agent.state import State
 from knowledge.loader import Pack, Task, Template
 from tools.artifacts import diagram, generate, step_notes
 from tools.checklist import Target, run_checklist
+from tools.design import COMPUTE_QUESTIONS, COMPUTE_TASKS, Design
 from tools.templates import TemplateError, render
 from tools.values import KIND_HINTS, check_value
 
@@ -78,24 +79,50 @@ def task_questions(pack: Pack, task: Task) -> list[dict[str, Any]]:
     return questions + template_questions(pack, names, taken)
 
 
+def design_questions(task_id: str, questions: list[dict[str, Any]],
+                     design: Design) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """The questions still to ask and the answers the thread's design already gives.
+
+    Tasks that generate stream code also ask the compute (serverless or classic, and the runtime) once per
+    thread. A fact the design holds for every task (compute, event-time and id columns) is not asked again;
+    tables and paths of earlier commands become the offered defaults.
+    """
+    questions = [dict(q) for q in questions]
+    keys = {q["key"] for q in questions}
+    if task_id in COMPUTE_TASKS:
+        questions += [dict(q) for q in COMPUTE_QUESTIONS if q["key"] not in keys]
+    to_ask, known = [], {}
+    for question in questions:
+        answer = design.known_answer(question["key"])
+        if answer:
+            known[question["key"]] = answer
+            continue
+        question["default"] = design.default_for(task_id, question["key"], question.get("default"))
+        to_ask.append(question)
+    return to_ask, known
+
+
 def start_task(state: State, runtime: Runtime[Context]) -> Command[Literal["ask_input"]]:
     """Begin a domain task: say what it does, then gather its inputs."""
     pack = pack_of(runtime)
     name = (state.get("request") or {}).get("command", "")
     command = pack.command(name)
     task = pack.task_for(command)
-    questions = task_questions(pack, task)
+    design = Design.from_dict(state.get("design"))
+    questions, known = design_questions(task.id, task_questions(pack, task), design)
     run = {
         "kind": "task", "command": name, "task_id": task.id, "title": task.title,
         "templates": [t for t in task.templates if t in pack.templates],
-        "questions": questions, "index": 0, "answers": {}, "yolo": False,
+        "questions": questions, "index": 0, "answers": dict(known), "known": dict(known), "yolo": False,
     }
     intro = fill(runtime, prompts.TASK_INTRO, task_title=task.title,
                  title_zh=f"（{task.title_zh}）" if task.title_zh else "", purpose=task.purpose, count=len(questions))
     steps = "\n".join(f"{n}. {step}" for n, step in enumerate(task.steps, start=1))
-    return Command(goto="ask_input", update={
-        "task": run, "mode": "task", "messages": [say(f"{intro}\n\nSteps:\n{steps}")],
-    })
+    text = f"{intro}\n\nSteps:\n{steps}"
+    if known:
+        text += "\n\nKnown from this thread's design (not asked again): " + ", ".join(
+            f"{key} = `{value}`" for key, value in known.items())
+    return Command(goto="ask_input", update={"task": run, "mode": "task", "messages": [say(text)]})
 
 
 def _question_text(question: dict[str, Any], progress: str) -> str:
@@ -232,6 +259,8 @@ def _answers_table(run: dict[str, Any]) -> str:
         if question.get("kind") == "secret_ref" and answer != "(not given)":
             answer = f"secret `{answer}`"
         lines.append(f"| {question['ask'].replace('|', '/')} | {str(answer).replace('|', '/')} |")
+    for key, value in (run.get("known") or {}).items():
+        lines.append(f"| {key} (from this thread's design) | {str(value).replace('|', '/')} |")
     return "\n".join(lines)
 
 
@@ -263,7 +292,9 @@ def compose_document(state: State, runtime: Runtime[Context], config: RunnableCo
         parts += [task.purpose.en, ""]
     parts += ["## Inputs · 输入", "", _answers_table(run), ""]
     parts += ["## Steps · 步骤", ""]
-    decisions = step_notes(run["task_id"], run.get("answers") or {})
+    design = Design.from_dict(state.get("design"))
+    design.notices = []
+    decisions = step_notes(run["task_id"], run.get("answers") or {}, design)
     for n, step in enumerate(task.steps, start=1):
         parts += [f"### {n}. {step.zh or step.en}", ""]
         if step.zh and step.en:
@@ -277,8 +308,17 @@ def compose_document(state: State, runtime: Runtime[Context], config: RunnableCo
     if flow:
         parts += ["## Data flow · 数据流", "", "```mermaid", flow.rstrip("\n"), "```", ""]
     artifacts = generate(run["task_id"], run.get("answers") or {}, run.get("rendered") or {}, task.doc_output_location,
-                         workspace_of(runtime, config))
+                         workspace_of(runtime, config), design)
     run["generated"] = [asdict(a) for a in artifacts]
+    run["design"] = design.to_dict()
+    # A config the generator rendered from the same values as the code replaces the pack's sample of it.
+    generated_paths = {a.path for a in artifacts}
+    rendered = {name: text for name, text in (run.get("rendered") or {}).items()
+                if output_path_for(task.doc_output_location, name) not in generated_paths}
+    if len(rendered) != len(run.get("rendered") or {}):
+        run["rendered"] = rendered
+    if design.notices:
+        run["notices"] = [*run.get("notices", []), *design.notices]
     if artifacts:
         parts += ["## Artefacts · 产物", ""]
         for artifact in artifacts:
@@ -339,37 +379,77 @@ def run_task_checklists(state: State, runtime: Runtime[Context]) -> dict:
     return {"task": run}
 
 
+def versioned_path(workspace: Any, path: str, content: str | bytes) -> str:
+    """``path`` when it is free or holds the same content; else the first free ``name.vN.ext`` beside it."""
+    target = workspace.resolve(path)
+    if not target.is_file() or target.read_bytes() == (content.encode("utf-8") if isinstance(content, str) else content):
+        return path
+    pure = PurePosixPath(path)
+    stem, suffix = pure.name.split(".", 1)[0], "".join(pure.suffixes)
+    for n in range(2, 1000):
+        candidate = str(pure.with_name(f"{stem}.v{n}{suffix}"))
+        found = workspace.resolve(candidate)
+        if not found.is_file() or found.read_bytes() == (
+                content.encode("utf-8") if isinstance(content, str) else content):
+            return candidate
+    raise ValueError(f"too many versions of {path}")
+
+
+def change_summary(workspace: Any, path: str, content: str | bytes) -> str:
+    """``+a −b lines`` between the file at ``path`` and ``content`` (or "binary")."""
+    if isinstance(content, bytes):
+        return "binary content differs"
+    import difflib
+
+    try:
+        old = workspace.read(path).splitlines()
+    except Exception:  # unreadable as text: say so rather than guess
+        return "content differs"
+    diff = list(difflib.unified_diff(old, content.splitlines(), lineterm="", n=0))
+    added = sum(1 for line in diff if line.startswith("+") and not line.startswith("+++"))
+    removed = sum(1 for line in diff if line.startswith("-") and not line.startswith("---"))
+    sample = next((line for line in diff if line.startswith("-") and not line.startswith("---")), "")
+    return f"+{added} −{removed} lines" + (f"; first removed line: {sample[1:80].strip()!r}" if sample else "")
+
+
 def save_document(state: State, runtime: Runtime[Context], config: RunnableConfig) -> dict:
     """Write the document and its artefacts into the thread's workspace."""
     pack = pack_of(runtime)
     run = dict(state.get("task") or {})
     workspace = workspace_of(runtime, config)
-    written = []
+    written, kept = [], []
+
+    def write(path: str, content: str | bytes) -> None:
+        """Write ``path``, or a new version beside it when an earlier file there has other content."""
+        final = versioned_path(workspace, path, content)
+        workspace.write(final, content)
+        written.append(final)
+        if final != path:
+            kept.append(f"`{path}` already held other content ({change_summary(workspace, path, content)}); it is "
+                        f"kept and this run wrote `{final}`.")
     if run["kind"] == "create-doc":
         name = run["templates"][0]
         location = f"docs/support/{name.replace('-tmpl', '')}"
         content = run.get("doc") or run["rendered"].get(name, "")
-        workspace.write(location, content if content.endswith("\n") else content + "\n")
-        written.append(location)
+        write(location, content if content.endswith("\n") else content + "\n")
     else:
         location = pack.tasks[run["task_id"]].doc_output_location
-        workspace.write(location, run.get("doc", ""))
-        written.append(location)
+        write(location, run.get("doc", ""))
         for name, text in (run.get("rendered") or {}).items():
-            path = output_path_for(location, name)
-            workspace.write(path, text if text.endswith("\n") else text + "\n")
-            written.append(path)
+            write(output_path_for(location, name), text if text.endswith("\n") else text + "\n")
         for artifact in run.get("generated") or []:
-            workspace.write(artifact["path"], artifact["content"])
-            written.append(artifact["path"])
+            write(artifact["path"], artifact["content"])
     results = list(state.get("checklist_results") or []) + list(run.get("checklists") or [])
     extra = "" if len(written) == 1 else " with " + ", ".join(f"`{p}`" for p in written[1:])
     lines = [fill(runtime, prompts.TASK_DONE, task_title=run.get("title", ""), path=written[0], extra=extra)]
     for summary in run.get("checklists") or []:
         counts = " · ".join(f"{s} {n}" for s, n in summary["counts"].items() if n)
         lines.append(f"- {summary['title']}: {counts}")
+    lines += [f"- {note}" for note in kept]
     lines.append("`*doc-out` prints the document; `*help` shows the commands.")
+    update_design = {"design": run["design"]} if run.get("design") is not None else {}
     return {
+        **update_design,
         "messages": [say("\n".join(lines))],
         "artifacts": add_artifacts(state, *written),
         "current_doc": written[0],

@@ -7,18 +7,20 @@ one process, because every process opens the knowledge index.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from pathlib import Path, PurePosixPath
 
 import pytest
 import yaml
 
-from agent.nodes.tasks import task_questions
+from agent.nodes.tasks import design_questions, task_questions
 from knowledge.loader import load_pack
 from tests.conftest import run_script
 from tests.unit_tests.test_artifacts import CUSTOM, DOMAIN
 from tools.artifacts import DIAGRAMS, generate
-from tools.artifacts.base import artifact_dir
+from tools.artifacts.base import artifact_dir, config_path
+from tools.design import Design
 from tools.lint import check_text
 from tools.values import check_value
 
@@ -27,9 +29,27 @@ COMMAND = {c.task: c.name for c in PACK.agent.commands if c.task}
 LINT_KINDS = {".py": "python", ".yaml": "yaml", ".yml": "yaml", ".json": "json", ".sql": "sql"}
 
 
-def answers_in_order(task_id: str, answers: dict[str, str]) -> list[str]:
-    """One line per question of the task, in the order they are asked ("default" where none given)."""
-    return [answers.get(q["key"], "default") for q in task_questions(PACK, PACK.tasks[task_id])]
+def answers_in_order(task_id: str, answers: dict[str, str], design: Design | None = None) -> list[str]:
+    """One line per question of the task, in the order they are asked ("default" where none given).
+
+    ``design`` is the thread's design so far: the compute is asked by the first task that generates
+    stream code and then known (not asked again).
+    """
+    design = design if design is not None else Design()
+    questions, known = design_questions(task_id, task_questions(PACK, PACK.tasks[task_id]), design)
+    design.learn_answers({**known, **{q["key"]: str(answers.get(q["key"], q["default"])) for q in questions}})
+    return [answers.get(q["key"], "default") for q in questions]
+
+
+def written_as(path: str, rel: str) -> bool:
+    """Whether the written ``path`` is ``rel`` or a new version of it (``name.v2.ext``) kept beside it."""
+    if path.endswith(rel):
+        return True
+    parent, name = PurePosixPath(rel).parent, PurePosixPath(rel).name
+    stem, _, suffix = name.partition(".")
+    written = PurePosixPath(path)
+    return str(written.parent).endswith(str(parent)) and bool(
+        re.fullmatch(rf"{re.escape(stem)}\.v\d+\.{re.escape(suffix)}", written.name))
 
 
 def defaults_for(task_id: str) -> dict[str, str]:
@@ -67,7 +87,7 @@ def check_task_result(task_id: str, done: dict, answers: dict[str, str], allow_p
     by_rel = {}
     for path in done["artifacts"]:
         for rel in [task.doc_output_location, *artefact_paths(task_id, answers)]:
-            if path.endswith(rel):
+            if written_as(path, rel):
                 by_rel[rel] = Path(path)
     assert task.doc_output_location in by_rel, (task_id, done["output"][:300])
     doc = by_rel[task.doc_output_location].read_text(encoding="utf-8")
@@ -82,7 +102,7 @@ def check_task_result(task_id: str, done: dict, answers: dict[str, str], allow_p
     folder = str(artifact_dir(task.doc_output_location))
     for rel in artefact_paths(task_id, answers):
         assert rel in by_rel, (task_id, rel, "not written")
-        assert rel.startswith(folder + "/")
+        assert rel.startswith(folder + "/") or rel in {config_path(task.doc_output_location, t) for t in task.templates}
         path = by_rel[rel]
         review_file(path, allow_partial)
         files[PurePosixPath(rel).name] = path.read_text(encoding="utf-8")
@@ -95,9 +115,10 @@ def run_tasks(home: Path, tasks: list[str], custom: bool) -> dict[str, tuple[str
     """Run ``tasks`` one after another in one process; return each task's document and files."""
     script: list[str] = []
     ends: dict[str, int] = {}
+    design = Design()
     for task_id in tasks:
         script.append(f"*{COMMAND[task_id]}")
-        script += answers_in_order(task_id, CUSTOM[task_id][0]) if custom else ["#yolo"]
+        script += answers_in_order(task_id, CUSTOM[task_id][0], design) if custom else ["#yolo"]
         ends[task_id] = len(script) - 1
     turns = run_script(script, home)
     assert len(turns) == len(script)
@@ -112,7 +133,7 @@ def test_every_domain_command_with_defaults(indexed_home: Path) -> None:
     results = run_tasks(indexed_home, DOMAIN, custom=False)
     assert set(results) == set(DOMAIN)
     doc, files = results["kafka-connector-setup"]
-    assert 'TOPIC = "orders.events.v1"' in files["kafka_source.py"] and "secret `streaming/kafka-jaas`" in doc
+    assert 'TOPIC = "orders.events.v1"' in files["kafka_source.py"] and "secret `streaming/kafka-username`" in doc
     doc, files = results["jobs-continuous-triggers"]
     assert "continuous:" in files["databricks.yml"] and "STREAMING_BACKLOG_SECONDS" in files["databricks.yml"]
     doc, files = results["dlt-streaming-pipeline"]

@@ -190,6 +190,10 @@ class LocalPipeline:
     def readStream(self) -> _Reader:  # noqa: N802 - SparkSession's name
         return _Reader(self)
 
+    def __getattr__(self, name: str) -> Any:
+        """Everything else (``createDataFrame``, ``conf``...) is the real session's."""
+        return getattr(self.spark, name)
+
     def source(self, recorded: RecordedSource) -> DataFrame:
         key = recorded.format or recorded.table or "source"
         if key not in self.sources:

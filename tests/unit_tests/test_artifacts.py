@@ -27,7 +27,7 @@ from tools.artifacts import (
     step_notes,
     tuning,
 )
-from tools.artifacts.base import Duration, Inputs, artifact_dir, channels, parse_percent, py, sql_ident
+from tools.artifacts.base import Duration, Inputs, artifact_dir, channels, config_path, parse_percent, py, sql_ident
 from tools.artifacts.bundles import quartz_every
 from tools.artifacts.diagrams import label
 from tools.lint import check_text
@@ -107,12 +107,13 @@ CUSTOM: dict[str, tuple[dict[str, str], list[tuple[str, str]]]] = {
          "checkpoint_root": "/Volumes/acme/rt/chk/clicks_kafka", "target_table": "acme.bronze.clicks_kafka",
          "starting_offsets": "earliest", "event_id_field": "click_id", "dedup_window": "30 minutes",
          "trigger_interval": "30 seconds", "servers": "kafka-1.acme.io:9093", "topic": "clicks.v2",
-         "jaas": "prod-kafka/sasl-jaas"},
+         "sasl_username_secret": "prod-kafka/sasl-user", "sasl_password_secret": "prod-kafka/sasl-pass"},
         [("kafka_source.py", 'BOOTSTRAP_SERVERS = "kafka-1.acme.io:9093"'), ("kafka_source.py", 'TOPIC = "clicks.v2"'),
-         ("kafka_source.py", 'SECRET_SCOPE = "prod-kafka"'), ("kafka_source.py", 'SECRET_KEY_NAME = "sasl-jaas"'),
+         ("kafka_source.py", 'SECRET_SCOPE = "prod-kafka"'), ("kafka_source.py", 'SECRET_KEY_NAME = "sasl-user"'),
+         ("kafka_source.py", 'PASSWORD_SECRET_KEY_NAME = "sasl-pass"'),
          ("kafka_source.py", "dbutils.secrets.get(scope=SECRET_SCOPE, key=SECRET_KEY_NAME)"),
          ("kafka_source.py", "MAX_OFFSETS_PER_TRIGGER = 50000"), ("kafka_source.py", 'STARTING_OFFSETS = "earliest"'),
-         ("kafka_source.py", 'DEDUP_WINDOW = "30 minutes"'), ("kafka_source.py", '"$.click_id"'),
+         ("kafka_source.py", 'DEDUP_WINDOW = "30 minutes"'), ("kafka_source.py", 'EVENT_ID = "click_id"'),
          ("kafka_source.py", 'TRIGGER_INTERVAL = "30 seconds"'), ("verify_ingest.sql", "acme.bronze.clicks_kafka")],
     ),
     "eventhubs-connector-setup": (
@@ -121,7 +122,7 @@ CUSTOM: dict[str, tuple[dict[str, str], list[tuple[str, str]]]] = {
          "target_table": "acme.bronze.payments", "starting_offsets": "earliest", "trigger_interval": "10 seconds",
          "connection_string": "eh-scope/payments-listen", "consumer_group": "dbx-payments"},
         [("eventhubs_source.py", '"acme-eh.servicebus.windows.net:9093"'), ("eventhubs_source.py", 'EVENT_HUB = "payments"'),
-         ("eventhubs_source.py", 'CONSUMER_GROUP = "dbx-payments"'), ("eventhubs_source.py", 'SECRET_SCOPE = "eh-scope"'),
+         ("eventhubs_source.py", 'GROUP_ID_PREFIX = "dbx-payments"'), ("eventhubs_source.py", 'SECRET_SCOPE = "eh-scope"'),
          ("eventhubs_source.py", 'SECRET_KEY_NAME = "payments-listen"'),
          ("eventhubs_source.py", "MAX_EVENTS_PER_TRIGGER = 20000"), ("eventhubs_source.py", "every 30 days"),
          ("eventhubs_source.py", 'CHECKPOINT = "/Volumes/acme/rt/chk/eh"'), ("verify_ingest.sql", "acme.bronze.payments")],
@@ -181,7 +182,7 @@ CUSTOM: dict[str, tuple[dict[str, str], list[tuple[str, str]]]] = {
          "source_table": "acme.silver.clicks", "target_table": "acme.gold.clicks_dedup", "id_column": "click_id",
          "event_time_column": "evt_ts", "window_duration": "10 minutes", "shuffle_partitions": "64",
          "job_principal": "rt-jobs", "ttl_hours": "6", "compact_interval_min": "30", "steps": "stop; back up; redeploy"},
-        [("stateful_query.py", 'STATE_TTL = "6 hours"'), ("stateful_query.py", "HDFSBackedStateStoreProvider"),
+        [("stateful_query.py", 'WATERMARK_DELAY = "6 hours"'), ("stateful_query.py", "HDFSBackedStateStoreProvider"),
          ("stateful_query.py", 'SHUFFLE_PARTITIONS = "64"'), ("stateful_query.py", "dropDuplicatesWithinWatermark"),
          ("inspect_state.py", "EXPECTED_STATE_KEYS = 500000"), ("protect_checkpoint.sql", "ON VOLUME acme.rt.chk"),
          ("protect_checkpoint.sql", "`rt-jobs`")],
@@ -310,8 +311,11 @@ def artefacts(task_id: str, answers: dict[str, str]) -> dict[str, object]:
     """The task's artefacts by file name."""
     doc = PACK.tasks[task_id].doc_output_location
     out = {}
+    configs = {config_path(doc, name) for name in PACK.tasks[task_id].templates}
     for artifact in generate(task_id, answers, {}, doc):
-        assert artifact_dir(doc) in PurePosixPath(artifact.path).parents, artifact.path  # a bundle may have src/
+        # Beside the document in its folder (a bundle may have src/), or a config rendered at the path of the
+        # task's template output.
+        assert artifact_dir(doc) in PurePosixPath(artifact.path).parents or artifact.path in configs, artifact.path
         name = PurePosixPath(artifact.path).name
         assert name not in out, f"{task_id}: two artefacts named {name}"
         out[name] = artifact
@@ -429,14 +433,15 @@ def test_stream_modules_follow_the_edge_convention() -> None:
 
 
 def test_secrets_are_read_from_a_scope_never_written() -> None:
-    for task_id, key in (("kafka-connector-setup", "jaas"), ("eventhubs-connector-setup", "connection_string")):
+    for task_id, key in (("kafka-connector-setup", "sasl_username_secret"),
+                         ("eventhubs-connector-setup", "connection_string")):
         answers = {**defaults_for(task_id), key: "vault-scope/the-key"}
         code = next(a.content for a in generate(task_id, answers, {}, "docs/x.md") if a.language == "python")
         assert 'SECRET_SCOPE = "vault-scope"' in code and 'SECRET_KEY_NAME = "the-key"' in code
         assert "dbutils.secrets.get(scope=SECRET_SCOPE, key=SECRET_KEY_NAME)" in code
         assert not [f for f in check_text(code, "python").findings if f.rule.startswith("SE80") and f.status == "FAIL"]
     dlt = {**defaults_for("dlt-streaming-pipeline"), "source_format": "kafka", "source": "clicks.v2",
-           "kafka_jaas": "rt/jaas"}
+           "kafka_username_secret": "rt/user"}
     code = artefacts("dlt-streaming-pipeline", dlt)["dlt_pipeline.py"].content
     assert 'SECRET_SCOPE = "rt"' in code and "spark.readStream.format(\"kafka\")" in code
     review(artefacts("dlt-streaming-pipeline", dlt)["dlt_pipeline.py"], allow_partial=False)

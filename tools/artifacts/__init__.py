@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from tools.artifacts.base import DIAGRAMS, GENERATORS, STEP_NOTES, Artifact, Generator
+from tools.design import Design, using
 
 if TYPE_CHECKING:
     from tools.workspace import Workspace
@@ -20,7 +21,7 @@ __all__ = ["DIAGRAMS", "GENERATORS", "STEP_NOTES", "Artifact", "Generator", "dia
 
 
 def generate(task_id: str, answers: dict[str, str], rendered: dict[str, str], doc_location: str,
-             workspace: Workspace | None = None) -> list[Artifact]:
+             workspace: Workspace | None = None, design: Design | None = None) -> list[Artifact]:
     """The artefacts of ``task_id`` for the user's answers.
 
     Args:
@@ -29,9 +30,14 @@ def generate(task_id: str, answers: dict[str, str], rendered: dict[str, str], do
         rendered: rendered templates by template file name.
         doc_location: the task's ``docOutputLocation`` (artefacts go beside it).
         workspace: the thread's workspace, for inputs the user put there (read only).
+        design: the thread's design; the generators read it (compute, columns of earlier tables) and record
+            what they write into it (tables, DLQ, query names). A fresh one when not given.
     """
     generator = GENERATORS.get(task_id)
-    artifacts = generator(answers, rendered, doc_location, workspace) if generator else []
+    design = design if design is not None else Design()
+    design.learn_answers(answers or {})
+    with using(design, task_id):
+        artifacts = generator(answers, rendered, doc_location, workspace) if generator else []
     # *backpressure-tune, *latency-slo, *state-store: a stream-health diagnosis of the progress log the user
     # named (report + PNG charts); nothing for other tasks or when no log was named. Imported here, not at the
     # top, to keep this module's imports to the generator families; matplotlib loads only when a chart is drawn.
@@ -46,10 +52,16 @@ def diagram(task_id: str, answers: dict[str, str]) -> str | None:
     return draw(answers) if draw else None
 
 
-def step_notes(task_id: str, answers: dict[str, str]) -> list[str]:
+def step_notes(task_id: str, answers: dict[str, str], design: Design | None = None) -> list[str]:
     """One line per step of the task: the decision taken for the user's values (may be empty)."""
     notes = STEP_NOTES.get(task_id)
-    return notes(answers) if notes else []
+    if not notes:
+        return []
+    # A copy: notes only read the design (compute, earlier tables); generate() is what extends it.
+    design = Design.from_dict(design.to_dict()) if design is not None else Design()
+    design.learn_answers(answers or {})
+    with using(design, task_id):
+        return notes(answers)
 
 
 # Importing the families registers their generators (kept last: they import ``base``).

@@ -301,3 +301,13 @@ def register(task_id: str, generator: Generator | None = None, diagram: Diagram 
         DIAGRAMS[task_id] = diagram
     if notes is not None:
         STEP_NOTES[task_id] = notes
+
+
+def config_path(doc_location: str, template_name: str) -> str:
+    """Where the rendered pack template ``template_name`` is written (beside the document, without ``-tmpl``).
+
+    A generator that writes a config at this path supersedes the pack's sample: the config is then rendered
+    from the same values as the code (the samples fix values such as ``startingOffsets: latest``).
+    """
+    doc = PurePosixPath(doc_location)
+    return str(doc.parent / template_name.replace("-tmpl", ""))

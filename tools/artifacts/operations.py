@@ -19,6 +19,7 @@ from tools.artifacts.base import (
     Inputs,
     artifact_dir,
     channels,
+    config_path,
     dump_json,
     dump_yaml,
     format_percent,
@@ -45,6 +46,31 @@ from tools.artifacts.bundles import (
 )
 from tools.artifacts.entrypoint import EntryStream, entry_module
 from tools.artifacts.skeleton import constants, header, join
+from tools.design import current, record_table
+
+# The metrics table the SLO listener writes (one place: the listener code and the SQL both follow it).
+METRICS_COLUMNS: dict[str, str] = {
+    "ts": "STRING", "query_name": "STRING", "query_id": "STRING", "batch_id": "BIGINT", "num_input_rows": "BIGINT",
+    "input_rows_per_second": "DOUBLE", "processed_rows_per_second": "DOUBLE", "batch_duration_ms": "DOUBLE",
+    "event_latency_ms": "DOUBLE", "watermark_lag_ms": "DOUBLE", "backlog": "STRING", "state_rows": "BIGINT",
+    "state_memory_bytes": "BIGINT", "rows_dropped_by_watermark": "BIGINT", "failed": "BOOLEAN", "status": "STRING",
+    "error": "STRING",
+}
+
+
+def metrics_schema_literal() -> str:
+    """METRICS_COLUMNS as the lines of a parenthesised Python string literal (a DDL schema)."""
+    pairs = [f"{name} {kind}" for name, kind in METRICS_COLUMNS.items()]
+    lines, line = [], ""
+    for pair in pairs:
+        piece = pair + ", " if pair != pairs[-1] else pair
+        if len(line) + len(piece) > 100:
+            lines.append(line)
+            line = ""
+        line += piece
+    lines.append(line)
+    return "\n".join(f"    {py(text)}" for text in lines)
+
 
 LATENCY_WARN, LATENCY_CRITICAL = 4 / 3, 2.0
 FRESHNESS_WARN, FRESHNESS_CRITICAL = 1.5, 3.0
@@ -68,7 +94,7 @@ def listener_module(a: Inputs, command: str, metrics_table: str, latency: Durati
         ("LATENCY_OBJECTIVE_MS", str(round(latency.seconds * 1000)), f"p95 event latency objective ({latency.spark})"),
         ("WARN_LATENCY_MS", str(limits["warn"]["latency_ms"]), "warning threshold"),
         ("CRITICAL_LATENCY_MS", str(limits["critical"]["latency_ms"]), "critical threshold"),
-        ("FLUSH_EVERY", "10", "rows buffered before one append: keeps the listener cheap"),
+        ("FLUSH_SECONDS", "60", "the buffered rows are appended this often, from the driver (not the listener bus)"),
     ]
     body = '''LOG = logging.getLogger("streaming.slo")
 
@@ -125,14 +151,31 @@ def slo_record(progress: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-class SloListener(StreamingQueryListener):
-    """Emits one SLO metrics row per micro-batch (and one per failed query) to the log and METRICS_TABLE."""
+METRICS_SCHEMA = (
+@@METRICS_SCHEMA@@
+)
+METRICS_COLUMNS = @@METRICS_COLUMNS@@
+METRICS_TYPES = @@METRICS_TYPES@@
 
-    def __init__(self, spark: SparkSession | None = None) -> None:
-        """Buffer rows; ``spark`` (optional) writes them to METRICS_TABLE."""
+
+def typed_row(row: dict[str, Any]) -> tuple[Any, ...]:
+    """The row as a tuple in METRICS_SCHEMA order, each value cast to its column's type (None stays None)."""
+    return tuple(None if row.get(c) is None else cast(row[c]) for c, cast in zip(METRICS_COLUMNS, METRICS_TYPES))
+
+
+class SloListener(StreamingQueryListener):
+    """Collects one SLO metrics row per micro-batch (and one per failed query); never writes from a callback.
+
+    Listener callbacks run on the listener bus: a Spark write there would block the bus (and, on a failing
+    query, may never run). Rows are buffered; ``flush(spark)`` writes them from the driver's own thread
+    (``start_flusher`` runs it periodically), and keeps them when the write fails.
+    """
+
+    def __init__(self, max_buffer: int = 100_000) -> None:
+        """Buffer at most ``max_buffer`` rows (the oldest are dropped first, and counted)."""
         super().__init__()
-        self.spark = spark
-        self.buffer: list[dict[str, Any]] = []
+        self.buffer: deque[dict[str, Any]] = deque(maxlen=max_buffer)
+        self.lock = threading.Lock()
 
     def onQueryStarted(self, event: Any) -> None:
         """Log the start: the first batch's metrics follow."""
@@ -152,37 +195,70 @@ class SloListener(StreamingQueryListener):
                        "failed": True, "status": "critical", "error": str(event.exception)[:2000]})
 
     def emit(self, row: dict[str, Any]) -> None:
-        """Log the row now; append buffered rows to METRICS_TABLE every FLUSH_EVERY rows."""
+        """Log the row now and buffer it for the next flush."""
         LOG.info(json.dumps(row, default=str))
-        self.buffer.append(row)
-        if self.spark is not None and (len(self.buffer) >= FLUSH_EVERY or row.get("failed")):
-            self.flush()
+        with self.lock:
+            self.buffer.append(row)
 
-    def flush(self) -> None:
-        """Append the buffer to METRICS_TABLE (schema merged as new fields appear)."""
-        rows, self.buffer = self.buffer, []
-        if rows and self.spark is not None:
-            frame = self.spark.createDataFrame([{k: (None if v is None else str(v)) for k, v in r.items()} for r in rows])
-            frame.write.mode("append").option("mergeSchema", "true").saveAsTable(METRICS_TABLE)
+    def flush(self, spark: SparkSession) -> int:
+        """Append the buffered rows to METRICS_TABLE with the explicit schema; on failure they stay buffered."""
+        with self.lock:
+            rows = list(self.buffer)
+        if not rows:
+            return 0
+        frame = spark.createDataFrame([typed_row(row) for row in rows], METRICS_SCHEMA)
+        frame.write.mode("append").saveAsTable(METRICS_TABLE)  # raises: the buffer is kept for the next flush
+        with self.lock:
+            for _ in rows:
+                self.buffer.popleft()
+        return len(rows)
+
+
+def start_flusher(spark: SparkSession, listener: SloListener, every_seconds: int = FLUSH_SECONDS) -> threading.Thread:
+    """Flush the listener every ``every_seconds`` from a daemon thread of this driver (not the listener bus)."""
+
+    def loop() -> None:
+        while True:
+            time.sleep(every_seconds)
+            try:
+                listener.flush(spark)
+            except Exception:  # the rows stay buffered; the next flush retries them
+                LOG.exception("could not append SLO metrics to %s; kept %d rows", METRICS_TABLE, len(listener.buffer))
+
+    thread = threading.Thread(target=loop, name="slo-metrics-flush", daemon=True)
+    thread.start()
+    return thread
 
 
 def attach(spark: SparkSession) -> SloListener:
-    """Register the listener on this session; call it before starting the queries it should measure."""
-    listener = SloListener(spark)
+    """Register the listener on this session and start its flusher; call it before starting the queries.
+
+    A listener sees only the queries of the session it is registered on, so attach it in the job that
+    starts the streams (``from slo_listener import attach; attach(spark)``), never in a separate script.
+    """
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    listener = SloListener()
     spark.streams.addListener(listener)
+    start_flusher(spark, listener)
     return listener
 
 
 def main() -> None:
-    """Attach to the current session (run in the notebook or job that starts the streams)."""
+    """Create METRICS_TABLE with the metrics schema (run once before the first stream attaches the listener)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     spark = SparkSession.builder.getOrCreate()
-    attach(spark)
-    LOG.info("SLO listener attached; metrics go to %s", METRICS_TABLE)
+    spark.sql(f"CREATE TABLE IF NOT EXISTS {METRICS_TABLE} ({METRICS_SCHEMA})")
+    LOG.info("metrics table %s is ready; call attach(spark) where the streams start", METRICS_TABLE)
 
 
 if __name__ == "__main__":
     main()
 '''
+    casts = {"BIGINT": "int", "DOUBLE": "float", "BOOLEAN": "bool", "STRING": "str"}
+    body = (body.replace("@@METRICS_SCHEMA@@", metrics_schema_literal())
+            .replace("@@METRICS_COLUMNS@@", "[" + ", ".join(py(c) for c in METRICS_COLUMNS) + "]")
+            .replace("@@METRICS_TYPES@@", "[" + ", ".join(casts[t] for t in METRICS_COLUMNS.values()) + "]"))
     doc = [f"Import it where the streams start: `from slo_listener import attach; attach(spark)`. Objectives: p95 "
            f"event latency {latency.spark}, freshness {freshness.spark}.",
            "Listener callbacks are asynchronous; the work here is a JSON line and a buffered append. Name every query "
@@ -190,8 +266,8 @@ if __name__ == "__main__":
     imports = "from pyspark.sql import SparkSession\nfrom pyspark.sql.streaming import StreamingQueryListener"
     return join(header("StreamingQueryListener emitting the SLO metrics of every micro-batch.", command, doc,
                        imports=imports,
-                       extra_imports=("import datetime as dt", "import json", "import logging",
-                                      "from typing import Any")),
+                       extra_imports=("import datetime as dt", "import json", "import logging", "import threading",
+                                      "import time", "from collections import deque", "from typing import Any")),
                 constants(rows), body)
 
 
@@ -252,23 +328,28 @@ def slo_thresholds_yaml(a: Inputs) -> str:
                             "(latency warn 4/3×, critical 2×; freshness warn 1.5×, critical 3×)."])
 
 
+def freshness_column(a: Inputs) -> str:
+    """The time column freshness is measured on: one the target table really has (Gold has ``window_end``)."""
+    return current().time_column(a.text("target_table"), a.text("event_time_column"))
+
+
 def slo_alerts_sql(a: Inputs) -> str:
     """Databricks SQL alert queries over the metrics table and the target."""
     latency, freshness = a.duration("latency_objective"), a.duration("freshness_objective")
     limits = thresholds(latency, freshness)
     metrics, target = table_name(a.text("metrics_table")), table_name(a.text("target_table"))
-    ts = sql_ident(a.text("event_time_column"))
+    ts = sql_ident(freshness_column(a))
     window = a.duration("observation_window")
     return f"""-- SLO alerts. Each query is one Databricks SQL alert; routes are in alert_thresholds.yaml.
--- The listener writes every field as text; the casts below read them back.
+-- The listener writes typed columns (slo_listener.METRICS_SCHEMA); ts is the ISO-8601 progress timestamp.
 
 -- 1. p95 event latency over the last 15 minutes.
 --    Alert: p95_latency_ms > {limits['warn']['latency_ms']} (warn), > {limits['critical']['latency_ms']} (critical).
 SELECT query_name,
-       percentile_approx(CAST(event_latency_ms AS DOUBLE), 0.95) AS p95_latency_ms,
-       max(CAST(batch_duration_ms AS DOUBLE)) AS max_batch_ms
+       percentile_approx(event_latency_ms, 0.95) AS p95_latency_ms,
+       max(batch_duration_ms) AS max_batch_ms
 FROM {metrics}
-WHERE CAST(ts AS TIMESTAMP) >= current_timestamp() - INTERVAL 15 MINUTES AND failed = 'False'
+WHERE CAST(ts AS TIMESTAMP) >= current_timestamp() - INTERVAL 15 MINUTES AND NOT failed
 GROUP BY query_name;
 
 -- 2. Freshness of {target}. Alert: staleness_minutes > {limits['warn']['freshness_min']:g} (warn),
@@ -279,7 +360,7 @@ FROM {target};
 -- 3. Failure rate: failed queries in the last 24 hours. Alert: failures > 0.
 SELECT count(*) AS failures
 FROM {metrics}
-WHERE failed = 'True' AND CAST(ts AS TIMESTAMP) >= current_timestamp() - INTERVAL 24 HOURS;
+WHERE failed AND CAST(ts AS TIMESTAMP) >= current_timestamp() - INTERVAL 24 HOURS;
 
 -- 4. Backlog trend and no-progress: minutes since the last batch per query. Alert: minutes_since_batch > 10.
 SELECT query_name, (unix_timestamp(current_timestamp()) - unix_timestamp(max(CAST(ts AS TIMESTAMP)))) / 60.0
@@ -289,10 +370,12 @@ GROUP BY query_name;
 
 -- 5. Error budget over {window.spark}: share of batches that missed the latency objective.
 --    Alert when budget_used_pct > 100 (the SLO of {format_percent(a.percent('slo_target'))} is broken).
-SELECT 100.0 * avg(CASE WHEN CAST(event_latency_ms AS DOUBLE) > {round(latency.seconds * 1000)} THEN 1 ELSE 0 END)
-       / {max(100 - a.percent('slo_target'), 0.001):g} AS budget_used_pct
+--    Budget used = share of bad batches / (1 - target): at a {format_percent(a.percent('slo_target'))} target the
+--    budget is {max(100 - a.percent('slo_target'), 0.001):g}% of batches.
+SELECT 100.0 * avg(CASE WHEN event_latency_ms > {round(latency.seconds * 1000)} THEN 1 ELSE 0 END)
+       / {max(1 - a.percent('slo_target') / 100, 0.00001):g} AS budget_used_pct
 FROM {metrics}
-WHERE CAST(ts AS TIMESTAMP) >= current_timestamp() - {window.sql_interval} AND failed = 'False';
+WHERE CAST(ts AS TIMESTAMP) >= current_timestamp() - {window.sql_interval} AND NOT failed;
 """
 
 
@@ -321,7 +404,18 @@ def slo_generate(answers: dict[str, str], rendered: dict[str, str], doc_location
     """Artefacts of ``latency-slo-and-alerts``."""
     a = Inputs(answers, SLO_DEFAULTS)
     folder = artifact_dir(doc_location)
-    out = [
+    record_table(a.text("metrics_table"), "metrics", METRICS_COLUMNS, writer=str(folder / "slo_listener.py"))
+    latency, freshness = a.duration("latency_objective"), a.duration("freshness_objective")
+    limits = thresholds(latency, freshness)
+    slo = {"sli": {"pipeline_latency_p95_ms": round(latency.seconds * 1000),
+                   "end_to_end_freshness_p95_min": round(freshness.minutes, 2)},
+           "thresholds": limits,
+           "routing": [{"channel": kind, "target": target} for kind, target in channels(a.text("alert_channels"))]}
+    out = [Artifact(config_path(doc_location, "latency-slo-tmpl.yaml"),
+                    dump_yaml(slo, ["Latency & Freshness SLO (the objectives you gave; thresholds as in "
+                                    "alert_thresholds.yaml)"]), "yaml",
+                    "The SLO in the pack's shape, from the same objectives as the listener and the alerts.")]
+    out += [
         Artifact(str(folder / "slo_listener.py"),
                  listener_module(a, "latency-slo", a.text("metrics_table"), a.duration("latency_objective"),
                                  a.duration("freshness_objective")),
@@ -487,7 +581,18 @@ def jobs_generate(answers: dict[str, str], rendered: dict[str, str], doc_locatio
     """Artefacts of ``jobs-continuous-triggers``."""
     a = Inputs(answers, JOBS_DEFAULTS)
     folder = artifact_dir(doc_location)
-    out = [Artifact(str(folder / "databricks.yml"), jobs_bundle_yaml(a), "yaml",
+    spec = jobs_spec(a)
+    workflow = {"version": 1, "workflow": {"name": spec.name, "trigger": spec.trigger.replace(" ", "_"),
+                                           "task": spec.task_key, "job_cluster": spec.cluster_key,
+                                           "entry_point": spec.python_file}}
+    if spec.trigger == "scheduled":
+        workflow["workflow"]["every"] = spec.schedule_every.spark if spec.schedule_every else None
+    elif spec.trigger == "file arrival":
+        workflow["workflow"]["file_arrival_url"] = spec.file_arrival_url
+    out = [Artifact(config_path(doc_location, "jobs-continuous-workflow-tmpl.yaml"),
+                    dump_yaml(workflow, ["The job's workflow summary, from the same answers as databricks.yml."]), "yaml",
+                    "Workflow summary: name, trigger and task (the same values as the bundle).")]
+    out += [Artifact(str(folder / "databricks.yml"), jobs_bundle_yaml(a), "yaml",
                     "Asset Bundle job: trigger, one run at a time, retries or continuous backoff, failure and "
                     "backlog/duration notifications, health rule, compute; dev and prod targets with their own "
                     "catalog and checkpoints, prod run as a service principal."),

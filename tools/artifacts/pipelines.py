@@ -9,6 +9,7 @@ it), plus the bundle that deploys it and the SQL that watches it.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from tools.artifacts.base import (
@@ -16,6 +17,7 @@ from tools.artifacts.base import (
     Duration,
     Inputs,
     artifact_dir,
+    config_path,
     dump_yaml,
     emails,
     format_percent,
@@ -40,12 +42,14 @@ from tools.artifacts.bundles import (
     pipeline_target_block,
     target_header,
 )
+from tools.artifacts.dlq import DEAD_LETTERS_FN, dlq_schema
 from tools.artifacts.skeleton import DBUTILS_HELPER, constants, header, join
-from tools.artifacts.sources import json_path
+from tools.artifacts.sources import PAYLOAD_SCHEMA_DEFAULT, PLAIN_LOGIN_MODULE, schema_columns
+from tools.design import current, own_table, record_table
 
 FILE_FORMATS = ("json", "csv", "parquet", "avro")
 PIPELINE_IMPORTS = """from pyspark import pipelines as dp
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F"""
 
 
@@ -77,7 +81,11 @@ class PipelineSpec:
     window: Duration | None = None
     dedup_key: str | None = None
     kafka_servers: str = ""
-    kafka_secret: tuple[str, str] = ("", "")
+    kafka_user_secret: tuple[str, str] = ("", "")
+    kafka_password_secret: tuple[str, str] = ("", "")
+    payload_schema: str = PAYLOAD_SCHEMA_DEFAULT
+    measure: str | None = None  # numeric payload column the Gold aggregate sums
+    id_column: str | None = None  # the event id (the dead letters' record key)
     notes: list[str] = field(default_factory=list)
 
 
@@ -112,7 +120,10 @@ def _bronze_function(spec: PipelineSpec) -> str:
         expectation = '@dp.expect("has_value", "value IS NOT NULL")'
         body = '''    spark = _spark()
     dbutils = _dbutils(spark)
-    jaas_config = dbutils.secrets.get(scope=SECRET_SCOPE, key=SECRET_KEY_NAME)
+    username = dbutils.secrets.get(scope=SECRET_SCOPE, key=SECRET_KEY_NAME)
+    password = dbutils.secrets.get(scope=PASSWORD_SECRET_SCOPE, key=PASSWORD_SECRET_KEY_NAME)
+    jaas_config = f"{PLAIN_LOGIN_MODULE} required username={json.dumps(username)} password={json.dumps(password)};"
+    value = F.col("value").cast("string")
     return (
         spark.readStream.format("kafka")
         .option("kafka.bootstrap.servers", BOOTSTRAP_SERVERS)
@@ -124,12 +135,14 @@ def _bronze_function(spec: PipelineSpec) -> str:
         .option("maxOffsetsPerTrigger", 100000)
         .load()
         .select(
-            F.col("value").cast("string").alias("value"),
+            value.alias("value"),
+            F.from_json(value, PAYLOAD_SCHEMA).alias("payload"),
             "topic",
             "partition",
             "offset",
-            F.get_json_object(F.col("value").cast("string"), EVENT_TIME_PATH).cast("timestamp").alias(EVENT_TIME),
         )
+        .select("*", "payload.*")
+        .drop("payload")
         .withColumn("_ingest_ts", F.current_timestamp())
     )'''
     elif spec.source_kind == "delta":
@@ -137,16 +150,21 @@ def _bronze_function(spec: PipelineSpec) -> str:
         body = '''    return _spark().readStream.table(SOURCE).withColumn("_ingest_ts", F.current_timestamp())'''
     else:
         expectation = '@dp.expect("rescued_data_empty", "_rescued_data IS NULL")'
-        body = '''    return (
-        _spark()
-        .readStream.format("cloudFiles")
+        body = '''    spark = _spark()
+    df = (
+        spark.readStream.format("cloudFiles")
         .option("cloudFiles.format", SOURCE_FORMAT)
         .option("cloudFiles.inferColumnTypes", "true")
+        # JSON inference reads ISO timestamps as STRING: the hints type the event time (withWatermark needs it).
+        .option("cloudFiles.schemaHints", PAYLOAD_SCHEMA)
         .option("cloudFiles.maxFilesPerTrigger", 1000)
         .load(SOURCE)
-        .withColumn("_source_file", F.col("_metadata.file_path"))
-        .withColumn("_ingest_ts", F.current_timestamp())
-    )'''
+    )
+    # A declared column no file has carried yet is added as a typed NULL, so Silver and Gold can always read it.
+    for field in spark.createDataFrame([], PAYLOAD_SCHEMA).schema.fields:
+        if field.name not in df.columns:
+            df = df.withColumn(field.name, F.lit(None).cast(field.dataType))
+    return df.withColumn("_source_file", F.col("_metadata.file_path")).withColumn("_ingest_ts", F.current_timestamp())'''
     return f'''@dp.table(
     name=BRONZE_TABLE,
     comment="Raw events as received; protected from full refresh because the source may not replay them.",
@@ -168,11 +186,17 @@ def declarative_module(spec: PipelineSpec, deployed: Namespace | None = None) ->
         spec.source_kind, "directory read with Auto Loader"))]
     if spec.source_kind == "autoloader":
         rows.append(("SOURCE_FORMAT", py(spec.file_format), "cloudFiles.format"))
+    if spec.source_kind in ("kafka", "autoloader") and spec.bronze_table:
+        rows.append(("PAYLOAD_SCHEMA", py(spec.payload_schema),
+                     "event schema (DDL): parses the Kafka value" if spec.source_kind == "kafka"
+                     else "schema hints: the event time typed as TIMESTAMP"))
     if spec.source_kind == "kafka":
         rows += [("BOOTSTRAP_SERVERS", py(spec.kafka_servers), "kafka.bootstrap.servers"),
-                 ("SECRET_SCOPE", py(spec.kafka_secret[0]), "secret scope holding the JAAS config ..."),
-                 ("SECRET_KEY_NAME", py(spec.kafka_secret[1]), "... under this key"),
-                 ("EVENT_TIME_PATH", py(json_path(spec.event_time)), "event time inside the JSON value")]
+                 ("SECRET_SCOPE", py(spec.kafka_user_secret[0]), "secret scope holding the SASL username ..."),
+                 ("SECRET_KEY_NAME", py(spec.kafka_user_secret[1]), "... under this key"),
+                 ("PASSWORD_SECRET_SCOPE", py(spec.kafka_password_secret[0]), "secret scope holding the password ..."),
+                 ("PASSWORD_SECRET_KEY_NAME", py(spec.kafka_password_secret[1]), "... under this key"),
+                 ("PLAIN_LOGIN_MODULE", py(PLAIN_LOGIN_MODULE), "shaded Kafka client class on Databricks Runtime")]
     rows.append(("EVENT_TIME", py(spec.event_time), "event-time column"))
     if spec.lateness is not None:
         rows.append(("ALLOWED_LATENESS", py(spec.lateness.spark), "watermark delay of the stateful steps"))
@@ -180,6 +204,8 @@ def declarative_module(spec: PipelineSpec, deployed: Namespace | None = None) ->
         rows.append(("WINDOW_DURATION", py(spec.window.spark), "tumbling window of the Gold aggregate"))
     if spec.dedup_key:
         rows.append(("DEDUP_KEY", py(spec.dedup_key), "duplicates of this key within the watermark are dropped"))
+    elif spec.id_column:
+        rows.append(("ID_COLUMN", py(spec.id_column), "the event id: the dead letters' record key"))
     if spec.bronze_table:
         rows.append(("BRONZE_TABLE", py(spec.bronze_table), "Bronze streaming table"))
     rows += [("CHECKED_VIEW", py(checked), "temporary view: every rule evaluated, nothing dropped"),
@@ -187,6 +213,8 @@ def declarative_module(spec: PipelineSpec, deployed: Namespace | None = None) ->
              ("QUARANTINE_TABLE", py(spec.quarantine_table), "rows that fail them, with the failed rule names")]
     if spec.gold_table:
         rows.append(("GOLD_TABLE", py(spec.gold_table), "published aggregate"))
+    if spec.gold_table and spec.measure:
+        rows.append(("MEASURE", py(spec.measure), "numeric column the Gold aggregate sums"))
     rule_block = "\n".join([
         "# Expectations: name -> SQL condition that is true for a good row.",
         "# DROP rules route failing rows to the quarantine table (none are lost).",
@@ -222,36 +250,36 @@ def checked_rows() -> DataFrame:
 def silver() -> DataFrame:
     """Silver: the good rows."""
     return _spark().readStream.table(CHECKED_VIEW).where("NOT is_quarantined").drop("is_quarantined")'''
-    quarantine_fn = '''@dp.table(
+    raw = 'F.col("value")' if spec.source_kind == "kafka" and spec.bronze_table else \
+        'F.to_json(F.struct(*[c for c in rows.columns if c not in ("is_quarantined", "failed_rules")]))'
+    quarantine_fn = f'''@dp.table(
     name=QUARANTINE_TABLE,
-    comment="Audit trail of rejected rows: category, failed rules, raw payload, times and status; replay after a fix.",
+    comment="Dead letters of the pipeline (the one DLQ shape, dlq_table.sql): failed rules, the raw record, status.",
 )
 @dp.expect("has_failed_rules", "size(failed_rules) > 0")
 def quarantine() -> DataFrame:
-    """Quarantine: the rejected rows, raw payload kept so a corrected parser can re-read them."""
+    """Quarantine: the rejected rows with the raw record, so a corrected parser or rule can re-read them."""
     failed_rules = F.array_compact(
-        F.array(*[F.when(F.expr(f"NOT coalesce({rule}, false)"), F.lit(name)) for name, rule in QUARANTINE_RULES.items()])
+        F.array(*[F.when(F.expr(f"NOT coalesce({{rule}}, false)"), F.lit(name)) for name, rule in QUARANTINE_RULES.items()])
     )
-    return (
-        _spark()
-        .readStream.table(CHECKED_VIEW)
-        .where("is_quarantined")
-        .withColumn("failed_rules", failed_rules)
-        .select(
-            # The category: rows Auto Loader could not parse are schema violations, the rest failed a DQ rule.
-            F.when(F.array_contains("failed_rules", "no_rescued_data"), F.lit("schema_violation"))
-            .otherwise(F.lit("dq_failure"))
-            .alias("dlq_reason"),
-            "failed_rules",
-            F.to_json(F.struct("*")).alias("payload"),
-            F.col(EVENT_TIME).alias("event_ts"),
-            F.current_timestamp().alias("ingest_ts"),
-            F.lit("NEW").alias("status"),
-        )
+    rows = _spark().readStream.table(CHECKED_VIEW).where("is_quarantined").withColumn("failed_rules", failed_rules)
+    return dead_letters(
+        rows,
+        reason=F.lit("dq_failure"),
+        payload={raw},
+        source_ref=F.lit(SOURCE),
+        record_key={"F.col(DEDUP_KEY)" if spec.dedup_key else "F.col(ID_COLUMN)" if spec.id_column else "F.lit(None)"},
+        event_ts=F.col(EVENT_TIME),
+        version=QUARANTINE_TABLE,
+        failed_rules=F.col("failed_rules"),
     )'''
     gold_fn = ""
     if spec.gold_table and spec.window is not None and spec.lateness is not None:
-        gold_fn = '''@dp.table(name=GOLD_TABLE, comment="Events per event-time window, final once the watermark passes.")
+        measures = ('F.count(F.lit(1)).alias("events"), F.sum(MEASURE).alias(f"total_{MEASURE}"), '
+                    'F.max(EVENT_TIME).alias("last_event_time")') if spec.measure else \
+            'F.count(F.lit(1)).alias("events"), F.max(EVENT_TIME).alias("last_event_time")'
+        columns = '"events", f"total_{MEASURE}", "last_event_time"' if spec.measure else '"events", "last_event_time"'
+        gold_fn = f'''@dp.table(name=GOLD_TABLE, comment="Events and totals per event-time window, final after the watermark.")
 @dp.expect("window_has_events", "events > 0")
 def gold() -> DataFrame:
     """Gold: a windowed aggregate bounded by the watermark (append mode emits each window once)."""
@@ -260,10 +288,10 @@ def gold() -> DataFrame:
         .readStream.table(SILVER_TABLE)
         .withWatermark(EVENT_TIME, ALLOWED_LATENESS)
         .groupBy(F.window(EVENT_TIME, WINDOW_DURATION))
-        .agg(F.count(F.lit(1)).alias("events"))
-        .select(F.col("window.start").alias("window_start"), F.col("window.end").alias("window_end"), "events")
+        .agg({measures})
+        .select(F.col("window.start").alias("window_start"), F.col("window.end").alias("window_end"), {columns})
     )'''
-    extra_imports = ("from typing import Any",) if spec.source_kind == "kafka" else ()
+    extra_imports = ("import json", "from typing import Any") if spec.source_kind == "kafka" else ()
     doc = [*spec.notes, "Add this file to a Lakeflow Declarative Pipeline (the bundle beside it does); the module "
            "only declares datasets, so it is evaluated by the pipeline, not run directly.",
            "Streaming tables are exactly-once: the pipeline keeps each flow's checkpoint and commits every micro-batch "
@@ -277,7 +305,7 @@ def gold() -> DataFrame:
     parts += [rule_block, spark_helper]
     if spec.source_kind == "kafka" and spec.bronze_table:
         parts.append(DBUTILS_HELPER)
-    parts += [_bronze_function(spec), checked_fn, silver_fn, quarantine_fn, gold_fn]
+    parts += [DEAD_LETTERS_FN, _bronze_function(spec), checked_fn, silver_fn, quarantine_fn, gold_fn]
     return join(*parts)
 
 
@@ -317,7 +345,10 @@ DLT_DEFAULTS = {
     "window_duration": "5 minutes",
     "notification_email": "streaming-oncall@example.com",
     "kafka_bootstrap_servers": "broker1:9093,broker2:9093",
-    "kafka_jaas": "streaming/kafka-jaas",
+    "kafka_username_secret": "streaming/kafka-username",
+    "kafka_password_secret": "streaming/kafka-password",
+    "payload_schema": PAYLOAD_SCHEMA_DEFAULT,
+    "measure_column": "amount",
     "streaming-pipeline-spec-tmpl:name": "orders_events_stream",
     "expectations-streaming-tmpl:name": "valid_event_time",
     "expr": "event_time IS NOT NULL AND event_time <= current_timestamp()",
@@ -325,18 +356,32 @@ DLT_DEFAULTS = {
 }
 
 
+def typed_payload(schema: str, event_time: str) -> str:
+    """The payload schema with the event-time column typed as TIMESTAMP (added when missing)."""
+    columns = schema_columns(schema)
+    if event_time in columns:
+        return schema
+    return f"{schema}, {event_time} TIMESTAMP" if schema.strip() else f"{event_time} TIMESTAMP"
+
+
 def _source_kind(fmt: str) -> str:
     return "kafka" if fmt == "kafka" else "delta" if fmt in ("delta", "delta table") else "autoloader"
 
 
-def dlt_spec(a: Inputs) -> PipelineSpec:
-    """The pipeline the ``dlt-streaming-pipeline`` answers describe."""
+def dlt_spec(a: Inputs, path: str = "dlt_pipeline.py") -> PipelineSpec:
+    """The pipeline the ``dlt-streaming-pipeline`` answers describe (tables another command writes are not reused)."""
+    a = Inputs({**a.answers, **{key: own_table(a.text(key), "dlt", path)
+                                for key in ("bronze_table", "table", "quarantine_table", "target_table")}}, a.defaults)
     fmt = a.choice("source_format")
     kind = _source_kind(fmt)
     event_time = a.text("event_time_column")
+    payload = typed_payload(a.text("payload_schema"), event_time)
+    columns = schema_columns(payload)
+    measure = a.text("measure_column")
     base = [Rule("has_event_time", f"{sql_ident(event_time)} IS NOT NULL", "DROP")]
     if kind == "autoloader":
-        base.append(Rule("no_rescued_data", "_rescued_data IS NULL", "DROP"))
+        # A new producer column lands in _rescued_data: count it (WARN), never quarantine a complete row for it.
+        base.append(Rule("no_rescued_data", "_rescued_data IS NULL", "WARN"))
     action = a.text("action").upper() if a.text("action").upper() in ("WARN", "DROP", "FAIL") else "DROP"
     user = [Rule(rule_name(a.text("expectations-streaming-tmpl:name")), a.text("expr"), action)]
     return PipelineSpec(
@@ -345,7 +390,10 @@ def dlt_spec(a: Inputs) -> PipelineSpec:
         bronze_table=a.text("bronze_table"), silver_table=a.text("table"), quarantine_table=a.text("quarantine_table"),
         gold_table=a.text("target_table"), event_time=event_time, lateness=a.duration("allowed_lateness"),
         window=a.duration("window_duration"), rules=merge_rules(base, user),
-        kafka_servers=a.text("kafka_bootstrap_servers"), kafka_secret=a.secret("kafka_jaas"),
+        kafka_servers=a.text("kafka_bootstrap_servers"), kafka_user_secret=a.secret("kafka_username_secret"),
+        kafka_password_secret=a.secret("kafka_password_secret"), payload_schema=payload,
+        measure=measure if measure in columns and kind != "delta" else None,
+        id_column=current().id_column or next((c for c in columns if c.endswith("_id") or c == "id"), None),
         notes=[f"Source {a.text('source')} ({fmt}) → {a.text('bronze_table')} → {a.text('table')} "
                f"(rejects: {a.text('quarantine_table')}) → {a.text('target_table')}; "
                f"watermark {a.duration('allowed_lateness').spark} on {event_time}."],
@@ -415,16 +463,59 @@ ORDER BY rows DESC;
 {freshness}"""
 
 
+def spec_columns(spec: PipelineSpec) -> dict[str, dict[str, str]]:
+    """The columns each table of ``spec`` gets, as the generated pipeline code produces them."""
+    payload = schema_columns(spec.payload_schema)
+    if spec.source_kind == "kafka":
+        bronze = {"value": "STRING", **payload, "topic": "STRING", "partition": "INT", "offset": "BIGINT"}
+    elif spec.source_kind == "autoloader":
+        bronze = {**payload, "_rescued_data": "STRING", "_source_file": "STRING"}
+    else:
+        bronze = current().columns_of(spec.source) or {spec.event_time: "TIMESTAMP"}
+    bronze = {**bronze, "_ingest_ts": "TIMESTAMP"}
+    out = {"bronze": bronze, "silver": dict(bronze), "quarantine": dlq_schema()}
+    if spec.gold_table and spec.window is not None:
+        gold = {"window_start": "TIMESTAMP", "window_end": "TIMESTAMP", "events": "BIGINT"}
+        if spec.measure:
+            gold[f"total_{spec.measure}"] = "DOUBLE"
+        out["gold"] = {**gold, "last_event_time": "TIMESTAMP"}
+    return out
+
+
+def record_spec_tables(spec: PipelineSpec, path: str) -> None:
+    """Record the pipeline's tables and their columns in the thread's design."""
+    columns = spec_columns(spec)
+    if spec.bronze_table:
+        record_table(spec.bronze_table, "bronze", columns["bronze"], writer=path, event_time=spec.event_time,
+                     id_column=spec.id_column)
+    record_table(spec.silver_table, "silver", columns["silver"], writer=path, event_time=spec.event_time,
+                 id_column=spec.dedup_key or spec.id_column)
+    record_table(spec.quarantine_table, "quarantine", columns["quarantine"], writer=path, event_time="event_ts")
+    if "gold" in columns and spec.gold_table:
+        record_table(spec.gold_table, "gold", columns["gold"], writer=path, event_time="window_end")
+
+
+def expectations_yaml(spec: PipelineSpec) -> str:
+    """The expectations of the generated code as the pack's expectations config (every rule, none dropped)."""
+    data = {"version": 1, "dataset": table_name(spec.silver_table),
+            "streaming_expectations": [{"name": r.name, "expr": r.condition, "action": r.action} for r in spec.rules]}
+    return dump_yaml(data, [f"Expectations of {spec.silver_table} (generated with *{spec.command}; "
+                            "the same rules as the pipeline code)."])
+
+
 def dlt_generate(answers: dict[str, str], rendered: dict[str, str], doc_location: str,
                  workspace: object = None) -> list[Artifact]:
     """Artefacts of ``dlt-streaming-pipeline``."""
     a = Inputs(answers, DLT_DEFAULTS)
-    spec = dlt_spec(a)
     folder = artifact_dir(doc_location)
+    spec = dlt_spec(a, str(folder / "dlt_pipeline.py"))
     name = a.text("streaming-pipeline-spec-tmpl:name")
     recipients = emails(a.text("notification_email")) or [a.text("notification_email")]
     targets = Targets.for_output(spec.silver_table)  # the pipeline keeps its own checkpoints
+    record_spec_tables(spec, str(folder / "dlt_pipeline.py"))
     return [
+        Artifact(config_path(doc_location, "expectations-streaming-tmpl.yaml"), expectations_yaml(spec), "yaml",
+                 "Every expectation of the pipeline (the same rules as the code), with its action."),
         Artifact(str(folder / "dlt_pipeline.py"), declarative_module(spec, targets.prod), "python",
                  "The pipeline (pyspark.pipelines): Bronze streaming table, rules in warn mode on a view, Silver and "
                  "quarantine split on the rules, Gold windowed aggregate with a watermark."),
@@ -485,26 +576,39 @@ def dq_rules(a: Inputs) -> list[Rule]:
         Rule("timely", f"{ts} >= current_timestamp() - {freshness.sql_interval}", "WARN"),
     ]
     action = a.text("action").upper() if a.text("action").upper() in ("WARN", "DROP", "FAIL") else "DROP"
-    return merge_rules(base, [Rule(rule_name(a.text("name")), a.text("expr"), action)])
+    user = Rule(rule_name(a.text("name")), a.text("expr"), action)
+    if future_bound(user.condition, a.text("event_time_column")):
+        # The user's own upper bound on the event time decides; a second, looser bound would only be cancelled by it.
+        base = [r for r in base if r.name != "event_time_not_in_future"]
+    return merge_rules(base, [user])
 
 
-def dq_spec(a: Inputs) -> PipelineSpec:
+def future_bound(condition: str, event_time: str) -> bool:
+    """Whether ``condition`` bounds the event time by the current time (``event_time <= current_timestamp()``)."""
+    ts = re.escape(event_time.strip("`"))
+    return bool(re.search(rf"`?{ts}`?\s*<=?\s*(current_timestamp|now)\s*\(", condition, re.I)
+                or re.search(rf"(current_timestamp|now)\s*\(\)[^<>]*>=?\s*`?{ts}`?", condition, re.I))
+
+
+def dq_spec(a: Inputs, path: str = "dq_expectations_pipeline.py") -> PipelineSpec:
     """The checks pipeline the ``streaming-dq-expectations`` answers describe."""
+    target = own_table(a.text("target_table"), "validated", path)
+    quarantine = own_table(a.text("quarantine_table"), "dq", path)
     return PipelineSpec(
         command="streaming-dq", summary="Streaming data-quality expectations with a quarantine table.",
-        source_kind="delta", source=a.text("source_table"), silver_table=a.text("target_table"),
-        quarantine_table=a.text("quarantine_table"), event_time=a.text("event_time_column"), rules=dq_rules(a),
+        source_kind="delta", source=a.text("source_table"), silver_table=target,
+        quarantine_table=quarantine, event_time=a.text("event_time_column"), rules=dq_rules(a),
         lateness=a.duration("dedup_window"), dedup_key=a.text("id_column"),
-        notes=[f"Reads {a.text('source_table')}, publishes {a.text('target_table')}, quarantines to "
-               f"{a.text('quarantine_table')}; uniqueness on {a.text('id_column')} within "
+        notes=[f"Reads {a.text('source_table')}, publishes {target}, quarantines to "
+               f"{quarantine}; uniqueness on {a.text('id_column')} within "
                f"{a.duration('dedup_window').spark}."],
     )
 
 
-def circuit_breaker_sql(a: Inputs, checked_datasets: list[str]) -> str:
+def circuit_breaker_sql(a: Inputs, checked_datasets: list[str], target: str) -> str:
     """Event-log queries behind the DQ alerts: drop rate per window and freshness of the target."""
     rate = a.percent("max_drop_rate")
-    target = table_name(a.text("target_table"))
+    target = table_name(target)
     ts = sql_ident(a.text("event_time_column"))
     freshness = a.duration("freshness_threshold")
     datasets = ", ".join(sql_str(d) for d in checked_datasets)
@@ -546,7 +650,7 @@ WHERE {ts} >= current_timestamp() - INTERVAL 1 DAYS;
 """
 
 
-def dq_routing_yaml(a: Inputs, rules: list[Rule]) -> str:
+def dq_routing_yaml(a: Inputs, rules: list[Rule], target: str, quarantine: str) -> str:
     """Rule → severity → circuit-breaker action → alert route."""
     channels_text = a.text("alert_channels")
     severity = {"FAIL": "critical", "DROP": "major", "WARN": "minor"}
@@ -555,8 +659,8 @@ def dq_routing_yaml(a: Inputs, rules: list[Rule]) -> str:
                "WARN": "keep the row, count the violation"}
     data = {
         "version": 1,
-        "dataset": table_name(a.text("target_table")),
-        "quarantine_table": table_name(a.text("quarantine_table")),
+        "dataset": table_name(target),
+        "quarantine_table": table_name(quarantine),
         "alert_channels": [c.strip() for c in channels_text.split(",") if c.strip()],
         "circuit_breaker": {
             "metric": "failed_pct of the quarantine rules over 1 hour (dq_alerts.sql query 1)",
@@ -578,16 +682,22 @@ def dq_generate(answers: dict[str, str], rendered: dict[str, str], doc_location:
                 workspace: object = None) -> list[Artifact]:
     """Artefacts of ``streaming-dq-expectations``."""
     a = Inputs(answers, DQ_DEFAULTS)
-    spec = dq_spec(a)
     folder = artifact_dir(doc_location)
+    path = str(folder / "dq_expectations_pipeline.py")
+    spec = dq_spec(a, path)
+    record_spec_tables(spec, path)
     return [
-        Artifact(str(folder / "dq_expectations_pipeline.py"), declarative_module(spec), "python",
+        Artifact(path, declarative_module(spec), "python",
                  "Expectations for completeness, timeliness, range and uniqueness; failing rows quarantined with "
                  "their failed rules."),
+        Artifact(config_path(doc_location, "expectations-streaming-tmpl.yaml"), expectations_yaml(spec), "yaml",
+                 "Every expectation of the checks pipeline (the same rules as the code), with its action."),
         Artifact(str(folder / "dq_alerts.sql"),
-                 circuit_breaker_sql(a, [table_name(spec.silver_table), slug(short_name(spec.silver_table)) + "_checked"]),
+                 circuit_breaker_sql(a, [table_name(spec.silver_table), slug(short_name(spec.silver_table)) + "_checked"],
+                                     spec.silver_table),
                  "sql", "Circuit breaker (drop rate from the event log), freshness and uniqueness alert queries."),
-        Artifact(str(folder / "dq_alert_routing.yaml"), dq_routing_yaml(a, spec.rules), "yaml",
+        Artifact(str(folder / "dq_alert_routing.yaml"),
+                 dq_routing_yaml(a, spec.rules, spec.silver_table, spec.quarantine_table), "yaml",
                  "Rule → severity → circuit breaker → alert route."),
     ]
 

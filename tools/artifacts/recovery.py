@@ -28,8 +28,24 @@ from tools.artifacts.base import (
     sql_str,
     table_name,
 )
-from tools.artifacts.skeleton import CONVENTION_NOTE, DELTA_IMPORT, MERGE_IMPORTS, constants, header, join, main_block
+from tools.artifacts.dlq import DEAD_LETTERS_FN, dlq_ddl, dlq_schema
+from tools.artifacts.skeleton import (
+    CONVENTION_NOTE,
+    DELTA_IMPORT,
+    MERGE_IMPORTS,
+    compute_note,
+    constants,
+    header,
+    join,
+    main_block,
+    trigger_arg,
+)
 from tools.artifacts.stateful import merge_write_batch
+from tools.design import current, own_table, record_table, unique_query_name
+
+RESTORE_WARNING = ("RESTORE only with every stream that writes the table stopped (a live writer's commits after the "
+                   "restored version are lost); streams reading the table see a change commit and fail unless they "
+                   "use skipChangeCommits — restart them after checking.")
 
 
 def dlq_policy(rendered: dict[str, str]) -> dict[str, int]:
@@ -64,9 +80,10 @@ DLQ_DEFAULTS = {
 }
 
 
-def dlq_router_module(a: Inputs) -> str:
+def dlq_router_module(a: Inputs, path: str = "dlq_router.py", target: str | None = None) -> str:
     """Route each micro-batch: valid rows MERGE into the target, invalid rows append to the DLQ."""
-    target = a.text("target_table")
+    target = target or a.text("target_table")
+    serverless = current().serverless
     rows = [
         ("SOURCE_TABLE", py(a.text("source_table")), "streaming source (Delta)"),
         ("TARGET_TABLE", py(target), "clean table"),
@@ -75,7 +92,8 @@ def dlq_router_module(a: Inputs) -> str:
         ("EVENT_TIME", py(a.text("event_time_column")), "orders versions of a key"),
         ("VALIDATION_RULE", py(a.text("validation_rule")), "SQL condition that is true for a good row"),
         ("CHECKPOINT", py(a.text("checkpoint")), "this query's own checkpoint"),
-        ("QUERY_NAME", py(query_name("silver", target)), "shown in the Spark UI and metrics"),
+        ("QUERY_NAME", py(unique_query_name(query_name("silver", target) + "_dlq_router", path)),
+         "shown in the Spark UI and metrics"),
         ("TXN_APP_ID", py(f"{slug(short_name(target))}_dlq_router_v1"), "stable id for idempotent DLQ appends"),
     ]
     read = '''def read_stream(spark: SparkSession) -> DataFrame:
@@ -93,19 +111,19 @@ def dlq_router_module(a: Inputs) -> str:
     {DELTA_IMPORT}
 
     batch_df.persist()
-    dead_letters = batch_df.filter(F.col("_dlq_reason").isNotNull()).select(
-        F.col("_dlq_reason").alias("dlq_reason"),
-        F.to_json(F.struct(*[c for c in batch_df.columns if c != "_dlq_reason"])).alias("payload"),
-        F.lit(SOURCE_TABLE).alias("source_ref"),
-        F.col(ID_COLUMN).cast("string").alias("record_key"),
-        F.col(EVENT_TIME).cast("timestamp").alias("event_ts"),
-        F.current_timestamp().alias("ingest_ts"),
-        F.lit(TXN_APP_ID).alias("pipeline_version"),
-        F.lit("NEW").alias("status"),
-        F.lit(0).alias("attempts"),
+    bad = dead_letters(
+        batch_df.filter(F.col("_dlq_reason").isNotNull()),
+        reason=F.col("_dlq_reason"),
+        payload=F.to_json(F.struct(*[c for c in batch_df.columns if c != "_dlq_reason"])),
+        source_ref=F.lit(SOURCE_TABLE),
+        record_key=F.col(ID_COLUMN),
+        event_ts=F.col(EVENT_TIME),
+        version=TXN_APP_ID,
+        failed_rules=F.when(F.col("_dlq_reason") == "dq_failure", F.array(F.lit("validation_rule")))
+        .otherwise(F.array(F.lit("rescued_data"))),
     )
     (
-        dead_letters.write.format("delta")
+        bad.write.format("delta")
         .mode("append")
         .option("txnAppId", TXN_APP_ID)
         .option("txnVersion", batch_id)
@@ -128,21 +146,25 @@ def dlq_router_module(a: Inputs) -> str:
         .execute()
     )
     batch_df.unpersist()'''.replace("{DELTA_IMPORT}", DELTA_IMPORT)
+    if serverless:  # serverless compute has no persist(): the batch is read twice instead
+        write = write.replace("\n    batch_df.persist()", "").replace("\n    batch_df.unpersist()", "")
     start = '''def start(df: DataFrame, checkpoint: str = CHECKPOINT) -> StreamingQuery:
     """The sink edge: foreachBatch(write_batch) with this query's own checkpoint."""
     return (
         df.writeStream.foreachBatch(write_batch)
         .queryName(QUERY_NAME)
         .option("checkpointLocation", checkpoint)
-        .trigger(processingTime="1 minute")
+        .trigger({TRIGGER})
         .start()
-    )'''
-    doc = [f"{a.text('source_table')} → {target}; failures → {a.text('dlq_table')} (owner: {a.text('dlq_owner')}).",
+    )'''.replace("{TRIGGER}", trigger_arg('"1 minute"'))
+    doc = [compute_note(),
+           f"{a.text('source_table')} → {target}; failures → {a.text('dlq_table')} (owner: {a.text('dlq_owner')}).",
            "Duplicates inside a batch are collapsed and the MERGE on the key makes replays harmless, so no dedup window "
            "is needed here.",
            CONVENTION_NOTE]
+    imports = MERGE_IMPORTS.replace("from pyspark.sql import DataFrame,", "from pyspark.sql import Column, DataFrame,")
     return join(header("DLQ routing: valid rows upserted, dead letters kept with reason and payload.", "dlq-ops", doc,
-                       imports=MERGE_IMPORTS), constants(rows), read, transform, write, start, main_block())
+                       imports=imports), constants(rows), DEAD_LETTERS_FN, read, transform, write, start, main_block())
 
 
 def dlq_reprocess_module(a: Inputs, policy: dict[str, int]) -> str:
@@ -217,8 +239,8 @@ def reprocess(spark: SparkSession, reason: str | None = None, approved_by: str =
     """One reprocessing run with retries and backoff; returns counts for the audit log."""
 {approval}    for attempt in range(1, MAX_ATTEMPTS + 1):
         try:
-            rows = pending(spark, reason).persist()
-            repaired = repair(spark, rows).persist()
+            rows = pending(spark, reason){{PERSIST}}
+            repaired = repair(spark, rows){{PERSIST}}
             merge_into_target(spark, repaired)
             mark(spark, repaired.select("record_key").distinct(), "REPLAYED", f"approved by {{approved_by or OWNER}}")
             still_bad = rows.join(repaired.select("record_key"), "record_key", "left_anti").select("record_key")
@@ -229,6 +251,7 @@ def reprocess(spark: SparkSession, reason: str | None = None, approved_by: str =
                 raise
             time.sleep(BACKOFF_SECONDS * attempt)
     return {{"pending": 0, "replayed": 0, "attempt": MAX_ATTEMPTS}}'''
+    functions = functions.replace("{PERSIST}", "" if current().serverless else ".persist()")
     main = '''def main() -> None:
     """Run once: `python dlq_reprocess.py [--reason dq_failure] [--approved-by NAME]`."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -259,22 +282,7 @@ def dlq_sql(a: Inputs, policy: dict[str, int]) -> str:
     ts = sql_ident(a.text("event_time_column"))
     days = policy["retention_days"]
     return f"""-- Dead-letter queue {dlq} (owner: {a.text('dlq_owner')}).
-CREATE TABLE IF NOT EXISTS {dlq} (
-  dlq_reason STRING COMMENT 'schema_violation | dq_failure | duplicate',
-  payload STRING COMMENT 'raw record as JSON, re-readable by a fixed parser',
-  source_ref STRING COMMENT 'source table, file path or topic/partition/offset',
-  record_key STRING,
-  event_ts TIMESTAMP,
-  ingest_ts TIMESTAMP,
-  pipeline_version STRING,
-  status STRING COMMENT 'NEW | REPLAYED | DISCARDED',
-  attempts INT,
-  reprocess_note STRING,
-  reprocessed_at TIMESTAMP
-)
-CLUSTER BY (ingest_ts)
-TBLPROPERTIES ('delta.enableChangeDataFeed' = 'true');
-
+{dlq_ddl(dlq)}
 -- Audit: what failed, when, why, and what became of it.
 SELECT date_trunc('DAY', ingest_ts) AS day, dlq_reason, status, count(*) AS rows
 FROM {dlq}
@@ -301,8 +309,15 @@ def dlq_generate(answers: dict[str, str], rendered: dict[str, str], doc_location
     a = Inputs(answers, DLQ_DEFAULTS)
     policy = dlq_policy(rendered)
     folder = artifact_dir(doc_location)
+    path = str(folder / "dlq_router.py")
+    target = own_table(a.text("target_table"), "routed", path)
+    a = Inputs({**a.answers, "target_table": target}, DLQ_DEFAULTS)
+    record_table(target, "silver", current().columns_of(a.text("source_table")), writer=path,
+                 event_time=a.text("event_time_column"), id_column=a.text("id_column"))
+    record_table(a.text("dlq_table"), "dlq", dlq_schema(), writer=path)
+    current().dlq_ddl = dlq_ddl(a.text("dlq_table"))
     return [
-        Artifact(str(folder / "dlq_router.py"), dlq_router_module(a), "python",
+        Artifact(path, dlq_router_module(a, path), "python",
                  "Streaming router: dead letters (schema_violation, dq_failure) appended idempotently to the DLQ, "
                  "good rows MERGEd into the target."),
         Artifact(str(folder / "dlq_reprocess.py"), dlq_reprocess_module(a, policy), "python",
@@ -408,13 +423,18 @@ def slices(start: dt.datetime, end: dt.datetime) -> list[tuple[dt.datetime, dt.d
 
 
 def rollback(spark: SparkSession, version_before: int) -> None:
-    """Undo the replay's writes: restore the target to its version before the run."""
+    """Undo the replay's writes: restore the target to its version before the run.
+
+    Stop every stream writing TARGET_TABLE first: their commits after ``version_before`` are lost by the
+    RESTORE. Streams reading the table see a change commit and fail unless they use skipChangeCommits.
+    """
     spark.sql(f"RESTORE TABLE {TARGET_TABLE} TO VERSION AS OF {int(version_before)}")'''
     body = '''    version_before = spark.sql(f"DESCRIBE HISTORY {TARGET_TABLE} LIMIT 1").first()["version"]
     started = replay_start()
     start(transform(read_stream(spark))).awaitTermination()
     reconcile(spark, started, dt.datetime.now(dt.timezone.utc), version_before)
-    print(f"replay done; to undo it: RESTORE TABLE {TARGET_TABLE} TO VERSION AS OF {version_before}")'''
+    print(f"replay done; to undo it (live writers of the table stopped first): "
+          f"RESTORE TABLE {TARGET_TABLE} TO VERSION AS OF {version_before}")'''
     doc = [f"Replays {window.spark} of {a.text('source_table')} into {target} in {slice_.spark} reconciliation "
            f"slices; RTO {a.duration('rto').spark}.",
            "The MERGE on the key absorbs the overlap with the live stream: no dedup window is needed. Drill: rehearse "
@@ -449,7 +469,7 @@ SELECT date_trunc('HOUR', {ts}) AS hour, count(DISTINCT {key}) AS keys FROM {tar
 WHERE {ts} >= current_timestamp() - {window.sql_interval} GROUP BY 1;
 
 -- 4. The record of the run: which versions the replay wrote (rollback target = the version before it).
-DESCRIBE HISTORY {target} LIMIT 20;
+DESCRIBE HISTORY {target};
 """
 
 
@@ -482,7 +502,8 @@ def replay_notes(answers: dict[str, str]) -> list[str]:
              f"`{table_name(a.text('target_table'))}_reconciliation`).{upstream}")
     second = (f"The replay runs on its own checkpoint `{a.text('checkpoint')}` with availableNow and MERGE, so it can "
               f"be retried; rollback is `RESTORE TABLE {a.text('target_table')} TO VERSION AS OF <version before>` "
-              f"(printed by the run). RTO {a.duration('rto').spark}: the run, checks and rollback must fit in it; "
+              f"(printed by the run) — {RESTORE_WARNING} RTO {a.duration('rto').spark}: the run, checks and "
+              "rollback must fit in it; "
               "every run leaves its reconciliation rows and table history as evidence.")
     return [first, second]
 
@@ -530,7 +551,7 @@ def schema_change_sql(a: Inputs) -> str:
     lines = [f"-- Live schema change on {table}: {a.text('change_summary')}",
              f"-- Kind: {a.text('change_type')}. Run after the shadow validation passed (compare_shadow.sql).",
              "-- Note the current version first: it is the rollback point.",
-             f"DESCRIBE HISTORY {table} LIMIT 1;", ""]
+             f"DESCRIBE HISTORY {table};", ""]
     if kind.startswith("additive"):
         lines += ["-- Additive and nullable: existing rows read NULL; streams reading the table restart once.",
                   f"ALTER TABLE {table} ADD COLUMNS ({sql_ident(column)} {col_type} "
@@ -554,8 +575,8 @@ def schema_change_sql(a: Inputs) -> str:
     note = f"Last schema change {dt.date.today().isoformat()}: {a.text('change_summary')}"
     lines += ["", "-- Changelog entry in the table's own metadata (the Delta history records the DDL as well).",
               f"COMMENT ON TABLE {table} IS {sql_str(note)};",
-              "", "-- Rollback: restore the version noted above (RESTORE creates a new version; readers see a change",
-              "-- commit) and redeploy the previous code:",
+              "", "-- Rollback: restore the version noted above and redeploy the previous code.",
+              f"-- {RESTORE_WARNING}",
               f"-- RESTORE TABLE {table} TO VERSION AS OF <version noted above>;", ""]
     return "\n".join(lines)
 
@@ -588,22 +609,27 @@ def shadow_module(a: Inputs) -> str:
         .queryName(QUERY_NAME)
         .option("checkpointLocation", checkpoint)
         .option("mergeSchema", "true")
-        .trigger(processingTime="1 minute")
+        .trigger({TRIGGER})
         .toTable(SHADOW_TABLE)
-    )'''
+    )'''.replace("{TRIGGER}", trigger_arg('"1 minute"'))
     doc = [f"Shadow validation for {a.duration('shadow_duration').spark} before changing {target}.", CONVENTION_NOTE]
     return join(header("Shadow stream writing the new schema beside the live table.", "schema-evolution-live", doc),
                 constants(rows), read, transform, start, main_block())
 
 
 def compare_shadow_sql(a: Inputs) -> str:
-    """Live vs shadow over closed windows: counts and keys must match."""
-    target = table_name(a.text("target_table"))
-    shadow = f"{target}_schema_shadow"
+    """Source vs shadow over closed windows: the shadow (the source with the new schema) lost no row or key.
+
+    The shadow stream reads SOURCE_TABLE, so it is compared with SOURCE_TABLE — not with the live target,
+    whose rows went through other logic (dedup, DQ) and would differ for reasons unrelated to the change.
+    """
+    target = table_name(a.text("source_table"))
+    shadow = f"{table_name(a.text('target_table'))}_schema_shadow"
     key, ts = sql_ident(a.text("id_column")), sql_ident(a.text("event_time_column"))
     duration = a.duration("shadow_duration")
-    return f"""-- Shadow validation over {duration.spark}: compare only hours that are closed in both tables.
-SELECT 'live' AS side, count(*) AS rows, count(DISTINCT {key}) AS keys FROM {target}
+    return f"""-- Shadow validation over {duration.spark}: the shadow re-writes the source ({target}) with the new schema;
+-- compare it with that source over hours closed in both tables (counts and keys must match).
+SELECT 'source' AS side, count(*) AS rows, count(DISTINCT {key}) AS keys FROM {target}
 WHERE {ts} >= current_timestamp() - {duration.sql_interval} AND {ts} < date_trunc('HOUR', current_timestamp())
 UNION ALL
 SELECT 'shadow', count(*), count(DISTINCT {key}) FROM {shadow}

@@ -34,7 +34,17 @@ from tools.artifacts.bundles import (
     target_constants,
     target_header,
 )
-from tools.artifacts.skeleton import CONVENTION_NOTE, constants, header, join, main_block, section
+from tools.artifacts.skeleton import (
+    CONVENTION_NOTE,
+    compute_note,
+    constants,
+    header,
+    join,
+    main_block,
+    section,
+    trigger_arg,
+)
+from tools.design import current, unique_query_name
 
 # -- canary and shadow ------------------------------------------------------------------
 
@@ -62,28 +72,72 @@ def shadow_stream_module(a: Inputs) -> str:
         ("ID_COLUMN", py(a.text("id_column")), "sampling and comparison key"),
         ("SAMPLE_PERCENT", f"{ratio:g}", "share of keys in the slice (stable: the same keys every batch)"),
         ("CHECKPOINT", py(a.text("shadow_checkpoint")), "the shadow's own checkpoint"),
-        ("QUERY_NAME", py(query_name("shadow", target)), "shown in the Spark UI and metrics"),
+        ("QUERY_NAME", py(unique_query_name(query_name("shadow", target), "shadow_stream.py")),
+         "shown in the Spark UI and metrics"),
     ]
     read = '''def read_stream(spark: SparkSession) -> DataFrame:
     """The source edge: the same source as production, read by an independent query."""
     return spark.readStream.table(SOURCE_TABLE)'''
-    transform = '''def transform(df: DataFrame) -> DataFrame:
-    """The slice: keys whose hash bucket is below SAMPLE_PERCENT (then the new logic under test)."""
+    module = production_module(a)
+    logic = (f"    # The candidate is the new version of {module}.py (copy it beside this file): its transform runs here.\n"
+             f"    from {module} import transform as production_transform\n\n"
+             "    df = production_transform(df)\n") if module else ""
+    if sample_key(a):
+        transform = f'''def transform(df: DataFrame) -> DataFrame:
+    """The slice: keys whose hash bucket is below SAMPLE_PERCENT, through the logic under test."""
     bucket = F.pmod(F.xxhash64(F.col(ID_COLUMN).cast("string")), F.lit(10000)) / 100.0
-    return df.where(bucket < F.lit(SAMPLE_PERCENT)).withColumn("_shadow_ts", F.current_timestamp())'''
+    df = df.where(bucket < F.lit(SAMPLE_PERCENT))
+{logic}    return df.withColumn("_shadow_ts", F.current_timestamp())'''
+    else:
+        transform = f'''def transform(df: DataFrame) -> DataFrame:
+    """Every row through the logic under test: production rows are aggregates, so a key sample would not compare."""
+{logic}    return df.withColumn("_shadow_ts", F.current_timestamp())'''
     start = '''def start(df: DataFrame, checkpoint: str = CHECKPOINT) -> StreamingQuery:
     """The sink edge: the shadow table, nobody consumes it."""
     return (
         df.writeStream.format("delta")
         .queryName(QUERY_NAME)
         .option("checkpointLocation", checkpoint)
-        .trigger(processingTime="1 minute")
+        .trigger({TRIGGER})
         .toTable(SHADOW_TABLE)
-    )'''
-    doc = [f"{format_percent(ratio)} of the keys of {a.text('source_table')} → {target}; compared with "
+    )'''.replace("{TRIGGER}", trigger_arg('"1 minute"'))
+    doc = [compute_note(), f"{format_percent(ratio)} of the keys of {a.text('source_table')} → {target}; compared with "
            f"{a.text('production_table')} for {a.duration('comparison_window').spark}.", CONVENTION_NOTE]
     return join(header("Shadow / canary stream on a stable sample of keys.", "canary-shadow", doc),
                 constants(rows), read, transform, start, main_block())
+
+
+def compare_columns(a: Inputs) -> list[str]:
+    """The columns both versions produce: compared, and the only ones the serving view exposes.
+
+    The candidate reads the production stream's source; the production table may have another shape
+    (a Gold aggregate). Comparing or UNIONing whole rows of different shapes fails (NUM_COLUMNS_MISMATCH),
+    so both sides are cut to the columns the design knows both have — at least the key and the event time.
+    """
+    design = current()
+    prod = design.columns_of(a.text("production_table"))
+    if prod:  # the candidate reproduces production's logic (production_module), so it has production's columns
+        return [c for c in prod if not c.startswith("_")]
+    return [a.text("id_column"), a.text("event_time_column")]
+
+
+def production_module(a: Inputs) -> str | None:
+    """The module name of the stream module that writes the production table, when it follows the edge convention.
+
+    The candidate then runs that module's ``transform`` (the logic under test is a new version of it); a
+    declarative pipeline or an unknown writer cannot be imported, and the candidate copies the source.
+    """
+    table = current().writer_of(a.text("production_table"))
+    if table is None or not (table.writer or "").endswith(".py"):
+        return None
+    name = table.writer.rsplit("/", 1)[-1].removesuffix(".py")
+    return None if name.startswith(("dlt_", "dq_")) else name
+
+
+def sample_key(a: Inputs) -> str | None:
+    """The column the sample is cut on: the id when production rows carry it (a sample of an aggregate is not one)."""
+    columns = compare_columns(a)
+    return a.text("id_column") if a.text("id_column") in columns else None
 
 
 def compare_sql(a: Inputs) -> str:
@@ -94,14 +148,23 @@ def compare_sql(a: Inputs) -> str:
     ratio, limit = a.percent("ratio"), a.percent("max_mismatch_rate")
     closed = (f"{ts} >= current_timestamp() - {window.sql_interval} "
               f"AND {ts} < date_trunc('HOUR', current_timestamp())")
-    sample = f"pmod(xxhash64(CAST({key} AS STRING)), 10000) / 100.0 < {ratio:g}"
-    return f"""-- Shadow vs production over {window.spark}, closed hours only, on the same sample of keys.
+    columns = compare_columns(a)
+    if sample_key(a):
+        sample = f"pmod(xxhash64(CAST({key} AS STRING)), 10000) / 100.0 < {ratio:g}"
+    else:  # an aggregate: the candidate ran on every row; rows are matched on the first column (window start)
+        key, sample = sql_ident(columns[0]), "true"
+        ts = sql_ident(next((c for c in columns if c in ("window_end", "window_start")), columns[0]))
+        closed = (f"{ts} >= current_timestamp() - {window.sql_interval} "
+                  f"AND {ts} < date_trunc('HOUR', current_timestamp())")
+    cols = ", ".join(sql_ident(c) for c in columns)
+    return f"""-- Shadow vs production over {window.spark} on the columns both produce
+-- ({cols}), closed hours only, on the same sample of keys.
 -- Verdict: promote when mismatch_pct <= {limit:g} ({format_percent(limit)}); otherwise roll back.
 WITH prod AS (
-  SELECT {key} AS k, hash(*) AS h FROM {prod} WHERE {closed} AND {sample}
+  SELECT {key} AS k, hash({cols}) AS h FROM {prod} WHERE {closed} AND {sample}
 ),
 shadow AS (
-  SELECT {key} AS k, hash(* EXCEPT (_shadow_ts)) AS h FROM {shadow} WHERE {closed}
+  SELECT {key} AS k, hash({cols}) AS h FROM {shadow} WHERE {closed}
 ),
 diff AS (
   SELECT coalesce(p.k, s.k) AS k,
@@ -132,15 +195,26 @@ def canary_view_sql(a: Inputs) -> str:
     ratio = a.percent("ratio")
     sample = f"pmod(xxhash64(CAST({key} AS STRING)), 10000) / 100.0 < {ratio:g}"
     view = f"{prod}_serving"
+    cols = ", ".join(sql_ident(c) for c in compare_columns(a))
+    if not sample_key(a):
+        return f"""-- Canary of an aggregate: {prod} rows are not per key, so a key slice cannot be served from the new
+-- version. Consumers read {view}; promote by pointing it at the candidate once compare_outputs.sql passes.
+CREATE OR REPLACE VIEW {view} AS
+SELECT {cols} FROM {prod};
+
+-- Promote (the whole aggregate at once):
+-- CREATE OR REPLACE VIEW {view} AS SELECT {cols} FROM {shadow};
+"""
     return f"""-- Canary: consumers read {view}; the slice ({format_percent(ratio)} of keys) comes from the new version.
+-- Both sides expose the same columns ({cols}), so the UNION has one shape.
 -- Promote by widening the slice release by release; roll back with the second statement.
 CREATE OR REPLACE VIEW {view} AS
-SELECT * FROM {prod} WHERE NOT ({sample})
+SELECT {cols} FROM {prod} WHERE NOT ({sample})
 UNION ALL
-SELECT * EXCEPT (_shadow_ts) FROM {shadow};
+SELECT {cols} FROM {shadow};
 
 -- Rollback: production only.
--- CREATE OR REPLACE VIEW {view} AS SELECT * FROM {prod};
+-- CREATE OR REPLACE VIEW {view} AS SELECT {cols} FROM {prod};
 """
 
 
@@ -240,9 +314,9 @@ def blue_green_stream_module(a: Inputs) -> str:
     read = '''def read_stream(spark: SparkSession) -> DataFrame:
     """The source edge: the shared source, read by this path's own query."""
     return spark.readStream.table(SOURCE_TABLE)'''
-    transform = '''def transform(df: DataFrame) -> DataFrame:
-    """The release's logic (identical between colours except for the change being released)."""
-    return df.withColumn("_deployed_color", F.lit(COLOR))'''
+    transform = '''def transform(df: DataFrame, color: str = COLOR) -> DataFrame:
+    """The release's logic (identical between colours except for the change being released); rows carry the path."""
+    return df.withColumn("_deployed_color", F.lit(color))'''
     start = '''def start(df: DataFrame, checkpoint: str = CHECKPOINT, target: str | None = None) -> StreamingQuery:
     """The sink edge: this path's table with this path's checkpoint."""
     table = target or TABLES[COLOR]
@@ -250,7 +324,7 @@ def blue_green_stream_module(a: Inputs) -> str:
         df.writeStream.format("delta")
         .queryName(f"{table.split('.')[-1]}_stream")
         .option("checkpointLocation", checkpoint)
-        .trigger(processingTime="1 minute")
+        .trigger({TRIGGER})
         .toTable(table)
     )'''
     main = '''def main() -> None:
@@ -261,14 +335,15 @@ def blue_green_stream_module(a: Inputs) -> str:
     checkpoint = checkpoint_in_target(CHECKPOINTS[args.color], args.checkpoint_root)
     target = in_target(TABLES[args.color], args.catalog, args.schema)
     spark = SparkSession.builder.getOrCreate()
-    query = start(transform(read_stream(spark)), checkpoint, target)
+    query = start(transform(read_stream(spark), args.color), checkpoint, target)
     query.awaitTermination()
 
 
 if __name__ == "__main__":
     main()
 '''
-    doc = [f"Blue → {a.text('blue_table')}, green → {a.text('green_table')}; consumers read "
+    start = start.replace("{TRIGGER}", trigger_arg('"1 minute"'))
+    doc = [compute_note(), f"Blue → {a.text('blue_table')}, green → {a.text('green_table')}; consumers read "
            f"{a.text('consumer_view')}.", CONVENTION_NOTE]
     return join(header("Blue-green streaming path (the colour selects checkpoint and table).", "blue-green", doc,
                        extra_imports=("import argparse",)),

@@ -30,6 +30,30 @@ CONVENTION_NOTE = ("Convention (CONVENTIONS.md): read_stream() is the source edg
                    "start() is the sink edge; importing this module starts nothing.")
 
 
+def trigger_arg(interval: str = "TRIGGER_INTERVAL") -> str:
+    """The ``.trigger(...)`` argument for the thread's compute: ``availableNow`` on serverless, else processingTime.
+
+    Serverless jobs run Structured Streaming with ``availableNow`` only (no processingTime, no continuous), so
+    a serverless stream is a scheduled job that drains what arrived and stops.
+    """
+    from tools.design import current
+
+    return "availableNow=True" if current().serverless else f"processingTime={interval}"
+
+
+def compute_note() -> str:
+    """One docstring line saying what the compute choice implies for this module."""
+    from tools.design import current
+
+    design = current()
+    if design.serverless:
+        return ("Compute: serverless — the trigger is availableNow (schedule the job; it drains the backlog and "
+                "stops), no spark.conf state-store settings, no persist(); credentials through Unity Catalog.")
+    runtime = f" ({design.runtime})" if design.runtime else ""
+    return (f"Compute: classic job cluster{runtime} — processingTime trigger on an always-on (continuous) job; "
+            "state-store settings are set before the first start.")
+
+
 def docstring_safe(text: str) -> str:
     """One line that cannot end the docstring or start an escape sequence (user values go in docstrings)."""
     return comment_safe(text).replace("\\", "\\\\").replace('"""', '\\"\\"\\"')

@@ -22,8 +22,18 @@ from tools.artifacts.base import (
     sql_ident,
     table_name,
 )
-from tools.artifacts.skeleton import CONVENTION_NOTE, MERGE_IMPORTS, constants, header, join, main_block
+from tools.artifacts.skeleton import (
+    CONVENTION_NOTE,
+    MERGE_IMPORTS,
+    compute_note,
+    constants,
+    header,
+    join,
+    main_block,
+    trigger_arg,
+)
 from tools.artifacts.stateful import merge_write_batch
+from tools.design import current, unique_query_name
 
 # -- init standards -------------------------------------------------------------------------
 
@@ -72,7 +82,9 @@ def standards_yaml(a: Inputs) -> str:
         "idempotency": {"sinks": ["Delta table sink (exactly-once with the checkpoint)",
                                   "foreachBatch with MERGE on a business key",
                                   "foreachBatch append with txnAppId + txnVersion=batch_id"],
-                        "dedup": "withWatermark + dropDuplicatesWithinWatermark on the event id"},
+                        "dedup": {"latest_wins": "MERGE on the event id with the sequence column (newer wins)",
+                                  "first_wins": "withWatermark + dropDuplicatesWithinWatermark on the event id "
+                                                "(keeps the first copy: producer retries)"}},
         "replay": {"window": a.duration("replay_window").spark,
                    "rule": "source retention must exceed the replay window plus the worst outage",
                    "reconciliation_points": ["rows per closed hour source vs target",
@@ -105,25 +117,27 @@ def standards_yaml(a: Inputs) -> str:
 def reference_stream_module(a: Inputs) -> str:
     """A stream that applies the standards: named query, own versioned checkpoint, MERGE sink, default trigger."""
     table = a.text("table")
-    trigger = "availableNow=True" if a.choice("default_trigger") == "availablenow" else \
-        "processingTime=TRIGGER_INTERVAL"
+    trigger = "availableNow=True" if a.choice("default_trigger") == "availablenow" else trigger_arg()
     rows = [
         ("PIPELINE_NAME", py(a.text("name")), "from the pipeline spec"),
         ("SOURCE_TABLE", py(a.text("source_table")), "upstream table"),
         ("TARGET_TABLE", py(table), "output table of the spec"),
         ("CHECKPOINT", py(a.text("path")), "own checkpoint, under the standard root"),
-        ("QUERY_NAME", py(query_name("silver", table)), "mandatory query name"),
+        ("QUERY_NAME", py(unique_query_name(query_name("silver", table) + "_reference", "reference_stream.py")),
+         "mandatory query name"),
         ("EVENT_TIME", py("event_time"), "event-time column"),
         ("ID_COLUMN", py("event_id"), "idempotency key"),
-        ("WATERMARK_DELAY", py("10 minutes"), "lateness tolerance"),
         ("TRIGGER_INTERVAL", py(a.duration("trigger_interval").spark), "standard processingTime interval"),
     ]
     read = '''def read_stream(spark: SparkSession) -> DataFrame:
     """The source edge: the upstream Delta table."""
     return spark.readStream.table(SOURCE_TABLE)'''
     transform = '''def transform(df: DataFrame) -> DataFrame:
-    """Standard dedup: watermark on event time, duplicates of the id dropped within it."""
-    return df.withWatermark(EVENT_TIME, WATERMARK_DELAY).dropDuplicatesWithinWatermark([ID_COLUMN])'''
+    """Standard dedup is the MERGE (newer event time wins): keep every version with a key and an event time.
+
+    dropDuplicatesWithinWatermark would keep the FIRST copy and contradict "newer wins".
+    """
+    return df.where(F.col(ID_COLUMN).isNotNull() & F.col(EVENT_TIME).isNotNull())'''
     write = merge_write_batch("TARGET_TABLE", ["ID_COLUMN"], "EVENT_TIME", True,
                               "Standard idempotent sink: MERGE on the key, newer event time wins.")
     start = f'''def start(df: DataFrame, checkpoint: str = CHECKPOINT) -> StreamingQuery:
@@ -136,7 +150,8 @@ def reference_stream_module(a: Inputs) -> str:
         .start()
     )'''
     imports = MERGE_IMPORTS
-    doc = [f"Reference implementation of the standards for {a.text('name')}: copy it for new streams.", CONVENTION_NOTE]
+    doc = [f"Reference implementation of the standards for {a.text('name')}: copy it for new streams.", compute_note(),
+           CONVENTION_NOTE]
     return join(header("Reference stream following the team's streaming standards.", "init-standards", doc,
                        imports=imports), constants(rows), read, transform, write, start, main_block())
 
@@ -335,8 +350,11 @@ def escalation_yaml(a: Inputs) -> str:
 
 def diagnostics_module(a: Inputs) -> str:
     """A support module: triage of the active queries in this cluster, as on-call reads it."""
+    metrics = (current().table_by_role("metrics").name if current().table_by_role("metrics")
+               else "main.ops.streaming_metrics")
     rows = [("DASHBOARD_URL", py(a.text("dashboard_url")), "on-call dashboard"),
-            ("PIPELINES", py(a.text("pipelines_covered")), "covered by the runbook")]
+            ("PIPELINES", py(a.text("pipelines_covered")), "covered by the runbook"),
+            ("METRICS_TABLE", py(metrics), "per-batch metrics the SLO listener (*latency-slo) writes from the jobs")]
     functions = '''def triage(query: Any) -> dict[str, Any]:
     """The first-five-minutes facts of one query: is it moving, keeping up, and is state bounded?"""
     recent = [json.loads(p.json) if hasattr(p, "json") else p for p in (query.recentProgress or [])]
@@ -368,20 +386,45 @@ def diagnostics_module(a: Inputs) -> str:
     }
 
 
-def report(spark: SparkSession) -> list[dict[str, Any]]:
-    """Triage of every active streaming query of this session."""
-    return [triage(query) for query in spark.streams.active]'''
+def report(queries: list[Any]) -> list[dict[str, Any]]:
+    """Triage of the given queries (call it in the job that started them: a session sees only its own)."""
+    return [triage(query) for query in queries]
+
+
+def recent_batches(spark: SparkSession, minutes: int = 60) -> list[dict[str, Any]]:
+    """From another cluster or notebook: the last ``minutes`` of per-batch metrics of every query, by name.
+
+    ``spark.streams.active`` here would list only this session's queries (none), so the facts come from the
+    metrics table the jobs' SLO listener fills.
+    """
+    rows = spark.sql(
+        f"SELECT query_name, count(*) AS batches, max(ts) AS last_progress, max(batch_duration_ms) AS max_batch_ms, "
+        f"avg(input_rows_per_second) AS input_rows_per_second, "
+        f"avg(processed_rows_per_second) AS processed_rows_per_second, max(state_rows) AS state_rows, "
+        f"max(CASE WHEN failed THEN 1 ELSE 0 END) AS failed "
+        f"FROM {METRICS_TABLE} WHERE CAST(ts AS TIMESTAMP) >= current_timestamp() - INTERVAL {int(minutes)} MINUTES "
+        f"GROUP BY query_name"
+    ).collect()
+    out = []
+    for row in rows:
+        facts = row.asDict()
+        behind = (facts["processed_rows_per_second"] or 0) < (facts["input_rows_per_second"] or 0)
+        facts["findings"] = (["falling behind: processed < input rate"] if behind else []) + (
+            ["a query failed in the window"] if facts["failed"] else [])
+        out.append(facts)
+    return out'''
     main = '''def main() -> None:
     """Print the triage as JSON (run in a notebook attached to the stream's cluster)."""
     spark = SparkSession.builder.getOrCreate()
-    print(json.dumps({"dashboard": DASHBOARD_URL, "pipelines": PIPELINES, "queries": report(spark)}, indent=2,
-                     default=str))
+    print(json.dumps({"dashboard": DASHBOARD_URL, "pipelines": PIPELINES, "queries": recent_batches(spark)},
+                     indent=2, default=str))
 
 
 if __name__ == "__main__":
     main()
 '''
-    doc = ["Reads lastProgress/recentProgress of the active queries: rates, batch time, backlog, state, watermark.",
+    doc = ["In the job that runs the streams: report(spark.streams.active) reads lastProgress/recentProgress (rates, "
+           "batch time, backlog, state, watermark). From anywhere else: main() reads the SLO metrics table.",
            "Support module: no stream, just main()."]
     return join(header("On-call triage of the active streaming queries.", "streaming-runbook", doc,
                        imports="from pyspark.sql import SparkSession", extra_imports=("import json",
@@ -391,7 +434,8 @@ if __name__ == "__main__":
 
 def runbook_sql(a: Inputs) -> str:
     """The queries on-call runs first."""
-    target, ts = table_name(a.text("target_table")), sql_ident(a.text("event_time_column"))
+    target = table_name(a.text("target_table"))
+    ts = sql_ident(current().time_column(a.text("target_table"), a.text("event_time_column")))
     return f"""-- On-call queries for {a.text('pipelines_covered')}. Dashboard: {a.text('dashboard_url')}
 
 -- 1. Impact: how stale is the target?
@@ -407,7 +451,7 @@ ORDER BY timestamp DESC
 LIMIT 20;
 
 -- 3. What changed: the target's recent writes and DDL.
-DESCRIBE HISTORY {target} LIMIT 20;
+DESCRIBE HISTORY {target};
 """
 
 

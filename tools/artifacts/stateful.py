@@ -16,6 +16,8 @@ from tools.artifacts.base import (
     Duration,
     Inputs,
     artifact_dir,
+    config_path,
+    dump_yaml,
     format_percent,
     py,
     query_name,
@@ -30,11 +32,14 @@ from tools.artifacts.skeleton import (
     DELTA_IMPORT,
     MERGE_IMPORTS,
     STREAM_IMPORTS,
+    compute_note,
     constants,
     header,
     join,
     main_block,
+    trigger_arg,
 )
+from tools.design import current, own_table, record_table, unique_query_name
 
 DATABRICKS_ROCKSDB = "com.databricks.sql.streaming.state.RocksDBStateStoreProvider"
 HDFS_PROVIDER = "org.apache.spark.sql.execution.streaming.state.HDFSBackedStateStoreProvider"
@@ -151,7 +156,8 @@ def watermark_module(a: Inputs) -> str:
          else "update re-emits a window whenever late events change it"),
         ("CHECKPOINT", py(a.text("checkpoint")), "this query's own checkpoint (holds the window state)"),
         ("TARGET_TABLE", py(a.text("target_table")), "windowed results"),
-        ("QUERY_NAME", py(query_name("gold", a.text("target_table"))), "shown in the Spark UI and metrics"),
+        ("QUERY_NAME", py(unique_query_name(query_name("gold", a.text("target_table")), "watermark_window.py")),
+         "shown in the Spark UI and metrics"),
     ]
     if window_type == "session":
         grouping = "F.session_window(EVENT_TIME, WINDOW_DURATION), GROUP_KEY"
@@ -195,9 +201,9 @@ def watermark_module(a: Inputs) -> str:
         .queryName(QUERY_NAME)
         .outputMode(OUTPUT_MODE)
         .option("checkpointLocation", checkpoint)
-        .trigger(processingTime="1 minute")
+        .trigger({TRIGGER})
         .start()
-    )'''
+    )'''.replace("{TRIGGER}", trigger_arg('"1 minute"'))
     else:
         start = '''def start(df: DataFrame, checkpoint: str = CHECKPOINT) -> StreamingQuery:
     """The sink edge: each window is appended once, when the watermark passes its end."""
@@ -206,10 +212,11 @@ def watermark_module(a: Inputs) -> str:
         .queryName(QUERY_NAME)
         .outputMode(OUTPUT_MODE)
         .option("checkpointLocation", checkpoint)
-        .trigger(processingTime="1 minute")
+        .trigger({TRIGGER})
         .toTable(TARGET_TABLE)
-    )'''
-    body = '''    spark.streams.addListener(LateDataListener())
+    )'''.replace("{TRIGGER}", trigger_arg('"1 minute"'))
+    body = '''    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    spark.streams.addListener(LateDataListener())
     query = start(transform(read_stream(spark)))
     query.awaitTermination()'''
     imports = STREAM_IMPORTS.replace("from pyspark.sql.streaming import StreamingQuery",
@@ -259,7 +266,20 @@ def watermark_generate(answers: dict[str, str], rendered: dict[str, str], doc_lo
     """Artefacts of ``watermarks-and-lateness``."""
     a = Inputs(answers, WATERMARK_DEFAULTS)
     folder = artifact_dir(doc_location)
-    out = [Artifact(str(folder / "watermark_window.py"), watermark_module(a), "python",
+    path = str(folder / "watermark_window.py")
+    windowed = not a.choice("window_type").startswith("none")
+    columns = ({"window_start": "TIMESTAMP", "window_end": "TIMESTAMP", a.text("group_key"): "STRING",
+                "events": "BIGINT", "last_event_time": "TIMESTAMP"} if windowed
+               else current().columns_of(a.text("source_table")))
+    record_table(a.text("target_table"), "gold" if windowed else "silver", columns, writer=path,
+                 event_time="window_end" if windowed else a.text("ts_col"))
+    config = {"version": 1, "watermark": {"column": a.text("ts_col"), "delay_threshold": watermark_delay(a).spark,
+                                          "window": a.duration("window_duration").spark if windowed else None,
+                                          "output_mode": watermark_mode(a)}}
+    out = [Artifact(config_path(doc_location, "watermark-config-tmpl.yaml"),
+                    dump_yaml(config, ["The watermark the code uses (a widened delay is the one written here)."]),
+                    "yaml", "Watermark column, delay, window and output mode — the values of watermark_window.py."),
+           Artifact(path, watermark_module(a), "python",
                     "Windowed aggregation with withWatermark before groupBy, the chosen output mode, and a listener "
                     "logging numRowsDroppedByWatermark.")]
     if a.choice("late_data_handling").startswith("capture") and not a.choice("window_type").startswith("none"):
@@ -309,18 +329,28 @@ def first_wins(strategy: str) -> bool:
     return bool(re.search(r"\bfirst\b|先到|保留最早", strategy.lower()))
 
 
-def dedup_module(a: Inputs) -> str:
-    """Dedup within the watermark, then the chosen idempotent sink."""
+def dedup_module(a: Inputs, path: str = "dedup_idempotent_sink.py", table: str | None = None) -> str:
+    """Deduplication and the chosen idempotent sink.
+
+    ``dropDuplicatesWithinWatermark`` keeps the FIRST copy of a key, so it serves "first version wins". For
+    "latest version wins" the stream keeps every version and the MERGE decides on the sequence column
+    (TIME_FIELD): a newer version updates the row, an older or equal one changes nothing, so the order in
+    which copies arrive — and any replay — cannot change the result.
+    """
     mode = a.choice("sink_write_mode")
-    table = a.text("target_table")
+    table = table or a.text("target_table")
+    latest = not first_wins(a.text("strategy"))
+    if latest and not mode.startswith("merge"):
+        mode = "merge in foreachbatch"  # latest-wins needs the MERGE: an append cannot replace an older version
     rows = [
         ("SOURCE_TABLE", py(a.text("source_table")), "streaming source (Delta)"),
         ("ID_KEY", py(a.text("id_key")), "business id: the dedup and merge key"),
-        ("TIME_FIELD", py(a.text("time_field")), "event time / version that orders duplicates"),
+        ("TIME_FIELD", py(a.text("time_field")), "event time / version that orders duplicates (sequence column)"),
         ("DEDUP_WINDOW", py(f"{a.int('window_minutes')} minutes"), "duplicates further apart than this are not caught"),
         ("CHECKPOINT", py(a.text("checkpoint")), "this query's own checkpoint (holds the dedup state)"),
         ("TARGET_TABLE", py(table), "deduplicated table"),
-        ("QUERY_NAME", py(query_name("silver", table)), "shown in the Spark UI and metrics"),
+        ("QUERY_NAME", py(unique_query_name(query_name("silver", table) + "_dedup", path)),
+         "shown in the Spark UI and metrics"),
     ]
     if "txn" in mode:
         rows.append(("TXN_APP_ID", py(f"{slug(short_name(table))}_dedup_v1"),
@@ -328,14 +358,19 @@ def dedup_module(a: Inputs) -> str:
     read = '''def read_stream(spark: SparkSession) -> DataFrame:
     """The source edge: the Delta table, read as a stream."""
     return spark.readStream.table(SOURCE_TABLE)'''
-    transform = '''def transform(df: DataFrame) -> DataFrame:
-    """Drop duplicates of ID_KEY whose event times are within DEDUP_WINDOW (state evicted after it)."""
+    if latest:
+        transform = '''def transform(df: DataFrame) -> DataFrame:
+    """Keep every version of a key (the MERGE keeps the newest); rows without a key or version cannot be ordered."""
+    return df.where(F.col(ID_KEY).isNotNull() & F.col(TIME_FIELD).isNotNull())'''
+    else:
+        transform = '''def transform(df: DataFrame) -> DataFrame:
+    """First version wins: drop later copies of ID_KEY within DEDUP_WINDOW (state evicted after it)."""
     return df.withWatermark(TIME_FIELD, DEDUP_WINDOW).dropDuplicatesWithinWatermark([ID_KEY])'''
     parts = []
     imports = STREAM_IMPORTS
     if mode.startswith("merge"):
-        latest = not first_wins(a.text("strategy"))
-        rule = "the newer TIME_FIELD wins" if latest else "the first version wins (later copies are ignored)"
+        rule = ("the newer TIME_FIELD wins (an older or equal version changes nothing)" if latest
+                else "the first version wins (later copies are ignored)")
         parts.append(merge_write_batch("TARGET_TABLE", ["ID_KEY"], "TIME_FIELD", latest,
                                        f"MERGE on ID_KEY, {rule}; replaying a batch changes nothing."))
         sink = ".foreachBatch(write_batch)"
@@ -343,7 +378,7 @@ def dedup_module(a: Inputs) -> str:
         imports = MERGE_IMPORTS
     elif "txn" in mode:
         parts.append('''def write_batch(batch_df: DataFrame, batch_id: int) -> None:
-    """Append the batch; Delta skips a (TXN_APP_ID, batch_id) it has already committed."""
+    """Append the batch; Delta skips a (TXN_APP_ID, batch_id) it has already committed (a retry, not a replay)."""
     (
         batch_df.write.format("delta")
         .mode("append")
@@ -362,14 +397,17 @@ def dedup_module(a: Inputs) -> str:
         df.writeStream{sink}
         .queryName(QUERY_NAME)
         .option("checkpointLocation", checkpoint)
-        .trigger(processingTime="1 minute")
+        .trigger({trigger_arg('"1 minute"')})
         {terminal}
     )'''
-    doc = [f"{a.text('source_table')} → {table}: dedup on {a.text('id_key')} within {a.int('window_minutes')} "
-           f"minutes, sink: {a.text('sink_write_mode')}.",
-           "Bypass: rows without a key cannot be deduplicated; route them to the DLQ (*dlq-ops). Replays reuse this "
-           "sink, so reprocessing stays idempotent.", CONVENTION_NOTE]
-    return join(header("Deduplication within a watermark and an idempotent sink.", "idempotency-dedup", doc,
+    replay = ("Replays go through the same MERGE: re-reading a range changes nothing." if mode.startswith("merge") else
+              "txnAppId/txnVersion only skip a retried micro-batch of THIS checkpoint: a replay on a new checkpoint "
+              "(new batch ids) appends again. Replay a range with replaceWhere over that range, or switch to MERGE.")
+    doc = [f"{a.text('source_table')} → {table}: {'latest' if latest else 'first'} version of {a.text('id_key')} "
+           f"wins ({a.text('strategy')}), sink: {mode}.",
+           "Bypass: rows without a key cannot be deduplicated; route them to the DLQ (*dlq-ops). " + replay,
+           compute_note(), CONVENTION_NOTE]
+    return join(header("Deduplication and an idempotent sink.", "idempotency-dedup", doc,
                        imports=imports), constants(rows), read, transform, *parts, start, main_block())
 
 
@@ -410,10 +448,14 @@ def dedup_generate(answers: dict[str, str], rendered: dict[str, str], doc_locati
     """Artefacts of ``dedup-and-idempotency``."""
     a = Inputs(answers, DEDUP_DEFAULTS)
     folder = artifact_dir(doc_location)
+    path = str(folder / "dedup_idempotent_sink.py")
+    table = own_table(a.text("target_table"), "dedup", path)
+    source = current().columns_of(a.text("source_table"))
+    record_table(table, "silver", source, writer=path, event_time=a.text("time_field"), id_column=a.text("id_key"))
     return [
-        Artifact(str(folder / "dedup_idempotent_sink.py"), dedup_module(a), "python",
-                 "withWatermark + dropDuplicatesWithinWatermark, then the idempotent sink "
-                 f"({a.text('sink_write_mode')})."),
+        Artifact(path, dedup_module(a, path, table), "python",
+                 "Deduplication (first wins: dropDuplicatesWithinWatermark; latest wins: MERGE on the sequence "
+                 f"column), then the idempotent sink ({a.text('sink_write_mode')})."),
         Artifact(str(folder / "dedup_verification.sql"), dedup_verification_sql(a), "sql",
                  "Verification queries: duplicate keys, count vs distinct, duplicate rate, re-run check."),
     ]
@@ -429,9 +471,15 @@ def dedup_notes(answers: dict[str, str]) -> list[str]:
                 else " — the Delta sink is exactly-once; duplicates older than the window are not caught.")
              + f" Expected duplicate rate {format_percent(a.percent('expected_duplicate_rate'))}.")
     rule = "first version wins" if first_wins(a.text("strategy")) else "latest version wins"
-    second = (f"Window {a.int('window_minutes')} minutes (dropDuplicatesWithinWatermark; set it above the largest "
-              f"gap between copies); conflicts: {rule} ({a.text('strategy')}). Replays go through the same MERGE or "
-              "txnAppId path, so reprocessing stays idempotent; a reset checkpoint needs a new txnAppId.")
+    how = ("dropDuplicatesWithinWatermark keeps the first copy within the window" if first_wins(a.text("strategy"))
+           else "every version reaches a MERGE that updates only when the incoming sequence value is newer "
+                f"(`{a.text('time_field')}`)")
+    replay = ("Replays go through the same MERGE, so reprocessing a range is idempotent."
+              if a.choice("sink_write_mode").startswith("merge") or not first_wins(a.text("strategy")) else
+              "txnAppId/txnVersion protect retries of this checkpoint only: a replay on a new checkpoint appends "
+              "again, so replay with replaceWhere over the range (or MERGE).")
+    second = (f"Window {a.int('window_minutes')} minutes (set it above the largest gap between copies); conflicts: "
+              f"{rule} ({a.text('strategy')}): {how}. {replay}")
     return [first, second]
 
 
@@ -450,6 +498,7 @@ STATE_DEFAULTS = {
     "shuffle_partitions": "200",
     "job_principal": "streaming-jobs-sp",
     "ttl_hours": "24",
+    "allowed_lateness": "10 minutes",
     "compact_interval_min": "60",
     "steps": "stop query; back up checkpoint; deploy new code with a new checkpoint; replay from Bronze for the "
              "state horizon; verify counts",
@@ -468,21 +517,23 @@ def state_module(a: Inputs) -> str:
     """The stateful query with its state store configured before the first start."""
     dedup, agg = state_ops(a)
     rocksdb = a.choice("state_store_provider").startswith("rocksdb")
-    ttl = Duration(a.int("ttl_hours"), "hours")
+    serverless = current().serverless
+    delay, why = state_watermark(a)
     rows = [
         ("SOURCE_TABLE", py(a.text("source_table")), "streaming source (Delta)"),
         ("EVENT_TIME", py(a.text("event_time_column")), "event-time column"),
         ("ID_COLUMN", py(a.text("id_column")), "dedup key"),
-        ("STATE_TTL", py(ttl.spark), "watermark delay: state older than this is evicted"),
+        ("WATERMARK_DELAY", py(delay.spark), why),
         ("WINDOW_DURATION", py(a.duration("window_duration").spark), "aggregation window"),
         ("STATE_STORE_PROVIDER", py(DATABRICKS_ROCKSDB if rocksdb else HDFS_PROVIDER),
          "fixed when the checkpoint is created"),
         ("SHUFFLE_PARTITIONS", py(str(a.int("shuffle_partitions"))), "state partitions: fixed by the checkpoint"),
         ("CHECKPOINT", py(a.text("checkpoint_root")), "this query's own checkpoint; state lives under it"),
         ("TARGET_TABLE", py(a.text("target_table")), "result table"),
-        ("QUERY_NAME", py(query_name("gold", a.text("target_table"))), "shown in the Spark UI and metrics"),
+        ("QUERY_NAME", py(unique_query_name(query_name("gold", a.text("target_table")) + "_stateful",
+                                            "stateful_query.py")), "shown in the Spark UI and metrics"),
     ]
-    steps = ["df.withWatermark(EVENT_TIME, STATE_TTL)"]
+    steps = ["df.withWatermark(EVENT_TIME, WATERMARK_DELAY)"]
     if dedup:
         steps.append(".dropDuplicatesWithinWatermark([ID_COLUMN])")
     if agg:
@@ -503,7 +554,7 @@ def state_module(a: Inputs) -> str:
     """The source edge: the Delta table, read as a stream."""
     return spark.readStream.table(SOURCE_TABLE)'''
     transform = f'''def transform(df: DataFrame) -> DataFrame:
-    """Stateful steps bounded by the watermark: state older than STATE_TTL is dropped."""
+    """Stateful steps bounded by the watermark: state older than WATERMARK_DELAY is dropped."""
     return (
         {chain}
     )'''
@@ -514,19 +565,38 @@ def state_module(a: Inputs) -> str:
         .queryName(QUERY_NAME)
         .outputMode("append")
         .option("checkpointLocation", checkpoint)
-        .trigger(processingTime="1 minute")
+        .trigger({TRIGGER})
         .toTable(TARGET_TABLE)
     )'''
     body = '''    configure(spark)
     query = start(transform(read_stream(spark)))
     query.awaitTermination()'''
+    if serverless:
+        # Serverless manages the state store (RocksDB) and refuses these session settings.
+        configure, body = "", body.replace("    configure(spark)\n", "")
+        rows = [r for r in rows if r[0] not in ("STATE_STORE_PROVIDER", "SHUFFLE_PARTITIONS")]
     doc = [f"Operators: {a.text('stateful_operators')}; provider "
-           f"{'RocksDB' if rocksdb else 'HDFS-backed'}; about {a.int('expected_state_keys')} keys in state.",
-           f"Lateness tolerance is the state TTL ({ttl.spark}): later events are dropped (numRowsDroppedByWatermark). "
-           "Output latency of a window is the window plus the TTL; keep the freshness SLO threshold above it.",
-           CONVENTION_NOTE]
+           f"{'RocksDB (managed by serverless)' if serverless else 'RocksDB' if rocksdb else 'HDFS-backed'}; about "
+           f"{a.int('expected_state_keys')} keys in state.",
+           f"Watermark {delay.spark}: {why}; later events are dropped (numRowsDroppedByWatermark). "
+           f"A window lands about window + {delay.spark} after it starts; keep the freshness SLO threshold above it.",
+           compute_note(), CONVENTION_NOTE]
     return join(header("Stateful query with its state store configured and bounded.", "state-store", doc),
                 constants(rows), configure, read, transform, start, main_block(body))
+
+
+def state_watermark(a: Inputs) -> tuple[Duration, str]:
+    """The watermark delay and why: the lateness when windows are aggregated, the TTL for dedup alone.
+
+    One watermark serves every stateful operator of a query; a 24-hour TTL used as the watermark of
+    5-minute windows would hold every window back 24 hours. So an aggregation uses the allowed lateness,
+    and the dedup horizon then equals it (a longer horizon belongs in a MERGE on the key downstream).
+    """
+    dedup, agg = state_ops(a)
+    if agg:
+        why = "the allowed lateness of the windows" + (" (it is also the dedup horizon)" if dedup else "")
+        return a.duration("allowed_lateness"), why
+    return Duration(a.int("ttl_hours"), "hours"), "the state TTL: keys are remembered this long, then evicted"
 
 
 def inspect_state_module(a: Inputs) -> str:
@@ -612,8 +682,15 @@ def state_generate(answers: dict[str, str], rendered: dict[str, str], doc_locati
     """Artefacts of ``state-store-management``."""
     a = Inputs(answers, STATE_DEFAULTS)
     folder = artifact_dir(doc_location)
+    path = str(folder / "stateful_query.py")
+    a = Inputs({**a.answers, "target_table": own_table(a.text("target_table"), "stateful", path)}, STATE_DEFAULTS)
+    dedup, agg = state_ops(a)
+    columns = ({"window_start": "TIMESTAMP", "window_end": "TIMESTAMP", "events": "BIGINT"} if agg
+               else current().columns_of(a.text("source_table")))
+    record_table(a.text("target_table"), "gold" if agg else "silver", columns, writer=path,
+                 event_time="window_end" if agg else a.text("event_time_column"))
     return [
-        Artifact(str(folder / "stateful_query.py"), state_module(a), "python",
+        Artifact(path, state_module(a), "python",
                  "The stateful query: provider, changelog checkpointing and shuffle partitions set before the first "
                  "start; watermark as the state TTL."),
         Artifact(str(folder / "inspect_state.py"), inspect_state_module(a), "python",
@@ -631,8 +708,9 @@ def state_notes(answers: dict[str, str]) -> list[str]:
     provider = ("RocksDB with changelog checkpointing" if rocksdb else
                 "HDFS-backed (state in executor memory)" + (
                     f" — with {keys} keys expect GC pauses; RocksDB is advised" if keys >= 1_000_000 else ""))
-    first = (f"TTL {a.int('ttl_hours')} h as the watermark delay on `{a.text('event_time_column')}` "
-             f"(built-in operators evict state by watermark; TTL proper is for transformWithState); provider: "
+    delay, why = state_watermark(a)
+    first = (f"Watermark {delay.spark} on `{a.text('event_time_column')}` ({why}; built-in operators evict state by "
+             f"watermark, so the {a.int('ttl_hours')} h TTL bounds only a dedup-only query); provider: "
              f"{provider}; maintenance report every {a.int('compact_interval_min')} min with `inspect_state.py`. "
              f"Checkpoint `{a.text('checkpoint_root')}` is writable only by `{a.text('job_principal')}` and backed "
              "up before risky changes.")

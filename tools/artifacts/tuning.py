@@ -90,10 +90,14 @@ def summarize(progress: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def record(spark: SparkSession, label: str) -> list[dict[str, Any]]:
-    """Summarise every active query and append the rows to BASELINE_TABLE (label: before / after)."""
+def record(spark: SparkSession, label: str, queries: list[Any]) -> list[dict[str, Any]]:
+    """Summarise ``queries`` and append the rows to BASELINE_TABLE (label: before / after).
+
+    Call it in the job that runs the queries (``record(spark, "before", spark.streams.active)``): a session
+    sees only the queries it started, so a separate script would measure nothing.
+    """
     rows = []
-    for query in spark.streams.active:
+    for query in queries:
         progress = [json.loads(p.json) if hasattr(p, "json") else p for p in (query.recentProgress or [])]
         rows.append({"label": label, "query": query.name, **summarize(progress)})
     if rows:
@@ -104,10 +108,12 @@ def record(spark: SparkSession, label: str) -> list[dict[str, Any]]:
 
 
 def main() -> None:
-    """`python backpressure_tuning.py before|after`: record the active queries' throughput."""
-    label = sys.argv[1] if len(sys.argv) > 1 else "before"
-    spark = SparkSession.builder.getOrCreate()
-    print(json.dumps(record(spark, label), indent=2))
+    """`python backpressure_tuning.py progress.jsonl [label]`: summarise a saved progress log (one JSON a line)."""
+    path = sys.argv[1] if len(sys.argv) > 1 else "progress.jsonl"
+    label = sys.argv[2] if len(sys.argv) > 2 else "before"
+    with open(path, encoding="utf-8") as handle:
+        progress = [json.loads(line) for line in handle if line.strip()]
+    print(json.dumps({"label": label, **summarize(progress)}, indent=2))
 
 
 if __name__ == "__main__":

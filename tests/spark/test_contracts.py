@@ -1,0 +1,171 @@
+"""Cross-file contracts executed on local Spark: what one file produces is what the next one reads.
+
+Each generated module's ``transform`` runs (batch, on a tiny synthetic input shaped like its source) for
+the task's defaults and for a realistic non-default answer set; its output must have every column the
+thread's design records for the table (the columns the generated SQL and later commands read), with the
+event time typed TIMESTAMP. Every dead-letter writer produces exactly the one DLQ shape, and the SLO
+listener writes rows whose latencies are NULL without losing them when a write fails.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import inspect
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.spark.harness import load_module
+from tests.unit_tests.test_artifact_contracts import defaults
+from tests.unit_tests.test_artifacts import CUSTOM
+from tools.artifacts import generate
+from tools.artifacts.dlq import dlq_schema
+from tools.design import Design
+
+SOURCES = {"kafka-connector-setup": "kafka_source.py", "eventhubs-connector-setup": "eventhubs_source.py",
+           "kinesis-connector-setup": "kinesis_source.py"}
+
+
+def generated(task_id: str, answers: dict[str, str], name: str, tmp_path: Path) -> tuple[object, Design]:
+    """Generate the task with ``answers``, import the module ``name``; return it and the design it recorded."""
+    design = Design()
+    for artifact in generate(task_id, answers, {}, "docs/streaming/x.md", None, design):
+        if artifact.path.endswith("/" + name):
+            path = tmp_path / f"{task_id}_{name}"
+            path.write_text(artifact.content, encoding="utf-8")
+            return load_module(path), design
+    raise AssertionError(f"{task_id} generated no {name}")
+
+
+def answer_sets(task_id: str) -> list[dict[str, str]]:
+    """The defaults and the task's realistic custom answers."""
+    return [defaults(task_id), {**defaults(task_id), **CUSTOM[task_id][0]}]
+
+
+def spark_type(sql_type: str) -> str:
+    """A DDL type as Spark's simpleString names it (``BIGINT`` → ``bigint``)."""
+    return {"INTEGER": "int", "LONG": "bigint"}.get(sql_type.upper(), sql_type.lower())
+
+
+def bus_rows(spark, module, kind: str):
+    """Two records shaped like the source's rows: a payload with the declared schema, one value unparseable."""
+    from pyspark.sql.types import _parse_datatype_string
+
+    schema = _parse_datatype_string(module.PAYLOAD_SCHEMA)
+    sample = {}
+    for field in schema.fields:
+        name = field.dataType.simpleString()
+        sample[field.name] = ("2026-12-04T10:00:00Z" if name == "timestamp" else 12.5 if name in ("double", "float")
+                              else 7 if name in ("int", "bigint") else f"{field.name}-1")
+    body = json.dumps(sample).encode()
+    now = dt.datetime(2026, 12, 4, 10, 1, tzinfo=dt.UTC)
+    if kind == "kinesis":
+        rows = [(body, "pk", "shardId-0", "4960", now), (b"not json", "pk", "shardId-0", "4961", now)]
+        return spark.createDataFrame(rows, "data binary, partitionKey string, shardId string, sequenceNumber string, "
+                                           "approximateArrivalTimestamp timestamp")
+    rows = [(b"k", body, "orders", 0, 10, now), (b"k2", b"not json", "orders", 0, 11, now)]
+    return spark.createDataFrame(rows, "key binary, value binary, topic string, partition int, offset bigint, "
+                                       "timestamp timestamp")
+
+
+def streamed(spark, frame, transform, workdir: Path):
+    """``transform`` run as a stream (availableNow) over ``frame``'s rows; the result as a table.
+
+    Streaming-only steps (``dropDuplicatesWithinWatermark``) need a streaming DataFrame.
+    """
+    import uuid
+
+    source = workdir / f"rows_{uuid.uuid4().hex[:8]}"
+    frame.write.parquet(str(source))
+    name = f"contract_{uuid.uuid4().hex[:8]}"
+    query = (transform(spark.readStream.schema(frame.schema).parquet(str(source)))
+             .writeStream.format("memory").queryName(name)
+             .option("checkpointLocation", str(workdir / f"chk_{name}"))
+             .trigger(availableNow=True).start())
+    query.awaitTermination()
+    return spark.table(name)
+
+
+@pytest.mark.parametrize("task_id", sorted(SOURCES))
+def test_bus_sources_produce_the_columns_their_table_is_designed_with(spark, tmp_path: Path, task_id: str) -> None:
+    for answers in answer_sets(task_id):
+        module, design = generated(task_id, answers, SOURCES[task_id], tmp_path)
+        rows = bus_rows(spark, module, "kinesis" if "kinesis" in task_id else "kafka")
+        # Only a streaming-only step (dropDuplicatesWithinWatermark) needs a stream; a batch is quicker.
+        needs_stream = "dropDuplicatesWithinWatermark" in inspect.getsource(module.transform)
+        out = streamed(spark, rows, module.transform, tmp_path) if needs_stream else module.transform(rows)
+        types = dict(out.dtypes)
+        table = design.table_by_role("bronze")
+        assert table is not None
+        for column, sql_type in table.columns.items():
+            assert column in types, (task_id, column, sorted(types))
+            assert types[column] == spark_type(sql_type), (task_id, column, types[column], sql_type)
+        assert types[table.event_time] == "timestamp"
+        rows = out.collect()
+        assert len(rows) == 2  # the unparseable record is kept (raw value), its payload columns NULL
+        assert sum(1 for r in rows if r[table.event_time] is not None) == 1
+
+
+def test_autoloader_keeps_rescued_rows_and_dead_letters_only_malformed_ones(spark, tmp_path: Path) -> None:
+    from pyspark.sql import functions as F
+
+    for answers in answer_sets("autoloader-streaming-ingest"):
+        module, design = generated("autoloader-streaming-ingest", answers, "autoloader_ingest.py", tmp_path)
+        landing = tmp_path / f"landing_{len(answers)}_{id(module)}"
+        landing.mkdir()
+        key, ts = module.ID_COLUMN, module.EVENT_TIME
+        lines = [{key: "a", ts: "2026-12-04T10:00:00Z", "new_producer_field": 1},  # rescued in rescue mode
+                 {key: None, ts: "2026-12-04T10:00:00Z"}]  # no key: malformed
+        (landing / "part.json").write_text("\n".join(json.dumps(x) for x in lines), encoding="utf-8")
+        frame = (spark.read.schema(module.SCHEMA_HINTS).json(str(landing))
+                 .withColumn("_rescued_data", F.lit('{"new_producer_field": 1}')))
+        out = module.transform(frame.select("*", "_metadata"))
+        good = out.filter(~F.col("_malformed")).drop("_malformed")
+        bad = module.dead_letters(out.filter(F.col("_malformed")), reason=F.lit("malformed"),
+                                  payload=F.to_json(F.struct("*")), source_ref=F.col("_source_file"),
+                                  record_key=F.col("_idempotency_key"), event_ts=F.lit(None), version="v1")
+        assert good.count() == 1 and bad.count() == 1
+        assert {c: t for c, t in bad.dtypes} == {c: spark_type(t) for c, t in dlq_schema().items()}
+        bronze = design.table_by_role("bronze")
+        assert set(bronze.columns) <= set(good.columns), (sorted(bronze.columns), good.columns)
+
+
+def test_dlq_router_dead_letters_have_the_one_dlq_shape(spark, tmp_path: Path) -> None:
+    from pyspark.sql import functions as F
+
+    module, _ = generated("dlq-quarantine-ops", defaults("dlq-quarantine-ops"), "dlq_router.py", tmp_path)
+    rows = [("e1", dt.datetime(2026, 12, 4, 10, 0)), (None, dt.datetime(2026, 12, 4, 10, 0))]
+    frame = spark.createDataFrame(rows, f"{module.ID_COLUMN} string, {module.EVENT_TIME} timestamp")
+    routed = module.transform(frame)
+    bad = module.dead_letters(routed.filter(F.col("_dlq_reason").isNotNull()), reason=F.col("_dlq_reason"),
+                              payload=F.to_json(F.struct("*")), source_ref=F.lit(module.SOURCE_TABLE),
+                              record_key=F.col(module.ID_COLUMN), event_ts=F.col(module.EVENT_TIME), version="v1")
+    assert bad.count() == 1
+    assert dict(bad.dtypes) == {c: spark_type(t) for c, t in dlq_schema().items()}
+
+
+def test_blue_green_rows_carry_the_colour_that_runs(spark, tmp_path: Path) -> None:
+    module, _ = generated("blue-green-deploy", defaults("blue-green-deploy"), "blue_green_stream.py", tmp_path)
+    frame = spark.createDataFrame([("e1",)], "event_id string")
+    assert module.transform(frame, "blue").first()["_deployed_color"] == "blue"
+    assert module.transform(frame, "green").first()["_deployed_color"] == "green"
+
+
+def test_slo_listener_writes_null_latencies_and_keeps_rows_when_a_write_fails(spark, tmp_path: Path) -> None:
+    module, _ = generated("latency-slo-and-alerts", defaults("latency-slo-and-alerts"), "slo_listener.py", tmp_path)
+    listener = module.SloListener()
+    progress = {"id": "q1", "name": "bronze_events", "batchId": 3, "timestamp": "2026-12-04T10:00:00.000Z",
+                "numInputRows": 0, "inputRowsPerSecond": 0, "processedRowsPerSecond": 0.0,
+                "durationMs": {"triggerExecution": 120}, "eventTime": {}, "sources": [], "stateOperators": []}
+    listener.emit(module.slo_record(progress))  # no event time: latency and watermark lag are None
+    module.METRICS_TABLE = "no_such_catalog.ops.metrics"
+    with pytest.raises(Exception):  # noqa: B017 - the catalog does not exist locally: any write error will do
+        listener.flush(spark)
+    assert len(listener.buffer) == 1  # kept for the next flush
+    module.METRICS_TABLE = "slo_metrics_contract"
+    spark.sql(f"DROP TABLE IF EXISTS {module.METRICS_TABLE}")
+    assert listener.flush(spark) == 1 and len(listener.buffer) == 0
+    row = spark.table(module.METRICS_TABLE).first()
+    assert row["event_latency_ms"] is None and row["batch_duration_ms"] == 120.0 and row["failed"] is False
+    spark.sql(f"DROP TABLE IF EXISTS {module.METRICS_TABLE}")

@@ -1,0 +1,226 @@
+"""Artefacts of different commands fit together, and every generated SQL file is Databricks SQL.
+
+Proof by tools we did not write: every ``.sql`` file parses with sqlglot's ``databricks`` dialect; the
+columns a single-table query reads exist in the table as the generating code produces it (the thread's
+design records them). One thread runs many commands against one ``Design``, as a user would.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import PurePosixPath
+
+import pytest
+import sqlglot
+from sqlglot import exp
+
+from agent.nodes.tasks import design_questions, task_questions, values_for
+from knowledge.loader import load_pack
+from tests.unit_tests.test_artifacts import CUSTOM, DOMAIN
+from tools.artifacts import generate, step_notes
+from tools.artifacts.dlq import dlq_schema
+from tools.design import Design
+from tools.templates import render
+
+PACK = load_pack()
+# Statements sqlglot keeps as an opaque Command: valid Databricks SQL it does not model.
+OPAQUE = ("GRANT", "REVOKE", "SHOW", "OPTIMIZE", "VACUUM")
+
+# The order a user builds a pipeline in: sources, the pipeline, quality, state, recovery, operations, release.
+THREAD = ["autoloader-streaming-ingest", "dlt-streaming-pipeline", "streaming-dq-expectations",
+          "dedup-and-idempotency", "dlq-quarantine-ops", "watermarks-and-lateness", "state-store-management",
+          "replay-and-recovery", "schema-evolution-live", "latency-slo-and-alerts", "canary-and-shadow",
+          "blue-green-deploy", "streaming-runbook", "kafka-connector-setup", "eventhubs-connector-setup",
+          "kinesis-connector-setup"]
+
+
+def defaults(task_id: str, design: Design | None = None) -> dict[str, str]:
+    """What #yolo answers in a thread with ``design`` (earlier answers offered as defaults)."""
+    questions, known = design_questions(task_id, task_questions(PACK, PACK.tasks[task_id]), design or Design())
+    return {**known, **{q["key"]: str(q["default"]) for q in questions if q["default"] is not None}}
+
+
+def answer_sets() -> list[tuple[str, str, dict[str, str]]]:
+    """(task, label, answers): the defaults, a realistic non-default set, and the serverless variant of it."""
+    out = []
+    for task_id in DOMAIN:
+        base = defaults(task_id)
+        custom = {**base, **CUSTOM[task_id][0]}
+        out += [(task_id, "defaults", base), (task_id, "custom", custom),
+                (task_id, "serverless", {**custom, "compute_kind": "serverless"})]
+    return out
+
+
+def statements(sql: str) -> list[exp.Expression]:
+    """The parsed statements of a SQL file (a ParseError fails the test)."""
+    return [s for s in sqlglot.parse(sql, read="databricks") if s is not None]
+
+
+@pytest.mark.parametrize(("task_id", "label", "answers"), answer_sets(),
+                         ids=[f"{t}-{label}" for t, label, _ in answer_sets()])
+def test_every_generated_sql_file_parses_as_databricks_sql(task_id: str, label: str, answers: dict[str, str]) -> None:
+    doc = PACK.tasks[task_id].doc_output_location
+    for artifact in generate(task_id, answers, {}, doc):
+        if not artifact.path.endswith(".sql"):
+            continue
+        for statement in statements(artifact.content):
+            if isinstance(statement, exp.Command):
+                assert statement.this.upper() in OPAQUE, (artifact.path, statement.sql()[:200])
+
+
+def test_sql_parsing_rejects_what_databricks_rejects() -> None:
+    with pytest.raises(sqlglot.errors.ParseError):
+        statements("SELECT count(* FROM main.silver.events;")
+
+
+@pytest.mark.parametrize("task_id", DOMAIN)
+def test_each_custom_answer_reaches_the_artefacts_that_depend_on_it(task_id: str) -> None:
+    answers, _ = CUSTOM[task_id]
+    task = PACK.tasks[task_id]
+    given = {**defaults(task_id), **answers}
+    rendered = [render(PACK.templates[name], values_for(PACK.templates[name], given)).text
+                for name in task.templates if name in PACK.templates]
+    text = "\n".join([*(a.content for a in generate(task_id, given, {}, task.doc_output_location)
+                        if isinstance(a.content, str)), *rendered, *step_notes(task_id, given)])
+    questions = {q["key"]: q for q in task_questions(PACK, PACK.tasks[task_id])}
+    missing = []
+    for key, value in answers.items():
+        kind = questions[key]["kind"] if key in questions else "text"
+        if kind in ("duration", "percent", "positive_int", "choice"):
+            continue  # normalised or turned into numbers and decisions (asserted by the CUSTOM needles)
+        # A list ("email:a@x, webhook:id", "kafka, kinesis"; steps separated by ";") lands item by item.
+        items = [value.split("/")[-1]] if kind == "secret_ref" else [
+            part.split(":", 1)[-1].strip() for part in re.split(r"[,;]", value) if part.strip()]
+        if not all(item in text for item in items):
+            missing.append((key, value))
+    assert not missing, (task_id, missing)
+
+
+# -- one thread, many commands --------------------------------------------------------------------------
+
+
+def run_thread(tasks: list[str], compute: str = "classic") -> tuple[Design, dict[str, dict[str, str]]]:
+    """Generate ``tasks`` in order in one thread (one design); return the design and each task's files."""
+    design = Design()
+    files: dict[str, dict[str, str]] = {}
+    for task_id in tasks:
+        answers = {**defaults(task_id, design), "compute_kind": compute}
+        doc = PACK.tasks[task_id].doc_output_location
+        files[task_id] = {a.path: a.content for a in generate(task_id, answers, {}, doc, None, design)
+                          if isinstance(a.content, str)}
+    return design, files
+
+
+def read_columns(statement: exp.Expression) -> list[tuple[str, str]]:
+    """(table, column) for every SELECT that reads one table with no join: the columns it names."""
+    found = []
+    for select in statement.find_all(exp.Select):
+        sources = [t for t in select.find_all(exp.Table) if t.find_ancestor(exp.Select) is select]
+        if len(sources) != 1 or select.args.get("joins") or select.find(exp.Subquery) or select.args.get("with"):
+            continue
+        table = ".".join(p for p in (sources[0].catalog, sources[0].db, sources[0].name) if p)
+        aliases = {a.alias for a in select.expressions if isinstance(a, exp.Alias)}
+        for column in select.find_all(exp.Column):
+            if column.find_ancestor(exp.Select) is select and column.name not in aliases and not column.table:
+                found.append((table, column.name))
+    return found
+
+
+def test_sql_reads_only_columns_the_generating_code_produces() -> None:
+    design, files = run_thread(THREAD)
+    checked = 0
+    for task_id, by_path in files.items():
+        for path, text in by_path.items():
+            if not path.endswith(".sql"):
+                continue
+            for statement in statements(text):
+                for table, column in read_columns(statement):
+                    known = design.columns_of(table)
+                    if not known:
+                        continue  # a table no command of this thread writes (system tables, the user's own)
+                    checked += 1
+                    assert column in known, (task_id, PurePosixPath(path).name, table, column, sorted(known))
+    assert checked >= 20
+
+
+def test_one_thread_keeps_one_design() -> None:
+    design, files = run_thread(THREAD)
+    # One DLQ shape: every dead-letter or quarantine table has exactly the DLQ columns.
+    dead = [t for t in design.tables.values() if t.role in ("dlq", "quarantine")]
+    assert dead and all(t.columns == dlq_schema() for t in dead), [(t.name, t.columns) for t in dead]
+    # One writer per table: no two commands' files write the same table (the replay and the DLQ repair
+    # MERGE into the table they repair by key: that is their job, and idempotent).
+    writers: dict[str, set[str]] = {}
+    for task_id, path_map in files.items():
+        if task_id == "replay-and-recovery":
+            continue
+        for path, text in path_map.items():
+            if path.endswith(".py"):
+                for table in re.findall(r'^(?:TARGET_TABLE|SILVER_TABLE|GOLD_TABLE|BRONZE_TABLE) = "([^"]+)"', text, re.M):
+                    writers.setdefault(table, set()).add(task_id)
+    assert not {t: w for t, w in writers.items() if len(w) > 1}, writers
+    # Unique query names across the thread.
+    names = re.findall(r'^QUERY_NAME = "([^"]+)"', "\n".join(
+        text for path_map in files.values() for path, text in path_map.items() if path.endswith(".py")), re.M)
+    assert len(names) == len(set(names)), names
+    # Later commands were offered the earlier tables: the checks read the pipeline's Bronze.
+    dq = files["streaming-dq-expectations"]
+    dq_code = next(text for path, text in dq.items() if path.endswith("dq_expectations_pipeline.py"))
+    assert 'SOURCE = "main.bronze.events' in dq_code and 'SILVER_TABLE = "main.silver.events_validated"' in dq_code
+    assert design.notices and any("main.silver.events" in n for n in design.notices)
+
+
+def test_the_slo_freshness_reads_the_gold_window_end() -> None:
+    _, files = run_thread(["dlt-streaming-pipeline", "latency-slo-and-alerts"])
+    alerts = next(t for p, t in files["latency-slo-and-alerts"].items() if p.endswith("slo_alerts.sql"))
+    assert "max(window_end)" in alerts and "max(event_time)" not in alerts
+
+
+def test_serverless_code_uses_available_now_and_no_session_state_settings() -> None:
+    design, files = run_thread(THREAD, compute="serverless")
+    assert design.serverless
+    for by_path in files.values():
+        for path, text in by_path.items():
+            if not path.endswith(".py"):
+                continue
+            assert ".trigger(processingTime" not in text and "processingTime=TRIGGER_INTERVAL" not in text, path
+            assert "spark.conf.set" not in text, path
+            assert ".persist()" not in text, path
+    kinesis = next(t for p, t in files["kinesis-connector-setup"].items() if p.endswith("kinesis_source.py"))
+    assert '.option("serviceCredential", AWS_AUTH)' in kinesis
+
+
+def test_classic_code_keeps_processing_time_and_the_state_settings() -> None:
+    _, files = run_thread(["state-store-management", "kafka-connector-setup"], compute="classic")
+    state = next(t for p, t in files["state-store-management"].items() if p.endswith("stateful_query.py"))
+    kafka = next(t for p, t in files["kafka-connector-setup"].items() if p.endswith("kafka_source.py"))
+    assert "spark.sql.streaming.stateStore.providerClass" in state
+    assert "processingTime=TRIGGER_INTERVAL" in kafka
+
+
+def test_the_design_survives_the_state_round_trip() -> None:
+    design, _ = run_thread(["dlt-streaming-pipeline", "latency-slo-and-alerts"])
+    again = Design.from_dict(design.to_dict())
+    assert again == design
+    assert again.table_by_role("gold").columns["window_end"] == "TIMESTAMP"
+    assert again.default_for("canary-and-shadow", "production_table", "x") == again.table_by_role("gold").name
+
+
+def test_a_file_written_earlier_is_never_silently_overwritten(tmp_path) -> None:
+    from agent.nodes.tasks import change_summary, versioned_path
+    from tools.workspace import Workspace
+
+    workspace = Workspace(tmp_path)
+    path = "docs/streaming/expectations-streaming.yaml"
+    first = "rules:\n  - name: user_rule\n    expr: amount > 0\n"
+    assert versioned_path(workspace, path, first) == path
+    workspace.write(path, first)
+    assert versioned_path(workspace, path, first) == path  # the same content: nothing is lost by rewriting it
+    second = "rules:\n  - name: complete_id\n    expr: event_id IS NOT NULL\n"
+    kept = versioned_path(workspace, path, second)
+    assert kept == "docs/streaming/expectations-streaming.v2.yaml"
+    summary = change_summary(workspace, path, second)
+    assert "+2 −2 lines" in summary and "user_rule" in summary
+    workspace.write(kept, second)
+    assert workspace.read(path) == first  # the user's rule is still there
+    assert versioned_path(workspace, path, "third\n") == "docs/streaming/expectations-streaming.v3.yaml"
