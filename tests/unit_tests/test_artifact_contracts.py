@@ -12,6 +12,7 @@ from pathlib import PurePosixPath
 
 import pytest
 import sqlglot
+import yaml
 from sqlglot import exp
 
 from agent.nodes.tasks import design_questions, task_questions, values_for
@@ -224,3 +225,16 @@ def test_a_file_written_earlier_is_never_silently_overwritten(tmp_path) -> None:
     workspace.write(kept, second)
     assert workspace.read(path) == first  # the user's rule is still there
     assert versioned_path(workspace, path, "third\n") == "docs/streaming/expectations-streaming.v3.yaml"
+
+
+@pytest.mark.parametrize("compute", ["classic", "serverless"])
+def test_a_later_bundle_deploys_on_the_compute_the_thread_chose(compute: str) -> None:
+    design = Design()
+    for task_id, extra in (("kafka-connector-setup", {"compute_kind": compute}), ("dlt-streaming-pipeline", {})):
+        answers = {**defaults(task_id, design), **extra}
+        doc = PACK.tasks[task_id].doc_output_location
+        files = {a.path: a.content for a in generate(task_id, answers, {}, doc, None, design)}
+    bundle = yaml.safe_load(next(text for path, text in files.items() if path.endswith("databricks.yml")))
+    pipeline = next(iter(bundle["resources"]["pipelines"].values()))
+    assert bool(pipeline.get("serverless")) == (compute == "serverless"), pipeline
+    assert ("clusters" in pipeline) == (compute == "classic"), pipeline

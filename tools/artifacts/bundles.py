@@ -119,8 +119,13 @@ def common_root(paths: list[str]) -> str:
 
 
 def compute_kind(answers: dict[str, str], default: str = CLASSIC) -> str:
-    """``serverless`` or ``classic`` from a ``compute`` answer (the thread's compute kind), else ``default``."""
-    text = str(answers.get("compute") or answers.get("compute_kind") or "").strip().lower()
+    """``serverless`` or ``classic`` from a ``compute`` answer, else the thread design's compute, else ``default``.
+
+    A thread that chose its compute in an earlier command deploys every later bundle on the same kind.
+    """
+    from tools.design import current  # imported here: the design module imports the generator families
+
+    text = str(answers.get("compute") or answers.get("compute_kind") or current().compute or "").strip().lower()
     if text.startswith("serverless"):
         return SERVERLESS
     if text.startswith("classic") or "cluster" in text:
