@@ -368,7 +368,7 @@ def run_task_checklists(state: State, runtime: Runtime[Context]) -> dict:
         counts = " · ".join(f"{s} {n}" for s, n in report.counts().items() if n)
         rate = report.pass_rate()
         parts += [f"### {report.title}", "", f"{counts}" + (f" — pass rate {rate:.0%}" if rate is not None else ""), "",
-                  "| Status | Item | Evidence / reason |", "|---|---|---|"]
+                  f"_{report.scope()}_", "", "| Status | Item | Evidence / reason |", "|---|---|---|"]
         for item in report.items:
             evidence = "; ".join(item.evidence[:2]) or item.reason
             parts.append(f"| {item.status} | {item.text} | {evidence.replace('|', '/')[:240]} |")
