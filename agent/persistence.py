@@ -39,9 +39,16 @@ def _when_free(action: Callable[[], _T]) -> _T:
 
 
 def private_file(path: Path) -> None:
-    """Create ``path`` readable by its owner only (or make an existing one so)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
-    os.close(fd)
+    """Create ``path`` readable by its owner only (or make an existing one so).
+
+    An existing file is never opened: closing any descriptor of a database file drops every
+    POSIX lock this process holds on it, so another connection's SQLite locks would be lost
+    and concurrent writers could corrupt the store. Only a file that did not exist is created.
+    """
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
     try:
         os.chmod(path, 0o600)
     except OSError:

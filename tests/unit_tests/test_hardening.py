@@ -275,3 +275,24 @@ def test_json_helper_shapes() -> None:
               "sources": [{"description": "KafkaV2[Subscribe[t]]", "endOffset": json.dumps({"t": {"0": 5}})}]}
     log = parse_text(json.dumps([record]))
     assert sum(len(b) for b in log.queries.values()) == 1
+
+
+def test_opening_a_home_again_never_opens_its_database_file(tmp_path, monkeypatch):
+    """Closing any descriptor of a database file drops this process's POSIX locks on it, SQLite's included
+    (another engine on the same home then risks a corrupt store: seen as "database disk image is malformed")."""
+    import os
+
+    import agent.persistence as persistence
+
+    persistence.open_checkpointer(tmp_path)
+    opened = []
+    real_open = os.open
+
+    def recording_open(path, *args, **kwargs):
+        opened.append(str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(persistence.os, "open", recording_open)
+    persistence.open_checkpointer(tmp_path)  # a second engine on the same home, as the eval runner and the UI open
+    assert not [p for p in opened if p.endswith("checkpoints.sqlite")], opened
+    assert (os.stat(tmp_path / "checkpoints.sqlite").st_mode & 0o777) == 0o600
