@@ -289,8 +289,9 @@ def test_opening_a_home_again_never_opens_its_database_file(tmp_path, monkeypatc
     real_open = os.open
 
     def recording_open(path, *args, **kwargs):
-        opened.append(str(path))
-        return real_open(path, *args, **kwargs)
+        fd = real_open(path, *args, **kwargs)
+        opened.append(str(path))  # only descriptors that were really opened
+        return fd
 
     monkeypatch.setattr(persistence.os, "open", recording_open)
     persistence.open_checkpointer(tmp_path)  # a second engine on the same home, as the eval runner and the UI open
