@@ -26,8 +26,13 @@ PASSAGES = [
 
 
 def model_env(monkeypatch: pytest.MonkeyPatch, server: FakeOpenAI, *, timeout: float = 5, retries: int = 2,
-              key: str = TEST_KEY) -> None:
-    """Point the app at ``server`` through the environment, as a user would."""
+              key: str = TEST_KEY, tools: str = "on") -> None:
+    """Point the app at ``server`` through the environment, as a user would.
+
+    ``tools`` is ``STREAMING_ENGINEER_TOOLS``: ``on`` by default, so a test's
+    scripted replies answer its own calls and not the one-off tool-calling
+    probe (``auto``, tested on its own).
+    """
     for name in ("AZURE_OPENAI_API_KEY", "AZURE_OPENAI_ENDPOINT"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("OPENAI_API_KEY", key)
@@ -35,6 +40,7 @@ def model_env(monkeypatch: pytest.MonkeyPatch, server: FakeOpenAI, *, timeout: f
     monkeypatch.setenv("STREAMING_ENGINEER_MODEL", "local-test-model")
     monkeypatch.setenv("STREAMING_ENGINEER_TIMEOUT", str(timeout))
     monkeypatch.setenv("STREAMING_ENGINEER_MAX_RETRIES", str(retries))
+    monkeypatch.setenv("STREAMING_ENGINEER_TOOLS", tools)
 
 
 class StubRetriever:
