@@ -98,17 +98,19 @@ def probe(model: BaseChatModel) -> bool:
 
 
 def calls_tools(model: BaseChatModel, mode: str = "auto") -> bool:
-    """Whether to offer ``model`` tools: ``mode`` ``on``/``off``, or what its endpoint answered (asked once).
+    """Whether to offer ``model`` tools: never when ``mode`` is ``off``; else what its endpoint showed, asked once.
 
     Raises:
         Exception: the probe failed (endpoint down): the caller's turn falls back.
 
     """
-    if mode in ("on", "off"):
-        return mode == "on"
+    if mode == "off":
+        return False
     key = endpoint_key(model)
     with _LOCK:
         known = _KNOWN.get(key)
+    if known is None and mode == "on":
+        return True  # told so: not asked (a refusal on a real call is still remembered)
     if known is None:
         known = probe(model)
         remember(model, known)

@@ -301,11 +301,16 @@ def _output_limit(body: dict[str, Any]) -> int | None:
 
 
 def _bounded(body: dict[str, Any], reply: Reply) -> Reply:
-    """``reply`` cut at the request's output limit (four characters a token), as a server stops generating."""
+    """``reply`` ended at the request's first stop sequence or output limit (four characters a token)."""
+    stops = body.get("stop") or []
+    content = reply.content
+    for stop in [stops] if isinstance(stops, str) else stops:
+        if stop and stop in content:
+            content = content[: content.index(stop)]
     limit = _output_limit(body)
-    if limit is None or len(reply.content) <= 4 * limit or reply.tool_calls:
-        return reply
-    return Reply(**{**reply.__dict__, "content": reply.content[: 4 * limit], "finish_reason": "length"})
+    if limit is not None and len(content) > 4 * limit and not reply.tool_calls:
+        return Reply(**{**reply.__dict__, "content": content[: 4 * limit], "finish_reason": "length"})
+    return Reply(**{**reply.__dict__, "content": content})
 
 
 def _pieces(value: str, size: int = 12) -> list[str]:
