@@ -250,3 +250,33 @@ def test_an_endpoint_that_is_down_fails_the_turn_without_remembering(engine: Eng
         model_env(monkeypatch, again, retries=0, tools="auto")
         again.script(tool_call("ready", {}), text("Use maxOffsetsPerTrigger [1]."))
         assert engine.turn(thread, QUESTION).output.startswith(f"{ICON} Use maxOffsetsPerTrigger [1].")
+
+
+# ---------------------------------------------------------------------------
+# Configuration
+
+
+def test_limits_come_from_the_environment_and_bad_values_are_ignored() -> None:
+    from agent.llm.backend import DEFAULT_MAX_TOKENS, build_chat_model, load_config
+    from agent.llm.calls import limit_kwargs, limits_for
+
+    env = {"OPENAI_API_KEY": "k", "OPENAI_BASE_URL": "http://127.0.0.1:1/v1", "STREAMING_ENGINEER_MAX_TOKENS": "512",
+           "STREAMING_ENGINEER_MAX_TOKENS_EXTRACT": "many", "STREAMING_ENGINEER_MAX_TOKENS_JUDGE": "0",
+           "STREAMING_ENGINEER_CALL_SECONDS": "45", "STREAMING_ENGINEER_TOOLS": "sometimes"}
+    config = load_config(env)
+    assert config.token_limit("answer") == 512 and config.call_seconds == 45 and config.tools == "auto"
+    assert config.token_limit("extract") == DEFAULT_MAX_TOKENS["extract"]
+    assert config.token_limit("judge") == DEFAULT_MAX_TOKENS["judge"]
+    extract = limits_for("extract", config)
+    assert (extract.max_tokens, extract.seconds, extract.stop) == (DEFAULT_MAX_TOKENS["extract"], 45, ("\n",))
+
+    from langchain_core.messages import HumanMessage
+
+    compatible = build_chat_model(config, "k")
+    body = compatible._get_request_payload([HumanMessage("hi")], **limit_kwargs(compatible, extract))
+    assert body["extra_body"]["max_tokens"] == 40 and "max_completion_tokens" not in body and body["stop"] == ["\n"]
+    openai_proper = build_chat_model(load_config({"OPENAI_API_KEY": "k"}), "k")
+    body = openai_proper._get_request_payload([HumanMessage("hi")], **limit_kwargs(openai_proper, extract))
+    assert body["max_completion_tokens"] == 40 and "extra_body" not in body  # what OpenAI reads
+    default = openai_proper._get_request_payload([HumanMessage("hi")])
+    assert default["max_completion_tokens"] == DEFAULT_MAX_TOKENS["answer"]  # even a call made without the helper
