@@ -37,6 +37,7 @@ closes its own. ``--app-root DIR`` measures another checkout's code (say,
 main before a change) with this script:
 
     python scripts/measure_tokens.py --endpoint http://127.0.0.1:8080/v1 --limit 6 [--app-root ../main]
+    python scripts/measure_tokens.py --endpoint http://127.0.0.1:8080/v1 --disconnect
 
 Needs the knowledge index in the home (``streaming-engineer index``).
 """
@@ -320,6 +321,45 @@ def print_endpoint(report: dict) -> None:
           + f" (load average {report['load_average']:.1f})")
 
 
+def measure_disconnect(endpoint: str, model: str, tokens: int = 1500) -> dict:
+    """Whether the server stops generating when the client goes away: a tiny request's latency after each case.
+
+    A long generation (``tokens`` output tokens asked for) is started and abandoned twice: streamed and
+    closed after 20 tokens, and not streamed and given up after 3 s (a client timeout). Right after each, a
+    tiny request is timed: if the server went on with the abandoned generation, the tiny one waits for it.
+    """
+    import httpx
+
+    url = f"{endpoint.rstrip('/')}/chat/completions"
+    long = {"model": model, "temperature": 0, "max_tokens": tokens,
+            "messages": [{"role": "user", "content": "Count from 1 to 5000, one number per line."}]}
+    tiny = {"model": model, "max_tokens": 4, "messages": [{"role": "user", "content": "Say OK."}]}
+
+    def tiny_seconds() -> float:
+        start = time.perf_counter()
+        httpx.post(url, json=tiny, timeout=900).raise_for_status()
+        return round(time.perf_counter() - start, 2)
+
+    idle = tiny_seconds()
+    start = time.perf_counter()
+    events = 0
+    with httpx.stream("POST", url, json={**long, "stream": True}, timeout=900) as response:
+        for line in response.iter_lines():
+            events += line.startswith("data: {")
+            if events >= 20:
+                break
+    streamed_rate = 20 / (time.perf_counter() - start)
+    after_stream_closed = tiny_seconds()
+    try:
+        httpx.post(url, json=long, timeout=3)
+    except httpx.TimeoutException:
+        pass
+    after_plain_timeout = tiny_seconds()
+    return {"tiny_request_idle_s": idle, "tokens_per_s_streamed": round(streamed_rate, 1),
+            "tiny_request_after_stream_closed_s": after_stream_closed,
+            "tiny_request_after_plain_request_timed_out_s": after_plain_timeout, "long_request_max_tokens": tokens}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--home", help="app home with the index (default $STREAMING_ENGINEER_HOME or ~/.streaming-engineer)")
@@ -328,11 +368,16 @@ def main() -> int:
     parser.add_argument("--endpoint", metavar="URL", help="measure this OpenAI-compatible server (e.g. a local model)")
     parser.add_argument("--model", default="local-model", help="the model name sent to --endpoint")
     parser.add_argument("--app-root", metavar="DIR", help="measure the code of this checkout (default: this one)")
+    parser.add_argument("--disconnect", action="store_true",
+                        help="with --endpoint: only check whether the server stops generating when the client goes away")
     args = parser.parse_args()
     from agent.context import default_home
 
     home = Path(args.home).expanduser() if args.home else default_home()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.endpoint and args.disconnect:
+        print(json.dumps(measure_disconnect(args.endpoint, args.model), indent=2))
+        return 0
     if args.endpoint:
         report = run_endpoint(home, args.endpoint, args.model, args.limit)
         if args.json:
