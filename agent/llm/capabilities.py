@@ -8,9 +8,14 @@ vLLM without ``--enable-auto-tool-choice``, llama.cpp's server without
 the passages the app retrieves itself (``conversation.respond``).
 
 ``STREAMING_ENGINEER_TOOLS=auto`` (the default) asks each endpoint once: one
-small call that forces a call to a function with no arguments. A server that
-calls tools answers with that call; one that ignores tools answers in text; one
-that refuses them says so in an error. ``on`` and ``off`` skip the question.
+small call that offers a function with no arguments and asks for it. A server
+that calls tools answers with that call; one that ignores tools answers in
+text; one that refuses them says so in an error. ``on`` and ``off`` skip the
+question. The probe leaves ``tool_choice`` to the server, as the real calls
+do: a forced choice proves nothing, since llama-cpp-python answers a forced
+function with a grammar-constrained call even in a chat format that ignores
+tools otherwise, and vLLM serves a named function without the flags its
+automatic tool choice needs.
 A real call refused for its tools later also marks the endpoint (see
 ``refuses_tools``).
 """
@@ -77,17 +82,15 @@ def probe(model: BaseChatModel) -> bool:
     """Ask the endpoint once whether it calls tools.
 
     Returns:
-        ``True`` when it answered with the forced function call, ``False`` when
-        it answered in text or refused the tools.
+        ``True`` when it answered with the function call, ``False`` when it
+        answered in text or refused the tools.
 
     Raises:
         Exception: the endpoint failed for another reason (the turn falls back, nothing is remembered).
 
     """
-    forced = {"type": "function", "function": {"name": PROBE_FUNCTION}}
     try:
-        reply = complete(model, PROBE_MESSAGES, kind="probe", tools=[PROBE_TOOL], tool_choice=forced,
-                         config={"tags": [TAG_NOSTREAM]})
+        reply = complete(model, PROBE_MESSAGES, kind="probe", tools=[PROBE_TOOL], config={"tags": [TAG_NOSTREAM]})
     except TokenLimitReached:
         return False  # it wrote text until the limit: tools were ignored
     except Exception as exc:

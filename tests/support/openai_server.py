@@ -257,6 +257,9 @@ def heuristic(body: dict[str, Any]) -> Reply:
     choice = body.get("tool_choice")
     if isinstance(choice, dict) and (choice.get("function") or {}).get("name") in tools:
         return tool_call(choice["function"]["name"], {})  # a forced call is made
+    asked = re.search(r"Call the function `(\w+)`", system)
+    if asked and asked.group(1) in tools and choice != "none":
+        return tool_call(asked.group(1), {})  # asked in so many words, a tool-calling model calls it
     last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=-1)
     question = _content(messages[last_user]) if last_user >= 0 else ""
     if PLAIN_MARKER in question:  # instructions folded into the user's turn
