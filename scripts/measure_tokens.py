@@ -238,6 +238,7 @@ def recording_proxy_class() -> type:
 
     spec = importlib.util.spec_from_file_location("measure_recording", SCRIPT_ROOT / "tests" / "support" / "llm.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the module runs
     spec.loader.exec_module(module)
     return module.RecordingProxy
 
