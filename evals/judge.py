@@ -44,12 +44,15 @@ class GroundednessJudge:
             return None
         from langchain_core.messages import HumanMessage, SystemMessage
 
+        from agent.llm.calls import complete
+
         # The topic menu after an answer is navigation, not a claim.
         body = answer.split("\n\nTopics:\n", 1)[0]
         numbered = "\n\n".join(f"[{n}] {p[:MAX_PASSAGE_CHARS]}" for n, p in enumerate(passages, start=1)) or "(none)"
         prompt = f"Question: {question}\n\nPassages:\n{numbered}\n\nAnswer:\n{body}"
         try:
-            reply = self.model.invoke([SystemMessage(JUDGE_SYSTEM), HumanMessage(prompt)])
+            # Bounded like every model call: streamed, the judge's token limit, cut if it loops.
+            reply = complete(self.model, [SystemMessage(JUDGE_SYSTEM), HumanMessage(prompt)], kind="judge")
         except Exception:  # noqa: BLE001 - an endpoint failure leaves the answer unjudged, not the run broken
             self.failures += 1
             return None

@@ -26,6 +26,19 @@ machine (the server runs in its own process, so its work is not counted).
 
     python scripts/measure_tokens.py [--home DIR] [--limit N] [--json]
 
+With ``--endpoint URL`` it measures a real OpenAI-compatible server instead
+(a local llama.cpp / llama-cpp-python server, see the README): per-turn
+latency (p50/p95), model calls per turn, prompt tokens per call (cl100k
+count of each request) and completion tokens per call (the server's usage,
+or one streamed event per token), and the turns that fell back. The calls go
+through a recording pass-through (``tests/support/llm.py``) that relays
+streams chunk by chunk and closes the upstream connection when the app
+closes its own. ``--app-root DIR`` measures another checkout's code (say,
+main before a change) with this script:
+
+    python scripts/measure_tokens.py --endpoint http://127.0.0.1:8080/v1 --limit 6 [--app-root ../main]
+    python scripts/measure_tokens.py --endpoint http://127.0.0.1:8080/v1 --disconnect
+
 Needs the knowledge index in the home (``streaming-engineer index``).
 """
 
@@ -42,7 +55,10 @@ import time
 import uuid
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+SCRIPT_ROOT = Path(__file__).resolve().parents[1]
+ROOT = SCRIPT_ROOT
+if "--app-root" in sys.argv[:-1]:  # the code to measure, chosen before anything of it is imported
+    ROOT = Path(sys.argv[sys.argv.index("--app-root") + 1]).resolve()
 sys.path.insert(0, str(ROOT))
 
 BUNDLE = ROOT.parent / "shared" / "seed" / "000_982d15b71eeea4ea.txt"
@@ -91,21 +107,33 @@ class Timers:
         from agent.llm.grounding import Sources
         from knowledge.embeddings import QueryVectors
 
-        def timed(owner: type, name: str, wall_field: str, cpu_field: str | None) -> None:
+        def timed(owner: type, name: str, wall_field: str, cpu_field: str | None, stream: bool = False) -> None:
             original = getattr(owner, name)
+
+            def add(start: float, cpu: float) -> None:
+                setattr(self, wall_field, getattr(self, wall_field) + time.perf_counter() - start)
+                if cpu_field:
+                    setattr(self, cpu_field, getattr(self, cpu_field) + time.process_time() - cpu)
 
             def wrapper(*args, **kwargs):
                 start, cpu = time.perf_counter(), time.process_time()
                 try:
                     return original(*args, **kwargs)
                 finally:
-                    setattr(self, wall_field, getattr(self, wall_field) + time.perf_counter() - start)
-                    if cpu_field:
-                        setattr(self, cpu_field, getattr(self, cpu_field) + time.process_time() - cpu)
+                    add(start, cpu)
 
-            setattr(owner, name, wrapper)
+            def stream_wrapper(*args, **kwargs):
+                start, cpu = time.perf_counter(), time.process_time()
+                try:
+                    yield from original(*args, **kwargs)
+                finally:
+                    add(start, cpu)
 
+            setattr(owner, name, stream_wrapper if stream else wrapper)
+
+        # Model calls stream (agent/llm/calls.py); older code called _generate.
         timed(BaseChatOpenAI, "_generate", "model", "model_cpu")
+        timed(BaseChatOpenAI, "_stream", "model", "model_cpu", stream=True)
         timed(Sources, "find", "retrieval", "retrieval_cpu")
         timed(QueryVectors, "get", "embedding", None)
 
@@ -204,16 +232,160 @@ def run(home: Path, limit: int | None) -> dict:
     }
 
 
+def recording_proxy_class() -> type:
+    """``RecordingProxy`` from this script's checkout (the measured code may predate it)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("measure_recording", SCRIPT_ROOT / "tests" / "support" / "llm.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the module runs
+    spec.loader.exec_module(module)
+    return module.RecordingProxy
+
+
+FALLBACK_MARK = "The model endpoint did not answer ("
+
+
+def run_endpoint(home: Path, endpoint: str, model: str, limit: int | None) -> dict:
+    """Turns against a real server: latency per turn, tokens per call, fallbacks."""
+    from agent.llm.tokens import count_request, encoder
+    from agent.session import Engine
+
+    with recording_proxy_class()(endpoint) as proxy:
+        os.environ.update(OPENAI_API_KEY=os.environ.get("OPENAI_API_KEY") or "local-model", OPENAI_BASE_URL=proxy.url,
+                          STREAMING_ENGINEER_MODEL=model)
+        os.environ.pop("AZURE_OPENAI_API_KEY", None)
+        engine = Engine(home=home)
+        turns: list[dict] = []
+
+        def conversation(opening: list[str], questions: list[str]) -> None:
+            thread = uuid.uuid4().hex[:10]
+            for line in ["", *opening]:
+                engine.turn(thread, line)
+            for question in questions:
+                seen = len(proxy.calls)
+                start = time.perf_counter()
+                output = engine.turn(thread, question).output
+                seconds = time.perf_counter() - start
+                calls = proxy.calls[seen:]
+                if not calls:
+                    continue
+                reason = output.split(FALLBACK_MARK, 1)[1].split(")", 1)[0] if FALLBACK_MARK in output else ""
+                turns.append({"question": question, "seconds": round(seconds, 2), "fallback": reason, "calls": [
+                    {"prompt_tokens": count_request(c.body.get("messages") or [], c.body.get("tools")),
+                     "completion_tokens": (c.usage or {}).get("completion_tokens") or c.chunks,
+                     "seconds": round(c.seconds, 2), "stream": bool(c.body.get("stream")),
+                     "max_tokens": c.body.get("max_tokens") or c.body.get("max_completion_tokens"),
+                     "tools": bool(c.body.get("tools")), "finish": c.finish_reason, "closed_by_app": c.client_closed}
+                    for c in calls]})
+                print(f"  {seconds:6.1f} s  {len(calls)} call(s)  {reason or 'answered'}  — {question[:60]}",
+                      file=sys.stderr, flush=True)
+
+        conversation(["*kb-mode"], load_questions(limit))
+        conversation([], CONVERSE[:limit] if limit else CONVERSE)
+        # Calls still running when the run ended (a server that went on after the app gave up) are not waited for.
+    seconds = [t["seconds"] for t in turns]
+    calls = [c for t in turns for c in t["calls"]]
+    prompt = [c["prompt_tokens"] for c in calls]
+    completion = [c["completion_tokens"] for c in calls]
+
+    def stats(values: list[float]) -> dict[str, float]:
+        return {"p50": round(percentile(values, 0.5), 1), "p95": round(percentile(values, 0.95), 1),
+                "max": round(max(values), 1), "mean": round(statistics.mean(values), 1)}
+
+    return {
+        "tokenizer": encoder()[0], "endpoint": endpoint, "model": model, "model_turns": len(turns),
+        "model_calls": len(calls), "turn_seconds": stats(seconds),
+        "prompt_tokens_per_call": stats(prompt), "completion_tokens_per_call": stats(completion),
+        "calls_per_turn_mean": round(len(calls) / max(1, len(turns)), 2),
+        "fallbacks": [t["fallback"] for t in turns if t["fallback"]],
+        "streamed_calls": sum(c["stream"] for c in calls), "limited_calls": sum(bool(c["max_tokens"]) for c in calls),
+        "turns": turns, "load_average": os.getloadavg()[0],
+    }
+
+
+def print_endpoint(report: dict) -> None:
+    """The endpoint measurement, readable."""
+    seconds, prompt, completion = (report["turn_seconds"], report["prompt_tokens_per_call"],
+                                   report["completion_tokens_per_call"])
+    print(f"{report['model']} at {report['endpoint']}: {report['model_turns']} model turns, "
+          f"{report['model_calls']} calls ({report['calls_per_turn_mean']} per turn); "
+          f"{report['streamed_calls']} streamed, {report['limited_calls']} with an output limit")
+    print(f"latency per turn: p50 {seconds['p50']} s, p95 {seconds['p95']} s, max {seconds['max']} s")
+    print(f"prompt tokens per call ({report['tokenizer']}): mean {prompt['mean']}, p50 {prompt['p50']}, "
+          f"p95 {prompt['p95']}")
+    print(f"completion tokens per call: mean {completion['mean']}, p50 {completion['p50']}, "
+          f"p95 {completion['p95']}, max {completion['max']}")
+    reasons = report["fallbacks"]
+    print(f"turns answered offline after a model failure: {len(reasons)}"
+          + (f" ({'; '.join(sorted(set(reasons)))})" if reasons else "")
+          + f" (load average {report['load_average']:.1f})")
+
+
+def measure_disconnect(endpoint: str, model: str, tokens: int = 1500) -> dict:
+    """Whether the server stops generating when the client goes away: a tiny request's latency after each case.
+
+    A long generation (``tokens`` output tokens asked for) is started and abandoned twice: streamed and
+    closed after 20 tokens, and not streamed and given up after 3 s (a client timeout). Right after each, a
+    tiny request is timed: if the server went on with the abandoned generation, the tiny one waits for it.
+    """
+    import httpx
+
+    url = f"{endpoint.rstrip('/')}/chat/completions"
+    long = {"model": model, "temperature": 0, "max_tokens": tokens,
+            "messages": [{"role": "user", "content": "Count from 1 to 5000, one number per line."}]}
+    tiny = {"model": model, "max_tokens": 4, "messages": [{"role": "user", "content": "Say OK."}]}
+
+    def tiny_seconds() -> float:
+        start = time.perf_counter()
+        httpx.post(url, json=tiny, timeout=900).raise_for_status()
+        return round(time.perf_counter() - start, 2)
+
+    idle = tiny_seconds()
+    start = time.perf_counter()
+    events = 0
+    with httpx.stream("POST", url, json={**long, "stream": True}, timeout=900) as response:
+        for line in response.iter_lines():
+            events += line.startswith("data: {")
+            if events >= 20:
+                break
+    streamed_rate = 20 / (time.perf_counter() - start)
+    after_stream_closed = tiny_seconds()
+    try:
+        httpx.post(url, json=long, timeout=3)
+    except httpx.TimeoutException:
+        pass
+    after_plain_timeout = tiny_seconds()
+    return {"tiny_request_idle_s": idle, "tokens_per_s_streamed": round(streamed_rate, 1),
+            "tiny_request_after_stream_closed_s": after_stream_closed,
+            "tiny_request_after_plain_request_timed_out_s": after_plain_timeout, "long_request_max_tokens": tokens}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--home", help="app home with the index (default $STREAMING_ENGINEER_HOME or ~/.streaming-engineer)")
     parser.add_argument("--limit", type=int, help="only the first N questions of each conversation")
     parser.add_argument("--json", action="store_true", help="print the numbers as JSON")
+    parser.add_argument("--endpoint", metavar="URL", help="measure this OpenAI-compatible server (e.g. a local model)")
+    parser.add_argument("--model", default="local-model", help="the model name sent to --endpoint")
+    parser.add_argument("--app-root", metavar="DIR", help="measure the code of this checkout (default: this one)")
+    parser.add_argument("--disconnect", action="store_true",
+                        help="with --endpoint: only check whether the server stops generating when the client goes away")
     args = parser.parse_args()
     from agent.context import default_home
 
     home = Path(args.home).expanduser() if args.home else default_home()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.endpoint and args.disconnect:
+        print(json.dumps(measure_disconnect(args.endpoint, args.model), indent=2))
+        return 0
+    if args.endpoint:
+        report = run_endpoint(home, args.endpoint, args.model, args.limit)
+        if args.json:
+            print(json.dumps(report, indent=2, ensure_ascii=False))
+        else:
+            print_endpoint(report)
+        return 0
     report = run(home, args.limit)
     if args.json:
         print(json.dumps(report, indent=2))

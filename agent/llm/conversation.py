@@ -8,6 +8,10 @@ malformed call (unknown tool, arguments that are not JSON or do not fit) with
 a tool error the model can recover from. Any failure of the endpoint ends in
 a ``ModelReply`` with ``failure`` set, never an exception, so the node can
 fall back to the offline engine for that turn.
+
+Every call is bounded and streamed (``agent.llm.calls``). An endpoint that
+does not call tools (``agent.llm.capabilities``) gets one plain call: the
+passages the app retrieved, the instructions in the user's turn, no tools.
 """
 
 from __future__ import annotations
@@ -28,8 +32,9 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import BaseModel, Field, ValidationError
 
 from agent import prompts as role_prompts
-from agent.llm import prompts
-from agent.llm.backend import redact
+from agent.llm import capabilities, prompts
+from agent.llm.backend import load_config, redact
+from agent.llm.calls import complete
 from agent.llm.failures import IncompleteReply, describe_failure, is_graph_signal
 from agent.llm.grounding import Sources
 from knowledge.loader import Pack
@@ -46,6 +51,8 @@ MAX_TOOL_RESULT_CHARS = 3000
 """A tool result is clipped to this: a rendered template or report can be long."""
 CONVERSE_TOOLS = ("search_knowledge", "describe_command", "list_commands", "render_template", "run_checklist")
 """Tools bound in free conversation. Writing files stays with the commands, which track artefacts in state."""
+PLAIN_MIN_K = 4
+"""Passages given up front to a model without tools (it cannot search for more)."""
 
 
 @dataclass
@@ -59,6 +66,7 @@ class ModelReply:
         failure: a plain reason when the model failed (never the key).
         steps: the tool calls made, as ``{"name", "args", "ok"}``.
         calls: how many model calls the turn made.
+        tools: whether the model was offered tools.
 
     """
 
@@ -68,6 +76,7 @@ class ModelReply:
     failure: str = ""
     steps: list[dict[str, Any]] = field(default_factory=list)
     calls: int = 0
+    tools: bool = True
 
 
 def persona_prompt(pack: Pack, mode: str, step: str) -> str:
@@ -81,9 +90,10 @@ def persona_prompt(pack: Pack, mode: str, step: str) -> str:
     )
 
 
-def system_prompt(pack: Pack, mode: str, step: str, passages: str) -> str:
+def system_prompt(pack: Pack, mode: str, step: str, passages: str, searchable: bool = True) -> str:
     """The whole system message: persona core, the app's rules, then the passages (data last)."""
-    return f"{persona_prompt(pack, mode, step)}\n\n{prompts.APP_RULES}\n\n{passages}"
+    rules = prompts.APP_RULES.format(searched=prompts.SEARCHED if searchable else "")
+    return f"{persona_prompt(pack, mode, step)}\n\n{rules}\n\n{passages}"
 
 
 _TRAILERS = re.compile(r"\n\n(?:Sources|Topics|Related commands|Related topics):.*", re.S)
@@ -227,20 +237,14 @@ def _report_step(step: dict[str, Any]) -> None:
         return
 
 
-def _checked(message: AIMessage) -> AIMessage:
-    """The reply, refused when a stream ended without the model finishing (no ``finish_reason``)."""
-    if not (message.response_metadata or {}).get("finish_reason"):
-        raise IncompleteReply("the reply ended before the model finished it")
-    return message
-
-
 def run_tool_loop(model: BaseChatModel, messages: list[BaseMessage], tools: Sequence[BaseTool],
                   max_calls: int = MAX_MODEL_CALLS) -> tuple[AIMessage, list[dict[str, Any]], int]:
     """Call the model, run the tools it asks for, repeat; return its final answer.
 
-    The model is invoked inside the graph node, so with ``stream_mode="messages"``
-    LangGraph streams its tokens. When the budget is spent, one last call
-    with ``tool_choice="none"`` asks for the answer.
+    Each call is bounded and streamed (``calls.complete``); inside the graph
+    node, LangGraph's ``stream_mode="messages"`` passes its tokens on. When
+    the budget is spent, one last call with ``tool_choice="none"`` asks for
+    the answer. With no tools it is one call.
 
     Returns:
         ``(final message, tool steps, model calls made)``.
@@ -252,13 +256,13 @@ def run_tool_loop(model: BaseChatModel, messages: list[BaseMessage], tools: Sequ
     """
     by_name = {tool.name: tool for tool in tools}
     definitions = tool_definitions(tools)
-    bound = model.bind_tools(definitions) if tools else model
+    choice: str | None = None
     steps: list[dict[str, Any]] = []
     for call_number in range(1, max_calls + 1):
         if call_number == max_calls and tools:
             messages.append(HumanMessage(prompts.TOOL_CAP))
-            bound = model.bind_tools(definitions, tool_choice="none")
-        response = _checked(bound.invoke(messages))
+            choice = "none"
+        response = complete(model, messages, kind="answer", tools=definitions, tool_choice=choice)
         if not response.tool_calls and not response.invalid_tool_calls:
             return response, steps, call_number
         if call_number == max_calls:
@@ -286,6 +290,11 @@ def _clean_answer(text: str, icon: str) -> str:
     return text
 
 
+def _plain_messages(system: str, history: Sequence[BaseMessage], question: str) -> list[BaseMessage]:
+    """The prompt for a model without tools: the instructions inside the user's turn (see ``PLAIN_MESSAGE``)."""
+    return [*history, HumanMessage(prompts.PLAIN_MESSAGE.format(instructions=system, question=question))]
+
+
 def respond(model: BaseChatModel, pack: Pack, *, question: str, history: Sequence[AnyMessage], mode: str,
             step: str, sources: Sources, tools: Sequence[BaseTool], k: int = 3) -> ModelReply:
     """One grounded, in-character model answer to ``question``.
@@ -298,7 +307,8 @@ def respond(model: BaseChatModel, pack: Pack, *, question: str, history: Sequenc
         mode: the current mode, for the system prompt.
         step: the current step, for the system prompt.
         sources: the turn's passage registry (retrieval behind it).
-        tools: the tools to bind (``search_knowledge`` should use ``sources``).
+        tools: the tools to bind (``search_knowledge`` should use ``sources``); an
+            endpoint that does not call tools gets none and more passages up front.
         k: passages retrieved up front.
 
     Returns:
@@ -306,25 +316,40 @@ def respond(model: BaseChatModel, pack: Pack, *, question: str, history: Sequenc
 
     """
     calls = 0
+    offered = bool(tools)
     try:
+        config = load_config()
+        offered = bool(tools) and capabilities.calls_tools(model, config.tools if config else "auto")
         try:
-            entries = sources.find(question, k)
+            entries = sources.find(question, k if offered else max(k, PLAIN_MIN_K))
         except ValueError:
             entries = []
-        messages: list[BaseMessage] = [
-            SystemMessage(system_prompt(pack, mode, step, sources.prompt_block(entries))),
-            *recent_turns(history),
-            HumanMessage(question),
-        ]
-        final, steps, calls = run_tool_loop(model, messages, tools)
+        earlier = recent_turns(history)
+
+        def ask(with_tools: bool) -> tuple[AIMessage, list[dict[str, Any]], int]:
+            system = system_prompt(pack, mode, step, sources.prompt_block(entries, with_tools), with_tools)
+            if with_tools:
+                return run_tool_loop(model, [SystemMessage(system), *earlier, HumanMessage(question)], tools)
+            return run_tool_loop(model, _plain_messages(system, earlier, question), [])
+
+        try:
+            final, steps, calls = ask(offered)
+        except Exception as exc:
+            if not (offered and capabilities.refuses_tools(exc)):
+                raise
+            # A server that refuses tools only once it sees them: remember, and answer without them.
+            capabilities.remember(model, False)
+            offered = False
+            final, steps, calls = ask(False)
+            calls += 1
         text = _clean_answer(str(final.text), pack.agent.icon)
         if not text:
             raise IncompleteReply("the model returned an empty answer")
         text, cited = sources.check_citations(text)
-        return ModelReply(text=text, cited=cited, sources=sources, steps=steps, calls=calls)
+        return ModelReply(text=text, cited=cited, sources=sources, steps=steps, calls=calls, tools=offered)
     except Exception as exc:
         if is_graph_signal(exc):
             raise
         reason = describe_failure(exc)
         log.warning("model turn failed, answering offline: %s (%s)", reason, redact(type(exc).__name__))
-        return ModelReply(text=None, sources=sources, failure=reason, calls=calls)
+        return ModelReply(text=None, sources=sources, failure=reason, calls=calls, tools=offered)

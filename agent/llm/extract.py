@@ -4,6 +4,11 @@ Used by ``ask_input`` only after the answer failed validation and only when a
 model is configured. What comes back is validated by ``tools.values.check_value``
 like any typed answer, and names, paths and keys must appear in what the user
 wrote, so the model can reformat an answer but not invent one.
+
+Never sent: an answer to a secret question (``secret_ref``: a refused answer
+there may be the secret itself, typed by mistake) and any answer that looks
+like it holds a secret. The call is bounded like every other
+(``agent.llm.calls``: one line, a few tokens).
 """
 
 from __future__ import annotations
@@ -17,7 +22,9 @@ from langgraph.constants import TAG_NOSTREAM
 
 from agent.llm import prompts
 from agent.llm.backend import chat_model
+from agent.llm.calls import complete
 from agent.llm.failures import describe_failure, is_graph_signal
+from tools.templates import find_secret
 from tools.values import KIND_HINTS
 
 log = logging.getLogger("streaming_engineer.llm")
@@ -26,6 +33,8 @@ MAX_TEXT_CHARS = 1000
 """Longer answers are not sent: a form value is short."""
 _LITERAL_KINDS = frozenset({"table", "topic", "url", "path", "secret_ref", "choice"})
 """Kinds whose value must be copied from the answer, not composed."""
+NEVER_SENT_KINDS = frozenset({"secret_ref"})
+"""Kinds whose answers never go to the model: what fails there may be the secret itself."""
 
 
 def _grounded(value: str, text: str, kind: str, choices: Sequence[str]) -> bool:
@@ -49,18 +58,22 @@ def extract_value(question: str, kind: str, text: str, choices: Sequence[str] = 
 
     Returns:
         The extracted value (still to be validated), or ``None`` offline, on
-        any model failure, or when the answer states no such value.
+        any model failure, when the answer states no such value, and without
+        asking the model for a secret question or an answer that looks secret.
 
     """
+    if kind in NEVER_SENT_KINDS or not text.strip() or len(text) > MAX_TEXT_CHARS or find_secret(text):
+        return None
     model = chat_model()
-    if model is None or not text.strip() or len(text) > MAX_TEXT_CHARS:
+    if model is None:
         return None
     listed = f" — one of: {', '.join(choices)}" if choices else ""
     system = prompts.EXTRACT_SYSTEM.format(question=question, hint=KIND_HINTS.get(kind, KIND_HINTS["text"]),
                                            choices=listed)
     try:
         # nostream: the extraction is bookkeeping, not an answer, so its tokens are not streamed to the user.
-        reply = model.invoke([SystemMessage(system), HumanMessage(text)], config={"tags": [TAG_NOSTREAM]})
+        reply = complete(model, [SystemMessage(system), HumanMessage(text)], kind="extract",
+                         config={"tags": [TAG_NOSTREAM]})
     except Exception as exc:
         if is_graph_signal(exc):
             raise

@@ -21,11 +21,13 @@ def is_graph_signal(exc: BaseException) -> bool:
 
 def describe_failure(exc: BaseException) -> str:
     """A short plain reason for a failed model call (status and kind, never the error text)."""
+    import httpx
     import openai
 
     if isinstance(exc, IncompleteReply):
         return str(exc)
-    if isinstance(exc, openai.APITimeoutError):
+    if isinstance(exc, openai.APITimeoutError | httpx.TimeoutException):
+        # httpx's own timeout is what a stream raises when the next chunk is late.
         return "it did not answer in time"
     if isinstance(exc, openai.RateLimitError):
         return "it kept answering HTTP 429, rate limited"
@@ -33,7 +35,7 @@ def describe_failure(exc: BaseException) -> str:
         return "it refused the API key, HTTP 401"
     if isinstance(exc, openai.APIStatusError):
         return f"it answered HTTP {exc.status_code}"
-    if isinstance(exc, openai.APIConnectionError):
+    if isinstance(exc, openai.APIConnectionError | httpx.TransportError):
         # Covers a stream cut off mid-reply (the client wraps the transport error).
         return "the connection failed or was cut off"
     if isinstance(exc, openai.APIResponseValidationError | ValueError):

@@ -7,11 +7,17 @@ number was really retrieved. Retrieval goes through the same relevance gate
 as the offline composer (``knowledge.answer.is_relevant``): when it finds
 nothing relevant the model is told "no passages found", so with a model or
 without, the knowledge base either answers or plainly does not.
+
+The passages block is delimited by a tag with a random suffix drawn per turn
+(``<passages-1f0c9a2e>``), and any passages tag inside a passage is removed
+until none is left: an ingested document cannot close the block and speak
+as instructions, whatever it nests (``</pass</passages>ages>``).
 """
 
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -28,6 +34,7 @@ MAX_SEARCH_K = 5
 SearchFn = Callable[[str, int], Sequence[Hit]]
 _HEADING = re.compile(r"#{1,6}\s")
 _CITATION = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
+_BLOCK_TAG = re.compile(r"<\s*/?\s*passages[^<>]*>", re.I)
 
 
 def passage_text(text: str, keep_zh: bool) -> str:
@@ -48,8 +55,17 @@ def passage_text(text: str, keep_zh: bool) -> str:
     return re.sub(r"\n{3,}", "\n\n", "\n".join(kept)).strip()
 
 
+def without_block_tags(text: str) -> str:
+    """``text`` with every passages tag removed, repeatedly, until removing one forms no new one."""
+    while True:
+        cleaned = _BLOCK_TAG.sub("", text)
+        if cleaned == text:
+            return text
+        text = cleaned
+
+
 def _clip(text: str, limit: int) -> str:
-    text = text.strip().replace(prompts.PASSAGES_CLOSE, "")  # a passage cannot close the data block
+    text = without_block_tags(text.strip())  # a passage cannot open or close the data block
     if len(text) <= limit:
         return text
     cut = text[:limit]
@@ -67,6 +83,7 @@ class Sources:
         keep_zh: show passages' Chinese summary lines (for a Chinese question).
         hits: retrieved passages; citation ``[n]`` is ``hits[n-1]``.
         searches: how many retrieval calls ran (repeats are answered from memory).
+        tag: the passages block's tag for this turn (random, so no passage can guess it).
 
     """
 
@@ -74,6 +91,7 @@ class Sources:
     keep_zh: bool = False
     hits: list[Hit] = field(default_factory=list)
     searches: int = 0
+    tag: str = field(default_factory=lambda: f"passages-{secrets.token_hex(4)}")
     _memo: dict[tuple[str, int], list[Hit]] = field(default_factory=dict)
 
     def find(self, query: str, k: int) -> list[tuple[int, Hit, bool]]:
@@ -102,16 +120,18 @@ class Sources:
         blocks = []
         for number, hit, new in entries:
             if new:
-                blocks.append(f"[{number}] {hit.title}\n{_clip(passage_text(hit.text, self.keep_zh), chars)}")
+                title = without_block_tags(hit.title)
+                blocks.append(f"[{number}] {title}\n{_clip(passage_text(hit.text, self.keep_zh), chars)}")
             else:
                 blocks.append(prompts.KNOWN_PASSAGE.format(number=number, title=hit.title))
         return "\n\n".join(blocks)
 
-    def prompt_block(self, entries: Sequence[tuple[int, Hit, bool]]) -> str:
-        """The passages section of the system prompt."""
+    def prompt_block(self, entries: Sequence[tuple[int, Hit, bool]], searchable: bool = True) -> str:
+        """The passages section of the prompt (``searchable``: the model has ``search_knowledge``)."""
         if not entries:
-            return prompts.NO_PASSAGES
-        return f"{prompts.PASSAGES_OPEN}\n{self.render(entries)}\n{prompts.PASSAGES_CLOSE}"
+            return prompts.NO_PASSAGES if searchable else prompts.NO_PASSAGES_PLAIN
+        opening, closing = prompts.PASSAGES_OPEN.format(tag=self.tag), prompts.PASSAGES_CLOSE.format(tag=self.tag)
+        return f"{opening}\n{self.render(entries)}\n{closing}"
 
     def search_tool_result(self, query: str, k: int = 3) -> str:
         """What the ``search_knowledge`` tool returns to the model."""

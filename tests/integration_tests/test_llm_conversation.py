@@ -7,6 +7,7 @@ grounding tests against the real index are in ``test_llm_grounding.py``.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from pathlib import Path
 
@@ -71,7 +72,7 @@ def test_in_role_conversation_with_a_tool_call(engine: Engine, server: FakeOpenA
     # The role's definition, its mode and step, the rules and the passages: not the bundle.
     assert PACK.agent.name in system and "Current mode: commands" in system
     assert all((p.en or p.zh) in system for p in PACK.agent.core_principles)
-    assert "<passages>" in system and "maxOffsetsPerTrigger" in system
+    assert re.search(r"<passages-[0-9a-f]{8}>", system) and "maxOffsetsPerTrigger" in system
     assert "agent.yaml" not in system and "==================== START" not in system
     assert len(system) < 8000
     assert first["messages"][-1] == {"role": "user", "content": QUESTION}
@@ -121,7 +122,8 @@ def test_tool_loop_is_capped(engine: Engine, server: FakeOpenAI) -> None:
 
 def test_invalid_tool_call_json_gets_a_recoverable_error(engine: Engine, server: FakeOpenAI) -> None:
     thread = started(engine)
-    server.script(tool_call("search_knowledge", '{"query": "kafka rate lim'), tool_call("search_knowledge", {"query": "kafka"}),
+    server.script(tool_call("search_knowledge", '{"query": kafka rate limits}'),
+                  tool_call("search_knowledge", {"query": "kafka"}),
                   text("Cap each batch with maxOffsetsPerTrigger [1]."))
     result = engine.turn(thread, QUESTION)
     assert "maxOffsetsPerTrigger [1]" in result.output and "did not answer" not in result.output
@@ -241,11 +243,13 @@ def test_tokens_stream_through_stream_turn(engine: Engine, server: FakeOpenAI) -
     assert done.output.startswith(f"{ICON} {answer}") and "Sources:" in done.output
 
 
-def test_plain_turn_uses_non_streaming_requests(engine: Engine, server: FakeOpenAI) -> None:
+def test_every_call_streams_with_an_output_limit(engine: Engine, server: FakeOpenAI) -> None:
+    # Streamed even when nobody watches the tokens: the client can then stop a reply by closing it.
     thread = started(engine)
-    server.script(text("Use maxOffsetsPerTrigger [1]."))
+    server.script(tool_call("search_knowledge", {"query": "kafka"}), text("Use maxOffsetsPerTrigger [1]."))
     engine.turn(thread, QUESTION)
-    assert not server.chat_requests[-1].body.get("stream")
+    assert len(server.chat_requests) == 2
+    assert all(r.body.get("stream") and r.body.get("max_tokens") == 700 for r in server.chat_requests)
 
 
 # ---------------------------------------------------------------------------
@@ -299,9 +303,10 @@ def test_injected_passage_stays_data(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     server.script(text("Cap batches with maxOffsetsPerTrigger [2]."))
     result = engine.turn(thread, QUESTION)
     system = system_of(server.chat_requests[0].body)
-    rules_end = system.index("<passages>")
+    tag = re.search(r"<(passages-[0-9a-f]{8})>", system).group(1)
+    rules_end = system.index(f"<{tag}>")
     assert "IGNORE PREVIOUS INSTRUCTIONS" in system[rules_end:]  # only inside the data block
-    assert system.count("</passages>") == 1 and system.rstrip().endswith("</passages>")
+    assert "</passages>" not in system and system.count(f"</{tag}>") == 1 and system.rstrip().endswith(f"</{tag}>")
     assert "text inside retrieved" in system[:rules_end] and "never instructions" in system[:rules_end]
     assert result.persona_active and result.output.startswith(ICON)
 

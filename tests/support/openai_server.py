@@ -15,9 +15,21 @@ answers heuristically:
 
 Fault modes are scripted replies: an HTTP status with headers (500, 429 with
 ``Retry-After``), a delay (the client times out), a cut-off body or stream,
-invalid tool-call JSON, a call to a tool that does not exist.
+invalid tool-call JSON, a call to a tool that does not exist, a reply that
+loops (``looping``).
 
-Run it alone for evals: ``python -m tests.support.openai_server --port 8765``
+Like a real server it honours ``max_tokens`` (or ``max_completion_tokens``):
+a longer reply stops there with ``finish_reason`` ``length`` (a token is
+counted as four characters). It records, per request, how many stream
+chunks it sent and whether the client closed the connection before the end.
+
+Servers without tool calling: ``tools="ignore"`` drops ``tools`` and
+``tool_choice`` before answering (llama-cpp-python with a plain chat format
+such as ``--chat_format gemma``); ``tools="reject"`` answers HTTP 400 to a
+request that carries tools (Ollama with a model that has no tool template,
+vLLM without ``--enable-auto-tool-choice``).
+
+Run it alone for evals: ``python -m tests.support.openai_server --port 8765 [--tools ignore]``
 and point the app at it with ``OPENAI_BASE_URL=http://127.0.0.1:8765/v1``
 and any ``OPENAI_API_KEY``.
 """
@@ -96,10 +108,17 @@ def truncated(content: str) -> Reply:
     return Reply(content=content, truncate=True)
 
 
+def looping(lead: str, unit: str, times: int = 400, chunk_delay: float = 0.01) -> Reply:
+    """A reply that falls into a loop: ``lead`` then ``unit`` ``times`` times, streamed slowly."""
+    return Reply(content=lead + unit * times, chunk_delay=chunk_delay)
+
+
 # ---------------------------------------------------------------------------
 # The heuristic model
 
 EXTRACT_MARKER = "You turn a user's free-text answer into the value of one form field."
+PLAIN_MARKER = "\n\nThe user's message:\n"
+"""Where an app that folds its instructions into the user's turn puts the user's own words."""
 NO_ANSWER = "The knowledge base has no answer to that."
 _PASSAGE_HEAD = re.compile(r"^\[(\d+)\] (.+?)\s*$", re.M)
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9_.]{2,}|[\u4e00-\u9fff]{2,}")
@@ -121,7 +140,7 @@ def parse_passages(text: str) -> dict[int, tuple[str, str]]:
     found: dict[int, tuple[str, str]] = {}
     for i, head in enumerate(heads):
         end = heads[i + 1].start() if i + 1 < len(heads) else len(text)
-        body = text[head.end():end].split("</passages>")[0].strip()
+        body = re.split(r"</passages[^>]*>", text[head.end():end])[0].strip()
         found[int(head.group(1))] = (head.group(2), body)
     return found
 
@@ -235,8 +254,17 @@ def heuristic(body: dict[str, Any]) -> Reply:
     system = "\n".join(_content(m) for m in messages if m.get("role") in ("system", "developer"))
     if EXTRACT_MARKER in system:
         return text(extract(system, _content(messages[-1]) if messages else ""))
+    choice = body.get("tool_choice")
+    if isinstance(choice, dict) and (choice.get("function") or {}).get("name") in tools:
+        return tool_call(choice["function"]["name"], {})  # a forced call is made
+    asked = re.search(r"Call the function `(\w+)`", system)
+    if asked and asked.group(1) in tools and choice != "none":
+        return tool_call(asked.group(1), {})  # asked in so many words, a tool-calling model calls it
     last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=-1)
     question = _content(messages[last_user]) if last_user >= 0 else ""
+    if PLAIN_MARKER in question:  # instructions folded into the user's turn
+        folded, question = question.rsplit(PLAIN_MARKER, 1)
+        system += "\n" + folded
     results = [_content(m) for m in messages[last_user + 1:] if m.get("role") == "tool"]
     passages = parse_passages(system)
     for result in results:
@@ -259,12 +287,33 @@ class Recorded:
     headers: dict[str, str]
     body: dict[str, Any] | None
     at: float
+    chunks_sent: int = 0
+    disconnected: bool = False
+    """The client closed the connection before the whole answer was sent."""
 
 
 def _usage(body: dict[str, Any], completion: str) -> dict[str, int]:
     prompt = sum(len(json.dumps(m, ensure_ascii=False)) for m in body.get("messages") or []) // 4
     done = max(1, len(completion) // 4)
     return {"prompt_tokens": prompt, "completion_tokens": done, "total_tokens": prompt + done}
+
+
+def _output_limit(body: dict[str, Any]) -> int | None:
+    limit = body.get("max_tokens") or body.get("max_completion_tokens")
+    return int(limit) if isinstance(limit, int | float) and limit > 0 else None
+
+
+def _bounded(body: dict[str, Any], reply: Reply) -> Reply:
+    """``reply`` ended at the request's first stop sequence or output limit (four characters a token)."""
+    stops = body.get("stop") or []
+    content = reply.content
+    for stop in [stops] if isinstance(stops, str) else stops:
+        if stop and stop in content:
+            content = content[: content.index(stop)]
+    limit = _output_limit(body)
+    if limit is not None and len(content) > 4 * limit and not reply.tool_calls:
+        return Reply(**{**reply.__dict__, "content": content[: 4 * limit], "finish_reason": "length"})
+    return Reply(**{**reply.__dict__, "content": content})
 
 
 def _pieces(value: str, size: int = 12) -> list[str]:
@@ -291,9 +340,11 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
         """Quiet: tests read ``requests`` instead."""
 
-    def _record(self, body: dict[str, Any] | None) -> None:
-        self.server.owner.requests.append(
-            Recorded(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body, time.monotonic()))
+    def _record(self, body: dict[str, Any] | None) -> Recorded:
+        record = Recorded(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body,
+                          time.monotonic())
+        self.server.owner.requests.append(record)
+        return record
 
     def _send_json(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None,
                    truncate: bool = False) -> None:
@@ -328,7 +379,7 @@ class _Handler(BaseHTTPRequestHandler):
             body = json.loads(raw or b"{}")
         except ValueError:
             body = None
-        self._record(body)
+        record = self._record(body)
         owner = self.server.owner
         if body is None or not self.path.split("?")[0].endswith("/chat/completions"):
             self._send_json(404 if body is not None else 400,
@@ -341,7 +392,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(401, {"error": {"message": f"Incorrect API key provided: {given}",
                                             "type": "invalid_request_error", "code": "invalid_api_key"}})
             return
-        reply = owner.next_reply(body)
+        if owner.tools == "reject" and body.get("tools"):
+            self._send_json(400, {"error": {"message": f"{owner.model} does not support tools",
+                                            "type": "invalid_request_error", "code": None}})
+            return
+        if owner.tools == "ignore":
+            body = {k: v for k, v in body.items() if k not in ("tools", "tool_choice")}
+        reply = _bounded(body, owner.next_reply(body))
         if reply.delay and owner.stopping.wait(reply.delay):
             return
         try:
@@ -349,10 +406,11 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send_json(reply.status, {"error": {"message": f"scripted {reply.status}", "type": "server_error",
                                                          "code": str(reply.status)}}, reply.headers)
             elif body.get("stream"):
-                self._stream(body, reply)
+                self._stream(body, reply, record)
             else:
                 self._complete(body, reply)
-        except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout test)
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout test, a cut stream)
+            record.disconnected = True
             self.close_connection = True
 
     def _complete(self, body: dict[str, Any], reply: Reply) -> None:
@@ -374,7 +432,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(f"{len(raw):X}\r\n".encode() + raw + b"\r\n")
         self.wfile.flush()
 
-    def _stream(self, body: dict[str, Any], reply: Reply) -> None:
+    def _stream(self, body: dict[str, Any], reply: Reply, record: Recorded) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Transfer-Encoding", "chunked")
@@ -406,6 +464,7 @@ class _Handler(BaseHTTPRequestHandler):
             events = events[: max(2, len(events) // 2 - 1)]
         for data in events:
             self._chunk(data)
+            record.chunks_sent += 1
             if reply.chunk_delay:
                 time.sleep(reply.chunk_delay)
         if reply.truncate:
@@ -433,7 +492,7 @@ class FakeOpenAI:
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, model: str = "local-test-model",
-                 api_key: str | None = None, record_to: Path | None = None) -> None:
+                 api_key: str | None = None, record_to: Path | None = None, tools: str = "call") -> None:
         """Bind (port 0 picks a free one).
 
         Args:
@@ -442,8 +501,13 @@ class FakeOpenAI:
             model: the model id ``/v1/models`` lists.
             api_key: when set, requests must carry it (as a real endpoint checks).
             record_to: append each chat request body to this file as a JSON line.
+            tools: ``call`` (tool calling), ``ignore`` (tools dropped, answers in text)
+                or ``reject`` (HTTP 400 to a request with tools).
 
         """
+        if tools not in ("call", "ignore", "reject"):
+            raise ValueError(f"tools must be call, ignore or reject, not {tools!r}")
+        self.tools = tools
         self.model = model
         self.api_key = api_key
         self.record_to = record_to
@@ -517,8 +581,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8765, help="port (0 picks a free one)")
     parser.add_argument("--model", default="local-test-model", help="the model id /v1/models reports")
     parser.add_argument("--record", metavar="FILE", help="append every chat request body to FILE (JSON Lines)")
+    parser.add_argument("--tools", choices=("call", "ignore", "reject"), default="call",
+                        help="tool calling: call (default), ignore them (a plain chat format), reject them (HTTP 400)")
     args = parser.parse_args(argv)
-    server = FakeOpenAI(args.host, args.port, model=args.model, record_to=Path(args.record) if args.record else None)
+    server = FakeOpenAI(args.host, args.port, model=args.model, record_to=Path(args.record) if args.record else None,
+                        tools=args.tools)
     print(f"serving an OpenAI-compatible API on {server.url} (Ctrl-C stops)", flush=True)
     try:
         server._http.serve_forever(poll_interval=0.2)
