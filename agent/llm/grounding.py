@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from agent.llm import prompts
-from knowledge.answer import _source_line, is_relevant
+from knowledge.answer import _source_line, arrange_passages, is_relevant
 from knowledge.documents import ZH_SUMMARY_PREFIXES
 from knowledge.retrieval import Hit
 
@@ -105,7 +105,9 @@ class Sources:
         if key not in self._memo:
             self.searches += 1
             found = list(self.search(query, k))
-            self._memo[key] = found if is_relevant(query, found) else []
+            # The model reads the passages in the order the offline answer uses them: the one that answers
+            # the question's kind (the setting, the cause, ...) first.
+            self._memo[key] = arrange_passages(query, found) if is_relevant(query, found) else []
         return [self._register(hit) for hit in self._memo[key]]
 
     def _register(self, hit: Hit) -> tuple[int, Hit, bool]:
