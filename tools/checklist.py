@@ -306,19 +306,35 @@ def run_checklist(checklist: Checklist, targets: list[Target]) -> ChecklistRepor
     return run_checklists([checklist], targets)[0]
 
 
-def run_checklists(checklists: list[Checklist], targets: list[Target]) -> list[ChecklistReport]:
-    """Judge several checklists against the same targets, extracting facts and linting once."""
+@dataclass
+class PreparedTargets:
+    """Targets with their facts extracted and their code linted: what every checklist judges."""
+
+    targets: list[Target]
+    sources: list[Source]
+    findings: list[dict]
+
+
+def prepare_targets(targets: list[Target]) -> PreparedTargets:
+    """Extract the facts of ``targets`` and lint them, once for any number of checklists."""
     targets = [Target(t.name, t.text[:MAX_TARGET_CHARS], t.path, t.kind) for t in targets]
     sources = sources_of(targets)
-    findings = lint_findings([s.target for s in sources if s.kind != REPORT])
-    kinds = {s.target.name: s.kind for s in sources}
-    reports = []
-    for checklist in checklists:
-        items = [
-            judge_item(item, str(section.title), checklist.id, sources, findings)
-            for section in checklist.sections
-            for item in section.items
-        ]
-        title = f"{checklist.title} ({checklist.title_zh})" if checklist.title_zh else checklist.title
-        reports.append(ChecklistReport(checklist.id, title, [t.name for t in targets], items, dict(kinds)))
-    return reports
+    return PreparedTargets(targets, sources, lint_findings([s.target for s in sources if s.kind != REPORT]))
+
+
+def judge_checklist(checklist: Checklist, prepared: PreparedTargets) -> ChecklistReport:
+    """Judge every item of ``checklist`` against targets prepared by :func:`prepare_targets`."""
+    items = [
+        judge_item(item, str(section.title), checklist.id, prepared.sources, prepared.findings)
+        for section in checklist.sections
+        for item in section.items
+    ]
+    title = f"{checklist.title} ({checklist.title_zh})" if checklist.title_zh else checklist.title
+    kinds = {s.target.name: s.kind for s in prepared.sources}
+    return ChecklistReport(checklist.id, title, [t.name for t in prepared.targets], items, kinds)
+
+
+def run_checklists(checklists: list[Checklist], targets: list[Target]) -> list[ChecklistReport]:
+    """Judge several checklists against the same targets, extracting facts and linting once."""
+    prepared = prepare_targets(targets)
+    return [judge_checklist(checklist, prepared) for checklist in checklists]

@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from agent.session import Engine, TurnResult
-from tools.checklist import ChecklistReport, Target, run_checklist
+from tools.checklist import ChecklistReport, Target, judge_checklist, prepare_targets
 from tools.workspace import Workspace, WorkspaceError, read_regular
 
 MAX_UPLOAD_BYTES = 2 * 1024 * 1024
@@ -156,14 +156,15 @@ def judge(engine: Engine, workspace: Workspace, relative: list[str], checklist_i
         The reports, and the ids of the checklists left out because the time ran out.
 
     """
-    targets = [Target(rel, workspace.read(rel), workspace.resolve(rel)) for rel in relative]
     deadline = time.monotonic() + (REVIEW_SECONDS if budget is None else budget)
+    # The files are linted and their facts extracted once; each checklist then only judges its items.
+    prepared = prepare_targets([Target(rel, workspace.read(rel), workspace.resolve(rel)) for rel in relative])
     reports, skipped = [], []
     for checklist_id in checklist_ids:
         if time.monotonic() > deadline:
             skipped.append(checklist_id)
             continue
-        reports.append(run_checklist(engine.pack.checklists[checklist_id], targets))
+        reports.append(judge_checklist(engine.pack.checklists[checklist_id], prepared))
     return reports, skipped
 
 
