@@ -69,3 +69,15 @@ def run_script(lines: list[str] | bytes, home: Path, thread: str | None = None, 
     assert result.returncode == 0, result.stderr.decode(errors="replace")[-3000:]
     assert "Traceback" not in result.stderr.decode(errors="replace")
     return [json.loads(line) for line in result.stdout.decode("utf-8").splitlines() if line.strip()]
+
+
+def read_elsewhere(path: Path) -> bytes:
+    """A file's bytes, read by another process.
+
+    Closing any descriptor of a SQLite database file drops every POSIX lock this process holds on it,
+    including the locks of the engines a test keeps open here: other processes writing the same
+    store could then corrupt it ("database disk image is malformed" in later tests). Tests that look
+    inside a home's databases read them this way.
+    """
+    return subprocess.run(["cat", str(path)], capture_output=True, check=True, timeout=60).stdout
+

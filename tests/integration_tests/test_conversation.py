@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from knowledge.loader import load_pack
-from tests.conftest import FIXTURES, cli, require_seed, run_script
+from tests.conftest import FIXTURES, cli, read_elsewhere, require_seed, run_script
 
 PACK = load_pack()
 ICON = PACK.agent.icon
@@ -196,7 +196,7 @@ def test_secrets_typed_into_the_chat_are_never_stored(indexed_home: Path) -> Non
     turns = run_script(["*kafka-connector", f"kafkashaded.PlainLoginModule required username=\"u\" {secret};"],
                        indexed_home, thread)
     assert "removed it before storing" in turns[1]["output"]
-    db = (indexed_home / "checkpoints.sqlite").read_bytes()
+    db = read_elsewhere(indexed_home / "checkpoints.sqlite")
     assert b"Sup3rS3cret" not in db
     transcript = (indexed_home / "transcripts" / f"{thread}.jsonl").read_text(encoding="utf-8")
     assert "kafkashaded.PlainLoginModule" in transcript and "Sup3rS3cret" not in transcript

@@ -20,7 +20,7 @@ import pytest
 
 from agent.session import Engine
 from agent.threadlock import ThreadLock
-from tests.conftest import ROOT, cli
+from tests.conftest import ROOT, cli, read_elsewhere
 
 PASSWORD = "Hunter2-Zq9!"
 
@@ -38,7 +38,7 @@ def stored_anywhere(home: Path, needle: str) -> list[str]:
     """Every file under ``home`` whose bytes contain ``needle``."""
     hits = []
     for path in home.rglob("*"):
-        if path.is_file() and not path.is_symlink() and needle.encode() in path.read_bytes():
+        if path.is_file() and not path.is_symlink() and needle.encode() in read_elsewhere(path):
             hits.append(str(path.relative_to(home)))
     return hits
 

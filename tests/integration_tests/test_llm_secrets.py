@@ -13,6 +13,7 @@ from langchain_core.load import dumpd
 
 from agent.llm.backend import chat_model
 from agent.session import Engine
+from tests.conftest import read_elsewhere
 from tests.support.llm import TEST_KEY, model_env, stub_retrieval
 from tests.support.openai_server import FakeOpenAI, error, text, tool_call
 
@@ -71,7 +72,7 @@ def test_key_never_leaks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog
     assert secret not in caplog.text and all(secret not in str(r.args) for r in caplog.records)
     assert secret not in traces
     assert secret.encode() not in _files_text(tmp_path / "workspace")
-    stored = b"".join(p.read_bytes() for p in tmp_path.glob("checkpoints.sqlite*"))
+    stored = b"".join(read_elsewhere(p) for p in tmp_path.glob("checkpoints.sqlite*"))
     assert stored and secret.encode() not in stored
     assert secret not in repr(engine.graph.get_state(engine.config(thread)).values)
     # Sanity: the key did go out, in the Authorization header, where it belongs.

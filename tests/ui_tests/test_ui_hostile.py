@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.conftest import read_elsewhere
 from tests.ui_tests.conftest import REVIEW, Session, text_of
 
 PASSWORD = "Hunter2-Zq9!"
@@ -21,7 +22,7 @@ def session(ui_server):
 
 
 def _everything(home: Path, needle: str) -> list[str]:
-    return [str(p) for p in home.rglob("*") if p.is_file() and not p.is_symlink() and needle.encode() in p.read_bytes()]
+    return [str(p) for p in home.rglob("*") if p.is_file() and not p.is_symlink() and needle.encode() in read_elsewhere(p)]
 
 
 def test_an_oversized_message_never_enters_the_chat(session, ui_server) -> None:
@@ -67,7 +68,7 @@ def test_a_secret_in_a_message_is_never_shown_back_or_kept(session, ui_server) -
     ui_server.engine.checkpointer.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     assert _everything(ui_server.home / "transcripts", PASSWORD) == []
     assert _everything(ui_server.home / "ui", PASSWORD) == []
-    assert PASSWORD.encode() not in (ui_server.home / "checkpoints.sqlite").read_bytes()
+    assert PASSWORD.encode() not in read_elsewhere(ui_server.home / "checkpoints.sqlite")
     assert thread
 
 
@@ -84,7 +85,7 @@ def test_a_password_at_a_secret_question_is_not_echoed(session, ui_server) -> No
     assert not any(PASSWORD in t for t in texts) and any("did not keep it" in t for t in texts)
     ui_server.engine.checkpointer.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     assert _everything(ui_server.home / "transcripts", PASSWORD) == []
-    assert PASSWORD.encode() not in (ui_server.home / "checkpoints.sqlite").read_bytes()
+    assert PASSWORD.encode() not in read_elsewhere(ui_server.home / "checkpoints.sqlite")
 
 
 def test_a_review_is_bounded(session, ui_server, tmp_path, monkeypatch) -> None:
