@@ -120,3 +120,17 @@ def test_the_eval_reports_how_often_the_first_sentence_holds_a_key_fact() -> Non
                           metrics={"answerable": True, "rank": 1, "key_facts": True, "first_sentence_fact": lead})
                for n, lead in enumerate([True, False, True, True])]
     assert knowledge_metrics(results)["first_sentence_fact"] == 0.75
+
+
+def test_shared_words_do_not_make_a_far_off_request_relevant():
+    from knowledge.answer import is_relevant
+    from knowledge.retrieval import Hit
+
+    def hit(text: str, dense: float) -> Hit:
+        return Hit(id="article:x#y", title="Replay", path="articles/x.md", kind="article", score=1.0, text=text,
+                   sources=(), related=(), dense=dense)
+
+    passage = "A replay job must write the passing rows with MERGE so a second run does not duplicate them."
+    question = "write a cover letter for a marketing job"
+    assert not is_relevant(question, [hit(passage, 0.78)])
+    assert is_relevant("how does a replay job write the passing rows", [hit(passage, 0.8)])
