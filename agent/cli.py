@@ -10,16 +10,23 @@ import stat
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
-from agent.persistence import CheckpointError
-from agent.session import MAX_INPUT_CHARS, Engine, backend_status
-from knowledge.loader import PackError
+from agent.limits import MAX_INPUT_CHARS
+
+if TYPE_CHECKING:
+    from agent.session import Engine
 
 DESCRIPTION = "Streaming Engineer (数据流工程师): an AI pair for streaming pipelines on Databricks."
 
 
 def _engine(args: argparse.Namespace, allow_local_files: bool = True) -> Engine:
+    # The engine (LangGraph, checkpoints) is imported only by the commands that converse: `check`,
+    # `diagnose`, `ask` and `mcp` start without it (about 3 s of imports a linter run in CI would pay).
+    from agent.persistence import CheckpointError
+    from agent.session import Engine
+    from knowledge.loader import PackError
+
     try:
         return Engine(home=args.home, bundle=args.bundle, allow_local_files=allow_local_files)
     except PackError as exc:
@@ -100,6 +107,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"streaming-engineer: error: cannot read script {args.script}: {exc.strerror or exc}", file=sys.stderr)
         return 2
+    from agent.session import backend_status
+
     engine = _engine(args)
     thread = args.thread or engine.new_thread_id()
     print(backend_status(), file=sys.stderr)
@@ -120,6 +129,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_chat(args: argparse.Namespace) -> int:
+    from agent.session import backend_status
+
     engine = _engine(args)
     thread = args.thread or engine.new_thread_id()
     print(backend_status())

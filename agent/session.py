@@ -23,6 +23,7 @@ from langgraph.types import Command
 from agent import prompts
 from agent.context import Context, default_home
 from agent.graph import build_graph
+from agent.limits import MAX_INPUT_CHARS
 from agent.persistence import open_checkpointer
 from agent.routing import parse
 from agent.threadlock import ThreadBusyError, ThreadLock, files_since
@@ -34,7 +35,6 @@ from tools.workspace import Workspace, WorkspaceError, safe_id
 
 log = logging.getLogger(__name__)
 
-MAX_INPUT_CHARS = 20_000
 DURABILITY = "exit"
 """When a turn's state is written: once, when the turn ends or stops at a question.
 
