@@ -154,3 +154,17 @@ def test_pre_commit_hook_definition():
     assert hook["entry"] == "streaming-engineer check"
     assert hook["language"] == "python"
     assert hook["files"] == r"\.(py|sql|ipynb|ya?ml|json)$"
+
+
+def test_check_starts_without_the_conversation_engine():
+    """A linter run in a team's CI should not pay for LangGraph, the checkpointer or Chroma."""
+    probe = (
+        "import sys\n"
+        "from agent.cli import main\n"
+        f"code = main(['check', {str(CLEAN)!r}])\n"
+        "heavy = sorted(m for m in ('langgraph', 'agent.session', 'agent.persistence', 'chromadb') if m in sys.modules)\n"
+        "print('HEAVY', heavy, code)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=120,
+                            check=False)
+    assert "HEAVY [] 0" in result.stdout, result.stdout[-2000:] + result.stderr[-2000:]
