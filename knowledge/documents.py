@@ -24,6 +24,8 @@ from typing import Any
 
 import yaml
 
+from knowledge.loader import load_yaml
+
 log = logging.getLogger(__name__)
 
 DEFAULT_PACK_DIR = Path(__file__).resolve().parent / "pack"
@@ -39,7 +41,6 @@ MAX_EMBED_CHARS = 6000
 """Upper bound on the text a passage contributes to its embedding; long
 sections are rare and their opening carries the topic."""
 
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _FENCE_RE = re.compile(r"^\s{0,3}(`{3,}|~{3,})")
 _H1_RE = re.compile(r"^#\s+(.+?)\s*#*\s*$")
 _H2_RE = re.compile(r"^##\s+(.+?)\s*#*\s*$")
@@ -214,7 +215,7 @@ def split_front_matter(text: str) -> tuple[dict[str, Any], str]:
         end = text.find("\n---", 3)
         if end != -1:
             try:
-                meta = _load_yaml(text[3:end]) or {}
+                meta = load_yaml(text[3:end]) or {}
             except yaml.YAMLError as exc:
                 log.warning("front matter cannot be read as YAML: %s", exc)
                 meta = {}
@@ -355,17 +356,8 @@ def _bi(value: Any) -> str:
     return str(value or "").strip()
 
 
-def _load_yaml(text: str) -> Any:
-    """Load YAML safely, through libyaml when PyYAML has it.
-
-    libyaml is about ten times faster, and the pack is re-read every time
-    the index is opened.
-    """
-    return yaml.load(text, Loader=_YAML_LOADER)  # a safe loader (SafeLoader or its C twin)
-
-
 def _read_yaml(path: Path) -> Any:
-    return _load_yaml(path.read_text(encoding="utf-8"))
+    return load_yaml(path.read_text(encoding="utf-8"))
 
 
 def _task_passages(path: Path, root: Path) -> list[Passage]:

@@ -260,9 +260,19 @@ def _has_cjk(text: str) -> bool:
     return any("\u4e00" <= ch <= "\u9fff" for ch in text)
 
 
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+"""PyYAML's safe loader, through libyaml when PyYAML has it: about ten times faster, and every process that
+converses parses the pack's ~180 YAML and Markdown files at start."""
+
+
+def load_yaml(text: str) -> Any:
+    """Plain data from YAML text, with the safe loader (no Python objects)."""
+    return yaml.load(text, Loader=SAFE_LOADER)  # noqa: S506 - SAFE_LOADER is SafeLoader or its C twin
+
+
 def _read_yaml(path: Path) -> Any:
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return load_yaml(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise PackError(f"{path.name}: cannot be read as YAML ({exc.__class__.__name__}: {exc})") from exc
 
@@ -276,7 +286,7 @@ def split_front_matter(text: str) -> tuple[dict, str]:
     if text.startswith("---"):
         end = text.find("\n---", 3)
         if end != -1:
-            meta = yaml.safe_load(text[3:end]) or {}
+            meta = load_yaml(text[3:end]) or {}
             body = text[end + 4 :].lstrip("\n")
             if isinstance(meta, dict):
                 return meta, body

@@ -16,10 +16,12 @@ from typing import Any
 
 import yaml
 
+from knowledge.loader import SAFE_LOADER
+
 MAX_EXPANDED_NODES = 1_000_000  # a 2 MB file of real config has far fewer
 MAX_DOCUMENTS = 1_000
 
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available: much faster
+_Loader = SAFE_LOADER
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
