@@ -81,3 +81,16 @@ def read_elsewhere(path: Path) -> bytes:
     """
     return subprocess.run(["cat", str(path)], capture_output=True, check=True, timeout=60).stdout
 
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Groups for pytest-xdist's ``--dist loadgroup`` (the README's test command runs on every core).
+
+    Each test file stays on one worker, so its module fixtures (servers, homes) start once; every
+    Spark test shares one worker, so one JVM runs them and two never compete for the cores.
+    """
+    for item in items:
+        if not any(item.iter_markers("xdist_group")):
+            path = item.nodeid.split("::")[0]
+            item.add_marker(pytest.mark.xdist_group("spark" if path.startswith("tests/spark/") else path))

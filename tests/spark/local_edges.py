@@ -28,6 +28,7 @@ import json
 import os
 import re
 import sys
+import tempfile
 import time
 import types
 import uuid
@@ -62,6 +63,9 @@ def local_spark(app: str = "streaming-engineer-tests") -> SparkSession:
     os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
     spark = (
         SparkSession.builder.master("local[2]").appName(app)
+        # Tables without a location go to a temporary folder, never into the checkout (parallel test workers
+        # and a clean `git status` both need that).
+        .config("spark.sql.warehouse.dir", tempfile.mkdtemp(prefix="se-spark-warehouse-"))
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.shuffle.partitions", "2")
