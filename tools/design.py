@@ -65,7 +65,12 @@ TABLE_ROLES: dict[tuple[str, str], tuple[str, ...]] = {
     ("latency-slo-and-alerts", "metrics_table"): ("metrics",),
     ("autoloader-streaming-ingest", "dlq_table"): ("dlq",),
     ("dlt-streaming-pipeline", "source"): ("bronze",),
+    ("streaming-runbook", "target_table"): ("gold", "silver"),
 }
+
+# The catalog the pack's example defaults use; a thread with its own catalog gets its tables offered there.
+EXAMPLE_CATALOG = "main"
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 @dataclass
@@ -173,6 +178,11 @@ class Design:
             return self.event_time
         if key in ID_KEYS and self.id_column:
             return self.id_column
+        if key in EVENT_TIME_KEYS + ID_KEYS:
+            # No answer named the column yet, but a generated table knows it (Kafka's payload event time).
+            for table in reversed(list(self.tables.values())):
+                if column := self.table_column(table.name, key):
+                    return column
         if (task_id, key) == ("dlt-streaming-pipeline", "source_format") and self.table_by_role("bronze"):
             return "delta"  # a Bronze table already exists in the thread: the pipeline reads it, not the files again
         roles = TABLE_ROLES.get((task_id, key))
@@ -184,7 +194,47 @@ class Design:
             return self.payload_schema
         if "checkpoint" in key and self.checkpoint_root and isinstance(default, str) and "/" in default:
             return f"{self.checkpoint_root.rstrip('/')}/{default.rstrip('/').rsplit('/', 1)[-1]}"
+        return self.in_thread_catalog(default)
+
+    def in_thread_catalog(self, default: Any) -> Any:
+        """A pack example table (``main.x.y``) or volume path moved into the thread's catalog.
+
+        Offering ``main.gold.events`` in a thread whose tables live in ``acme`` invites a default that points
+        at a table no command of the thread writes (and a catalog the team may not even have).
+        """
+        catalog = (self.targets.get("prod") or {}).get("catalog")
+        if not catalog or catalog == EXAMPLE_CATALOG or not isinstance(default, str):
+            return default
+        parts = default.split(".")
+        if len(parts) == 3 and parts[0] == EXAMPLE_CATALOG and all(_IDENT.match(p) for p in parts):
+            return ".".join([catalog, *parts[1:]])
+        if default.startswith(f"/Volumes/{EXAMPLE_CATALOG}/"):
+            return f"/Volumes/{catalog}/" + default[len(f"/Volumes/{EXAMPLE_CATALOG}/"):]
         return default
+
+    def table_column(self, table: str, key: str) -> str | None:
+        """The event-time (or id) column the design records for ``table``, when that table really has it."""
+        found = self.tables.get(str(table))
+        if found is None:
+            return None
+        column = found.event_time if key in EVENT_TIME_KEYS else found.id_column if key in ID_KEYS else None
+        return column if column and (not found.columns or column in found.columns) else None
+
+    def follow(self, key: str, before: Any, answer: Any, later: list[dict[str, Any]]) -> None:
+        """Carry one answer (or design default) into the defaults of the questions after it.
+
+        A table known to the design sets the event-time and id defaults to that table's columns; a column
+        renamed from its example (``event_id`` → ``order_id``) is renamed in later defaults that name it (the
+        validation rule ``event_id IS NOT NULL AND ...``), so taking a default never reads a missing column.
+        """
+        renamed = (key in EVENT_TIME_KEYS + ID_KEYS and isinstance(before, str) and isinstance(answer, str)
+                   and _IDENT.match(before) and _IDENT.match(answer) and before != answer)
+        for question in later:
+            default = question.get("default")
+            if question["key"] in EVENT_TIME_KEYS + ID_KEYS and (column := self.table_column(answer, question["key"])):
+                question["default"] = column
+            elif renamed and isinstance(default, str) and question["key"] not in EVENT_TIME_KEYS + ID_KEYS:
+                question["default"] = re.sub(rf"\b{re.escape(before)}\b", answer, default)
 
     def time_column(self, table: str, wanted: str) -> str:
         """The time column a query of ``table`` should read.

@@ -91,6 +91,7 @@ def design_questions(task_id: str, questions: list[dict[str, Any]],
     keys = {q["key"] for q in questions}
     if task_id in COMPUTE_TASKS:
         questions += [dict(q) for q in COMPUTE_QUESTIONS if q["key"] not in keys]
+    examples = {q["key"]: q.get("default") for q in questions}  # the pack's own, before the design's
     to_ask, known = [], {}
     for question in questions:
         answer = design.known_answer(question["key"])
@@ -99,6 +100,8 @@ def design_questions(task_id: str, questions: list[dict[str, Any]],
             continue
         question["default"] = design.default_for(task_id, question["key"], question.get("default"))
         to_ask.append(question)
+    for n, question in enumerate(to_ask):
+        design.follow(question["key"], examples[question["key"]], question["default"], to_ask[n + 1:])
     return to_ask, known
 
 
@@ -190,7 +193,10 @@ def ask_input(state: State, runtime: Runtime[Context]) -> Command[Literal[
         messages.append(say(fill(runtime, prompts.ANSWER_INVALID, error=checked.error[:1].upper() + checked.error[1:])))
         return Command(goto="ask_input", update={"messages": messages})
     answers[question["key"]] = checked.value
-    run.update(answers=answers, index=index + 1)
+    questions = [dict(q) for q in questions]
+    Design.from_dict(state.get("design")).follow(question["key"], question.get("default"), checked.value,
+                                                 questions[index + 1:])
+    run.update(answers=answers, index=index + 1, questions=questions)
     return Command(goto="ask_input", update={"task": run, "messages": messages})
 
 

@@ -468,10 +468,21 @@ JOBS_DEFAULTS = {
 }
 
 
+def thread_targets(table_name: str, catalog: str) -> Targets:
+    """Targets of a job's Bronze stream: in the thread's catalog and checkpoint root when the design has them.
+
+    A bundle that writes ``main.bronze...`` with checkpoints under ``/Volumes/main/...`` in a thread whose
+    tables and checkpoints live elsewhere deploys into a catalog the rest of the thread never uses.
+    """
+    design = current()
+    catalog = (design.targets.get("prod") or {}).get("catalog") or catalog
+    root = design.checkpoint_root or f"/Volumes/{catalog}/streaming/checkpoints"
+    return Targets.for_output(f"{catalog}.bronze.{table_name}", root)
+
+
 def jobs_targets(a: Inputs) -> Targets:
-    """Where the job's stream writes in prod (the landing volume's catalog) and in dev."""
-    catalog = volume_catalog(a.text("file_arrival_path"))
-    return Targets.for_output(f"{catalog}.bronze.{slug(a.text('name'))}", f"/Volumes/{catalog}/streaming/checkpoints")
+    """Where the job's stream writes in prod (the thread's catalog, else the landing volume's) and in dev."""
+    return thread_targets(slug(a.text("name")), volume_catalog(a.text("file_arrival_path")))
 
 
 def jobs_entry(a: Inputs) -> EntryStream:
@@ -676,7 +687,7 @@ def cluster_policy_json(a: Inputs) -> str:
 
 def cost_targets(a: Inputs) -> Targets:
     """Where the guarded stream writes in prod and in dev."""
-    return Targets.for_output(f"main.bronze.{slug(a.text('pipeline_name'))}", "/Volumes/main/streaming/checkpoints")
+    return thread_targets(slug(a.text("pipeline_name")), "main")
 
 
 def cost_entry(a: Inputs) -> EntryStream:

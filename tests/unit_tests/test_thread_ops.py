@@ -1,0 +1,101 @@
+"""Operations commands in a thread that started with a source of its own (not the pack's example names).
+
+A senior engineer's thread: Kafka orders into ``acme.bronze.orders_raw`` (payload event time ``order_ts``,
+id ``order_id``, checkpoints under ``/Volumes/acme/stream_ops/checkpoints``), then *dlq-ops,
+*latency-slo, *replay-recovery, *workflows-triggers, *cost-guardrails, *blue-green, *streaming-runbook
+taking the offered defaults. Every default must point at tables and columns the thread really has.
+"""
+
+from __future__ import annotations
+
+import re
+
+import sqlglot
+import yaml
+from sqlglot import exp
+
+from tests.unit_tests.test_artifact_contracts import PACK, defaults
+from tools.artifacts import generate
+from tools.design import Design
+
+KAFKA = {"checkpoint_root": "/Volumes/acme/stream_ops/checkpoints/orders_bronze",
+         "target_table": "acme.bronze.orders_raw", "event_id_field": "order_id",
+         "payload_schema": "order_id STRING, order_ts TIMESTAMP, customer_id STRING, amount DECIMAL(12,2), "
+                           "status STRING",
+         "topic": "orders.v2", "runtime": "15.4 LTS"}
+
+
+def thread(tasks: list[str], first: dict[str, str] = KAFKA) -> tuple[Design, dict[str, dict[str, str]]]:
+    """Kafka with the custom answers, then ``tasks`` each with the defaults the thread offers."""
+    design = Design()
+    files: dict[str, dict[str, str]] = {}
+    for task_id, extra in [("kafka-connector-setup", first), *[(t, {}) for t in tasks]]:
+        answers = {**defaults(task_id, design), **extra}
+        doc = PACK.tasks[task_id].doc_output_location
+        files[task_id] = {a.path: a.content for a in generate(task_id, answers, {}, doc, None, design)
+                          if isinstance(a.content, str)}
+    return design, files
+
+
+def constant(source: str, name: str) -> str:
+    found = re.search(rf'^{name} = "([^"]*)"', source, re.M)
+    assert found, name
+    return found.group(1)
+
+
+def test_dlq_defaults_name_the_bronze_tables_columns() -> None:
+    design, _ = thread([])
+    offered = defaults("dlq-quarantine-ops", design)
+    assert offered["source_table"] == "acme.bronze.orders_raw"
+    assert offered["event_time_column"] == "order_ts"  # the payload's event time, not the example's event_time
+    assert offered["id_column"] == "order_id"
+    assert offered["validation_rule"] == "order_id IS NOT NULL AND order_ts IS NOT NULL"
+
+
+def test_an_answer_renames_the_column_in_later_defaults() -> None:
+    design, _ = thread([])
+    later = [{"key": "event_time_column", "default": "order_ts"},
+             {"key": "validation_rule", "default": "order_id IS NOT NULL AND order_ts IS NOT NULL"}]
+    design.follow("id_column", "order_id", "customer_id", later)
+    assert later[1]["default"] == "customer_id IS NOT NULL AND order_ts IS NOT NULL"
+    assert later[0]["default"] == "order_ts"
+    # A table answer sets the column defaults to that table's own columns.
+    later = [{"key": "event_time_column", "default": "event_time"}]
+    design.follow("source_table", "main.bronze.events", "acme.bronze.orders_raw", later)
+    assert later[0]["default"] == "order_ts"
+
+
+def test_the_dlq_router_and_the_slo_read_only_columns_the_thread_writes() -> None:
+    design, files = thread(["dlq-quarantine-ops", "latency-slo-and-alerts", "replay-and-recovery",
+                            "streaming-runbook"])
+    bronze = set(design.tables["acme.bronze.orders_raw"].columns)
+    router = files["dlq-quarantine-ops"]["docs/streaming/dlq-ops/dlq_router.py"]
+    assert constant(router, "EVENT_TIME") in bronze
+    rule = sqlglot.parse_one(constant(router, "VALIDATION_RULE"), read="databricks")
+    assert {c.name for c in rule.find_all(exp.Column)} <= bronze
+    replay = files["replay-and-recovery"]["docs/streaming/replay-recovery/replay_backfill.py"]
+    assert constant(replay, "EVENT_TIME") in bronze
+    silver = design.table_by_role("silver")
+    assert silver is not None and silver.name.startswith("acme.") and "order_ts" in silver.columns
+    slo = files["latency-slo-and-alerts"]["docs/streaming/latency-slo/slo_alerts.sql"]
+    assert "max(order_ts)" in slo and f"FROM {silver.name}" in slo
+    runbook = files["streaming-runbook"]["docs/streaming/runbook/oncall_queries.sql"]
+    assert f"FROM {silver.name}" in runbook and "max(order_ts)" in runbook
+
+
+def test_later_table_defaults_stay_in_the_threads_catalog() -> None:
+    design, _ = thread(["dlq-quarantine-ops"])
+    offered = defaults("blue-green-deploy", design)
+    assert offered["blue_table"].startswith("acme.") and offered["audit_table"].startswith("acme.")
+    assert defaults("canary-and-shadow", design)["shadow_target"].startswith("acme.")
+
+
+def test_job_bundles_deploy_into_the_threads_catalog_and_checkpoint_root() -> None:
+    _, files = thread(["jobs-continuous-triggers", "cost-guardrails-streaming"])
+    for task_id, folder in (("jobs-continuous-triggers", "jobs-triggers"), ("cost-guardrails-streaming",
+                                                                            "cost-guardrails")):
+        config = yaml.safe_load(files[task_id][f"docs/streaming/{folder}/databricks.yml"])
+        prod = config["targets"]["prod"]["variables"]
+        assert prod["catalog"] == "acme", (task_id, prod)
+        assert prod["checkpoint_root"] == "/Volumes/acme/stream_ops/checkpoints", (task_id, prod)
+        assert config["targets"]["dev"]["variables"]["catalog"] == "acme_dev"
