@@ -273,10 +273,13 @@ class Design:
                 self.id_column = str(value)
             elif key == "payload_schema":
                 self.payload_schema = str(value)
-            elif key in ("checkpoint_root", "checkpoint") and not self.checkpoint_root and "/" in str(value):
-                self.checkpoint_root = str(value).rstrip("/").rsplit("/", 1)[0]
             elif key == "dlq_table" and not self.dlq_table:
                 self.dlq_table = str(value)
+        # A query's own checkpoint sits in the root: its parent is the root. ``checkpoint`` first, because
+        # *init-standards* asks both and its ``checkpoint_root`` is the root itself, not a query's folder.
+        checkpoint = str(answers.get("checkpoint") or answers.get("checkpoint_root") or "")
+        if checkpoint and "/" in checkpoint and not self.checkpoint_root:
+            self.checkpoint_root = checkpoint.rstrip("/").rsplit("/", 1)[0]
         # The first table name fixes the catalog and schema of each bundle target (dev gets its own schema).
         if not self.targets:
             for value in answers.values():
@@ -334,6 +337,17 @@ def record_table(name: str, role: str, columns: dict[str, str] | None = None, *,
     if role == "dlq" and not design.dlq_table:
         design.dlq_table = name
     return table
+
+
+def note_source(name: str, role: str, *, event_time: str | None = None, id_column: str | None = None) -> None:
+    """Remember a table the generated code reads but no command of the thread writes (the team's own Bronze).
+
+    Later commands then offer it (replay reads the Bronze the DLQ router reads), not the pack's example name.
+    Its columns stay unknown: only a writer records them.
+    """
+    design = current()
+    if name and name not in design.tables:
+        design.tables[name] = TableDesign(name=name, role=role, event_time=event_time, id_column=id_column)
 
 
 def own_table(table: str, suffix: str, path: str) -> str:

@@ -99,3 +99,18 @@ def test_job_bundles_deploy_into_the_threads_catalog_and_checkpoint_root() -> No
         assert prod["catalog"] == "acme", (task_id, prod)
         assert prod["checkpoint_root"] == "/Volumes/acme/stream_ops/checkpoints", (task_id, prod)
         assert config["targets"]["dev"]["variables"]["catalog"] == "acme_dev"
+
+
+def test_a_thread_started_by_the_standards_and_the_dlq_keeps_their_root_and_bronze() -> None:
+    standards = {"catalog_schema": "retail.streaming", "checkpoint_root": "/Volumes/retail/ops/chk",
+                 "checkpoint": "/Volumes/retail/ops/chk/pos_sales", "upstream_table": "retail.bronze.pos_events",
+                 "output_table": "retail.silver.pos_sales"}
+    design = Design()
+    design.learn_answers(standards)
+    assert design.checkpoint_root == "/Volumes/retail/ops/chk"  # the root itself, not its parent
+    answers = {**defaults("dlq-quarantine-ops", design), "source_table": "retail.bronze.pos_events",
+               "id_column": "txn_id", "event_time_column": "sold_at"}
+    generate("dlq-quarantine-ops", answers, {}, PACK.tasks["dlq-quarantine-ops"].doc_output_location, None, design)
+    offered = defaults("replay-and-recovery", design)
+    assert offered["source_table"] == "retail.bronze.pos_events"  # the Bronze the router reads, not an example
+    assert offered["checkpoint"].startswith("/Volumes/retail/ops/chk/")

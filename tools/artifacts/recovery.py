@@ -41,7 +41,7 @@ from tools.artifacts.skeleton import (
     trigger_arg,
 )
 from tools.artifacts.stateful import merge_write_batch
-from tools.design import current, own_table, record_table, unique_query_name
+from tools.design import current, note_source, own_table, record_table, unique_query_name
 
 RESTORE_WARNING = ("RESTORE only with every stream that writes the table stopped (a live writer's commits after the "
                    "restored version are lost); streams reading the table see a change commit and fail unless they "
@@ -312,6 +312,8 @@ def dlq_generate(answers: dict[str, str], rendered: dict[str, str], doc_location
     path = str(folder / "dlq_router.py")
     target = own_table(a.text("target_table"), "routed", path)
     a = Inputs({**a.answers, "target_table": target}, DLQ_DEFAULTS)
+    note_source(a.text("source_table"), "bronze", event_time=a.text("event_time_column"),
+                id_column=a.text("id_column"))
     record_table(target, "silver", current().columns_of(a.text("source_table")), writer=path,
                  event_time=a.text("event_time_column"), id_column=a.text("id_column"))
     record_table(a.text("dlq_table"), "dlq", dlq_schema(), writer=path)
