@@ -401,6 +401,26 @@ def versioned_path(workspace: Any, path: str, content: str | bytes) -> str:
     raise ValueError(f"too many versions of {path}")
 
 
+def bundle_moves(workspace: Any, artifacts: list[dict[str, Any]]) -> dict[str, str]:
+    """New folders for bundles that would collide with an earlier run's bundle: ``{folder: folder.vN}``.
+
+    Versioning file by file would leave ``databricks.v2.yml`` (which the CLI never reads) beside the first
+    bundle, still naming the first run's ``src/ingest_stream.py``; a bundle moves as a whole instead.
+    """
+    moves = {}
+    for folder in sorted({str(PurePosixPath(a["path"]).parent) for a in artifacts
+                          if PurePosixPath(a["path"]).name == "databricks.yml"}):
+        members = [a for a in artifacts if a["path"].startswith(folder + "/")]
+
+        def free(home: str, members: list[dict[str, Any]] = members, folder: str = folder) -> bool:
+            return all(versioned_path(workspace, home + a["path"][len(folder):], a["content"])
+                       == home + a["path"][len(folder):] for a in members)
+        if free(folder):
+            continue
+        moves[folder] = next(f"{folder}.v{n}" for n in range(2, 1000) if free(f"{folder}.v{n}"))
+    return moves
+
+
 def change_summary(workspace: Any, path: str, content: str | bytes) -> str:
     """``+a −b lines`` between the file at ``path`` and ``content`` (or "binary")."""
     if isinstance(content, bytes):
@@ -443,8 +463,15 @@ def save_document(state: State, runtime: Runtime[Context], config: RunnableConfi
         write(location, run.get("doc", ""))
         for name, text in (run.get("rendered") or {}).items():
             write(output_path_for(location, name), text if text.endswith("\n") else text + "\n")
-        for artifact in run.get("generated") or []:
-            write(artifact["path"], artifact["content"])
+        generated = run.get("generated") or []
+        moves = bundle_moves(workspace, generated)
+        for folder, home in moves.items():
+            kept.append(f"`{folder}/` already holds another bundle; it is kept and this run wrote its whole bundle "
+                        f"to `{home}/` (deploy from there).")
+        for artifact in generated:
+            path = artifact["path"]
+            folder = next((f for f in moves if path.startswith(f + "/")), None)
+            write(moves[folder] + path[len(folder):] if folder else path, artifact["content"])
     results = list(state.get("checklist_results") or []) + list(run.get("checklists") or [])
     extra = "" if len(written) == 1 else " with " + ", ".join(f"`{p}`" for p in written[1:])
     lines = [fill(runtime, prompts.TASK_DONE, task_title=run.get("title", ""), path=written[0], extra=extra)]

@@ -114,3 +114,31 @@ def test_a_thread_started_by_the_standards_and_the_dlq_keeps_their_root_and_bron
     offered = defaults("replay-and-recovery", design)
     assert offered["source_table"] == "retail.bronze.pos_events"  # the Bronze the router reads, not an example
     assert offered["checkpoint"].startswith("/Volumes/retail/ops/chk/")
+
+
+def test_a_second_bundle_of_the_same_command_moves_as_a_whole(tmp_path) -> None:
+    from agent.nodes.tasks import bundle_moves
+    from tools.workspace import Workspace
+
+    workspace = Workspace(tmp_path)
+    doc = PACK.tasks["jobs-continuous-triggers"].doc_output_location
+
+    def bundle(answers: dict[str, str]) -> list[dict[str, str]]:
+        full = {**defaults("jobs-continuous-triggers"), **answers}
+        return [{"path": a.path, "content": a.content} for a in generate("jobs-continuous-triggers", full, {}, doc)
+                if isinstance(a.content, str)]
+
+    first = bundle({"trigger_type": "scheduled (periodic)", "name": "retail-pos-ingest"})
+    assert bundle_moves(workspace, first) == {}
+    for artifact in first:
+        workspace.write(artifact["path"], artifact["content"])
+    assert bundle_moves(workspace, first) == {}  # the same bundle again: nothing to move
+    second = bundle({"trigger_type": "continuous", "name": "retail-pos-live"})
+    moves = bundle_moves(workspace, second)
+    assert moves == {"docs/streaming/jobs-triggers": "docs/streaming/jobs-triggers.v2"}
+    # The moved bundle is complete: its databricks.yml and the entry point it names sit in one folder.
+    home = moves["docs/streaming/jobs-triggers"]
+    config = next(yaml.safe_load(a["content"]) for a in second if a["path"].endswith("/databricks.yml"))
+    entry = config["resources"]["jobs"]["retail_pos_live"]["tasks"][0]["spark_python_task"]["python_file"]
+    moved = {home + a["path"][len("docs/streaming/jobs-triggers"):] for a in second}
+    assert f"{home}/databricks.yml" in moved and f"{home}/{entry}" in moved
