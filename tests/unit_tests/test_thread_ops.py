@@ -142,3 +142,19 @@ def test_a_second_bundle_of_the_same_command_moves_as_a_whole(tmp_path) -> None:
     entry = config["resources"]["jobs"]["retail_pos_live"]["tasks"][0]["spark_python_task"]["python_file"]
     moved = {home + a["path"][len("docs/streaming/jobs-triggers"):] for a in second}
     assert f"{home}/databricks.yml" in moved and f"{home}/{entry}" in moved
+
+
+def test_blue_green_jobs_run_on_the_compute_their_stream_was_written_for() -> None:
+    for compute in ("serverless", "classic"):
+        answers = {**defaults("blue-green-deploy"), "compute_kind": compute}
+        files = {a.path: a.content for a in generate("blue-green-deploy", answers, {},
+                                                     PACK.tasks["blue-green-deploy"].doc_output_location)}
+        stream = files["docs/streaming/blue-green/blue_green_stream.py"]
+        config = yaml.safe_load(files["docs/streaming/blue-green/databricks.yml"])
+        for job in config["resources"]["jobs"].values():
+            if compute == "serverless":
+                assert "trigger(availableNow=True)" in stream
+                assert "job_clusters" not in job and job["environments"], job
+                assert all(t.get("environment_key") == "default" for t in job["tasks"])
+            else:
+                assert "processingTime" in stream and job["job_clusters"] and "environments" not in job

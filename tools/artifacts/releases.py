@@ -30,6 +30,7 @@ from tools.artifacts.bundles import (
     bundle,
     bundle_variables,
     common_root,
+    compute_kind,
     job_resource,
     target_constants,
     target_header,
@@ -359,16 +360,19 @@ def blue_green_targets(a: Inputs) -> Targets:
 def blue_green_bundle(a: Inputs) -> str:
     """Two continuous jobs, one per colour, same code, different parameters."""
     jobs = {}
+    # The jobs run where the stream module was generated for: serverless code (availableNow) on a job cluster,
+    # or classic code on serverless, would not be the code that was reviewed.
+    compute = compute_kind(a.answers)
     for color in ("blue", "green"):
         jobs[f"events_{color}"] = job_resource(JobSpec(
             name=f"{slug(a.text('consumer_view'), '-')}-{color}", task_key=f"stream_{color}",
             python_file="./blue_green_stream.py", cluster_key="streaming",
             parameters=["--color", color, *TARGET_PARAMETERS],
             notify=a.text("notification_targets"), backlog_threshold=Duration(10, "minutes"),
-            tags={"deployment": color}))
+            tags={"deployment": color}, compute=compute))
     targets = blue_green_targets(a)
     return dump_yaml(bundle(f"{slug(a.text('consumer_view'), '-')}-blue-green", {"jobs": jobs},
-                            bundle_variables("streaming-jobs-policy"), targets),
+                            bundle_variables("streaming-jobs-policy", compute=compute), targets),
                      ["Blue and green run as separate continuous jobs with their own checkpoints and tables.",
                       *target_header(targets),
                       "Deploy green, let it catch up, run cutover.py; keep blue until the health window has passed."])
