@@ -158,3 +158,18 @@ def test_blue_green_jobs_run_on_the_compute_their_stream_was_written_for() -> No
                 assert all(t.get("environment_key") == "default" for t in job["tasks"])
             else:
                 assert "processingTime" in stream and job["job_clusters"] and "environments" not in job
+
+
+def test_the_runbooks_files_pass_the_runbook_checklist_so_the_gate_can_say_go() -> None:
+    from tools.release_gate import GO, decide
+
+    answers = {**defaults("streaming-runbook"), "pipelines_covered": "acme-orders-ingest", "drill_interval": "60 days"}
+    doc = PACK.tasks["streaming-runbook"].doc_output_location
+    files = {a.path: a.content for a in generate("streaming-runbook", answers, {}, doc) if isinstance(a.content, str)}
+    # Both pack templates are written from the answers (no heading-only shells beside the runbook).
+    for name in ("docs/streaming/runbook-streaming.md", "docs/streaming/oncall-playbook-streaming.md"):
+        assert "acme-orders-ingest" in files[name] and "SEV1" in files[name]
+    decision = decide(PACK, files, [], ("runbook-completeness-checklist",))
+    statuses = {item["status"] for r in decision.results for item in r.get("items", [])}
+    assert decision.verdict == GO, (decision.verdict, decision.results)
+    assert statuses <= {"PASS", "N/A"}

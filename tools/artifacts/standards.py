@@ -14,6 +14,7 @@ from tools.artifacts.base import (
     Inputs,
     artifact_dir,
     channels,
+    config_path,
     dump_yaml,
     py,
     query_name,
@@ -318,6 +319,76 @@ RUNBOOK_DEFAULTS = {
 }
 
 
+SEVERITY: dict[str, dict[str, str]] = {
+    "SEV1": {"when": "data loss or corruption, or freshness SLO breached for consumers of record",
+             "respond_within": "15 minutes", "escalate_after": "30 minutes"},
+    "SEV2": {"when": "stream down or falling behind; SLO will breach within the hour",
+             "respond_within": "30 minutes", "escalate_after": "1 hour"},
+    "SEV3": {"when": "degraded (DLQ ratio up, late rows dropped) without consumer impact yet",
+             "respond_within": "4 hours", "escalate_after": "next business day"},
+    "SEV4": {"when": "cosmetic or follow-up work", "respond_within": "next business day"},
+}
+
+
+def runbook_streaming_md(a: Inputs) -> str:
+    """The pack's runbook template (its one section) written from the answers, not left as a bare heading."""
+    levels = "\n".join(f"| {sev} | {spec['when']} | {spec['respond_within']} | {spec.get('escalate_after', '—')} |"
+                        for sev, spec in SEVERITY.items())
+    dlq = current().dlq_table or "the dead-letter table"
+    return f"""# Streaming Runbook
+
+## 事件分级/诊断/绕行/修复/验证/记录/复盘
+
+Covers {a.text('pipelines_covered')}. Dashboard: {a.text('dashboard_url')}.
+
+**Severity levels**
+
+| Severity | When | Respond within | Escalate after |
+|---|---|---|---|
+{levels}
+
+1. **Diagnosis**: `runbook/triage.py` (per-query rates, batch time, backlog, state, watermark from the SLO metrics
+   table), `runbook/oncall_queries.sql` (staleness of {a.text('target_table')}, pipeline errors, recent writes),
+   then the Spark UI and driver logs of the failing run.
+2. **Bypass**: route bad rows to `{dlq}` (the quarantine); pause a non-critical stream's job (`pause_status: PAUSED`
+   in its bundle); never delete or reset a checkpoint without escalating.
+3. **Repair**: restart from the checkpoint, lower the rate limits, roll back the release, or replay a range.
+4. **Verification**: staleness back under the SLO, reconciliation queries clean, no rows lost or duplicated.
+5. **Record**: timeline and actions in the incident channel as they happen.
+6. **Escalation**: {a.text('escalation_channel')} (rota: {a.text('oncall_rotation')}), per the times above
+   (`runbook/escalation_policy.yaml`).
+7. **Post-mortem**: within 5 business days for SEV1/SEV2 (`runbook/postmortem_template.md`).
+"""
+
+
+def oncall_playbook_md(a: Inputs) -> str:
+    """The pack's on-call playbook template written from the answers."""
+    return f"""# On-call Playbook (Streaming)
+
+## 值班班表
+
+Rota: {a.text('oncall_rotation')}, for {a.text('pipelines_covered')}.
+
+## 响应级别与升级路径
+
+Severity levels SEV1–SEV4 with response and escalation times are in `runbook/escalation_policy.yaml`
+(SEV1: respond within {SEVERITY['SEV1']['respond_within']}, escalate after {SEVERITY['SEV1']['escalate_after']}).
+Escalation path: {a.text('escalation_channel')}. Post-mortem for SEV1/SEV2 within 5 business days
+(`runbook/postmortem_template.md`).
+
+## 诊断与旁路脚本
+
+Diagnosis: `runbook/triage.py` and `runbook/oncall_queries.sql` (freshness of {a.text('target_table')}).
+Bypass: quarantine bad rows into `{current().dlq_table or "the dead-letter table"}`; pause non-critical streams’
+jobs (`pause_status: PAUSED`); repair by restarting from the checkpoint or rolling back.
+
+## 演练计划
+
+Drills every {a.duration('drill_interval').spark}: query failure and restart, checkpoint incompatibility after a
+deploy, Kafka offsets out of retention, backlog after an outage.
+"""
+
+
 def escalation_yaml(a: Inputs) -> str:
     """Severity levels, response times, escalation and drills."""
     routes = [f"{k}:{t}" if k != "other" else t for k, t in channels(a.text("escalation_channel"))]
@@ -325,15 +396,7 @@ def escalation_yaml(a: Inputs) -> str:
         "pipelines": [p.strip() for p in a.text("pipelines_covered").split(",") if p.strip()],
         "dashboard": a.text("dashboard_url"),
         "oncall_rotation": a.text("oncall_rotation"),
-        "severity": {
-            "SEV1": {"when": "data loss or corruption, or freshness SLO breached for consumers of record",
-                     "respond_within": "15 minutes", "escalate_after": "30 minutes"},
-            "SEV2": {"when": "stream down or falling behind; SLO will breach within the hour",
-                     "respond_within": "30 minutes", "escalate_after": "1 hour"},
-            "SEV3": {"when": "degraded (DLQ ratio up, late rows dropped) without consumer impact yet",
-                     "respond_within": "4 hours", "escalate_after": "next business day"},
-            "SEV4": {"when": "cosmetic or follow-up work", "respond_within": "next business day"},
-        },
+        "severity": SEVERITY,
         "escalation": routes or [a.text("escalation_channel")],
         "alert_hygiene": {"suppression": "one page per incident: duplicates suppressed for 30 minutes",
                           "error_budget": "a fast error-budget burn pages; a slow burn opens a ticket",
@@ -483,6 +546,11 @@ def runbook_generate(answers: dict[str, str], rendered: dict[str, str], doc_loca
         Artifact(str(folder / "oncall_queries.sql"), runbook_sql(a), "sql",
                  "Impact (staleness), pipeline errors, recent changes."),
         Artifact(str(folder / "postmortem_template.md"), postmortem_md(a), "markdown", "Post-mortem template."),
+        # The pack's two templates have headings only: written from the answers, they are runbooks, not shells.
+        Artifact(config_path(doc_location, "runbook-streaming-tmpl.md"), runbook_streaming_md(a), "markdown",
+                 "The runbook: severity levels, diagnosis, bypass, repair, verification, escalation, post-mortem."),
+        Artifact(config_path(doc_location, "oncall-playbook-streaming-tmpl.md"), oncall_playbook_md(a), "markdown",
+                 "The on-call playbook: rota, response levels and escalation, diagnosis and bypass, drills."),
     ]
 
 
