@@ -106,3 +106,50 @@ def test_reprocess_reports_what_it_replayed_and_leaves_the_rest_new(spark, tmp_p
     assert final == {"e1": ("REPLAYED", 1), "e2": ("REPLAYED", 1), "missing-3": ("NEW", 1)}
     for table in (module.DLQ_TABLE, module.TARGET_TABLE):
         spark.catalog.dropTempView(table)
+
+
+def blue_green_modules(tmp_path: Path) -> tuple[object, object]:
+    answers = {**defaults("blue-green-deploy"), "switch_mechanism": "table rename"}
+    out = {}
+    for artifact in generate("blue-green-deploy", answers, {}, "docs/streaming/blue-green.md"):
+        name = artifact.path.rsplit("/", 1)[-1]
+        if name in ("cutover.py", "blue_green_stream.py"):
+            path = tmp_path / name
+            path.write_text(artifact.content, encoding="utf-8")
+            out[name] = load_module(path)
+    return out["cutover.py"], out["blue_green_stream.py"]
+
+
+def test_table_rename_cutover_switches_back_and_forth_and_streams_find_their_table(spark, tmp_path: Path) -> None:
+    cutover, stream = blue_green_modules(tmp_path)
+    tables = {"blue": "default.bg_orders_blue", "green": "default.bg_orders_green"}
+    consumer = "default.bg_orders"
+    cutover.TABLES, cutover.CONSUMER_VIEW, cutover.EVENT_TIME = tables, consumer, "event_time"
+    cutover.FRESHNESS_LIMIT_MINUTES = 10_000
+    recent = spark.sql("SELECT date_trunc('HOUR', current_timestamp()) - INTERVAL 30 MINUTES AS t").first()["t"]
+    for name in [*tables.values(), consumer]:
+        spark.sql(f"DROP TABLE IF EXISTS {name}")
+    for color, name in tables.items():  # external tables in tmp_path: nothing lands in the working folder
+        spark.sql(f"CREATE TABLE {name} (event_id STRING, event_time TIMESTAMP) USING parquet "
+                  f"LOCATION '{tmp_path / color}'")
+        spark.createDataFrame([(f"{color}-1", recent)], "event_id string, event_time timestamp") \
+            .write.insertInto(name)
+    try:
+        cutover.switch(spark, "blue")  # blue goes live first: its table takes the consumer name
+        assert cutover.current_name(spark, "blue") == consumer
+        cutover.switch(spark, "green")
+        assert (cutover.current_name(spark, "green"), cutover.current_name(spark, "blue")) == (consumer, tables["blue"])
+        assert cutover.health(spark, "green")["healthy"] and cutover.health(spark, "blue")["staleness_minutes"] < 120
+        # A restarted stream writes where its rows are: green (live) under the consumer name, blue under its own.
+        assert stream.table_for(spark, tables["green"], consumer, "green") == consumer
+        assert stream.table_for(spark, tables["blue"], consumer, "blue") == tables["blue"]
+        assert {r["event_id"] for r in spark.table(consumer).collect()} == {"green-1"}
+        cutover.switch(spark, "blue")  # the rollback is the same switch back
+        assert {r["event_id"] for r in spark.table(consumer).collect()} == {"blue-1"}
+        assert {r["event_id"] for r in spark.table(tables["green"]).collect()} == {"green-1"}
+        with pytest.raises(Exception):  # noqa: B017 - blue is live already: refused before anything changes
+            cutover.switch(spark, "blue")
+        assert {r["event_id"] for r in spark.table(consumer).collect()} == {"blue-1"}
+    finally:
+        for name in [*tables.values(), consumer]:
+            spark.sql(f"DROP TABLE IF EXISTS {name}")
