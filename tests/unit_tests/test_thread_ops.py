@@ -173,3 +173,20 @@ def test_the_runbooks_files_pass_the_runbook_checklist_so_the_gate_can_say_go() 
     statuses = {item["status"] for r in decision.results for item in r.get("items", [])}
     assert decision.verdict == GO, (decision.verdict, decision.results)
     assert statuses <= {"PASS", "N/A"}
+
+
+def test_the_standards_pipeline_spec_has_every_field_the_standards_require() -> None:
+    design, _ = thread([])  # after Kafka: the reference stream reads its Bronze
+    answers = {**defaults("init-streaming-standards", design), "source_table": "acme.bronze.orders_raw",
+               "table": "acme.silver.orders_ref", "path": "/Volumes/acme/stream_ops/checkpoints/orders_ref_v1"}
+    doc = PACK.tasks["init-streaming-standards"].doc_output_location
+    files = {a.path: a.content for a in generate("init-streaming-standards", answers, {}, doc, None, design)}
+    standards = yaml.safe_load(files["docs/streaming/init-standards/streaming_standards.yaml"])
+    spec = yaml.safe_load(files["docs/streaming/streaming-pipeline-spec.yaml"])["pipeline"]
+    required = [field.split(" ")[0] for field in standards["pipeline_spec_required"]]
+    assert [f for f in required if not spec.get(f)] == []
+    stream = files["docs/streaming/init-standards/reference_stream.py"]
+    assert constant(stream, "EVENT_TIME") == spec["event_time_column"] == "order_ts"  # the Bronze's own column
+    assert constant(stream, "ID_COLUMN") == spec["idempotency_key"] == "order_id"
+    assert constant(stream, "QUERY_NAME") == spec["query_name"]
+    assert constant(stream, "CHECKPOINT") == spec["checkpoint_location"]

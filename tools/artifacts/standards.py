@@ -60,11 +60,12 @@ def standards_yaml(a: Inputs) -> str:
     data = {
         "version": 1,
         "naming": {"convention": a.text("naming_convention"), "catalog_schema": a.text("catalog_schema"),
-                   "query_name": "same as the target table's short name (.queryName is mandatory)"},
+                   "query_name": "<layer>_<target table's short name>, mandatory and unique (a suffix such as "
+                                 "_reference or _2 when two queries write one table)"},
         "layout": {"layers": ["bronze", "silver", "gold"], "quarantine": f"{a.text('catalog_schema')}.quarantine_<entity>",
-                   "checkpoints": f"{root}/<query_name>_v<N>",
+                   "checkpoints": f"{root}/<table or query name>[_v<N>]",
                    "checkpoint_rules": ["one checkpoint per query, never shared or copied",
-                                        "bump _v<N> when a change needs a new checkpoint",
+                                        "append or bump _v<N> when a change needs a new checkpoint",
                                         "durable storage only (a Unity Catalog volume), never /tmp",
                                         "writable only by the job's service principal"]},
         "pipeline_spec_required": ["name", "checkpoint_location", "output_table", "event_time_column",
@@ -115,19 +116,42 @@ def standards_yaml(a: Inputs) -> str:
                             "spec and follows these rules."])
 
 
-def reference_stream_module(a: Inputs) -> str:
+def reference_columns(a: Inputs) -> tuple[str, str]:
+    """The reference stream's event-time and key columns: the thread's (its source's, when known), else examples."""
+    design = current()
+    source = a.text("source_table")
+    return (design.table_column(source, "event_time_column") or design.event_time or "event_time",
+            design.table_column(source, "id_column") or design.id_column or "event_id")
+
+
+def pipeline_spec_yaml(a: Inputs, query: str) -> str:
+    """The reference stream's pipeline spec, with every field the standards require (the pack sample had three)."""
+    event_time, key = reference_columns(a)
+    data = {"version": 1, "pipeline": {
+        "name": a.text("name"), "query_name": query, "checkpoint_location": a.text("path"),
+        "output_table": a.text("table"), "event_time_column": event_time,
+        "watermark_delay": "none: no stateful operator (the MERGE keeps the newer event time per key)",
+        "idempotency_key": key, "sink_write_mode": "foreachBatch MERGE on the key, newer event time wins",
+        "trigger": a.text("default_trigger"), "owner": a.text("alert_owner"),
+        "slo": "latency p95 and freshness as set by *latency-slo; failure rate 0 per day",
+        "data_contract": {"source": a.text("source_table"), "key": key, "event_time": event_time,
+                          "owner": a.text("alert_owner")}}}
+    return dump_yaml(data, ["Pipeline spec of the reference stream (fields required by streaming_standards.yaml)."])
+
+
+def reference_stream_module(a: Inputs, query: str) -> str:
     """A stream that applies the standards: named query, own versioned checkpoint, MERGE sink, default trigger."""
     table = a.text("table")
     trigger = "availableNow=True" if a.choice("default_trigger") == "availablenow" else trigger_arg()
+    event_time, key = reference_columns(a)
     rows = [
         ("PIPELINE_NAME", py(a.text("name")), "from the pipeline spec"),
         ("SOURCE_TABLE", py(a.text("source_table")), "upstream table"),
         ("TARGET_TABLE", py(table), "output table of the spec"),
         ("CHECKPOINT", py(a.text("path")), "own checkpoint, under the standard root"),
-        ("QUERY_NAME", py(unique_query_name(query_name("silver", table) + "_reference", "reference_stream.py")),
-         "mandatory query name"),
-        ("EVENT_TIME", py("event_time"), "event-time column"),
-        ("ID_COLUMN", py("event_id"), "idempotency key"),
+        ("QUERY_NAME", py(query), "mandatory query name"),
+        ("EVENT_TIME", py(event_time), "event-time column"),
+        ("ID_COLUMN", py(key), "idempotency key"),
         ("TRIGGER_INTERVAL", py(a.duration("trigger_interval").spark), "standard processingTime interval"),
     ]
     read = '''def read_stream(spark: SparkSession) -> DataFrame:
@@ -162,12 +186,16 @@ def standards_generate(answers: dict[str, str], rendered: dict[str, str], doc_lo
     """Artefacts of ``init-streaming-standards``."""
     a = Inputs(answers, STANDARDS_DEFAULTS)
     folder = artifact_dir(doc_location)
+    path = str(folder / "reference_stream.py")
+    query = unique_query_name(query_name("silver", a.text("table")) + "_reference", path)
     return [
         Artifact(str(folder / "streaming_standards.yaml"), standards_yaml(a), "yaml",
                  "Naming, checkpoint layout, triggers, idempotency, replay window, bypass and the first metrics and "
                  "alerts with owners."),
-        Artifact(str(folder / "reference_stream.py"), reference_stream_module(a), "python",
+        Artifact(path, reference_stream_module(a, query), "python",
                  "Reference stream applying the standards (named query, own checkpoint, dedup, MERGE, trigger)."),
+        Artifact(config_path(doc_location, "streaming-pipeline-spec-tmpl.yaml"), pipeline_spec_yaml(a, query), "yaml",
+                 "The reference stream's pipeline spec with every field the standards require."),
     ]
 
 
