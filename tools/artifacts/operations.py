@@ -634,8 +634,9 @@ def jobs_notes(answers: dict[str, str]) -> list[str]:
     compute = (f"job cluster `{spec.cluster_key}` (policy `{a.text('cluster_policy')}`)" if spec.compute != SERVERLESS
                else "serverless jobs compute (the stream runs with availableNow)")
     first = (f"Job `{spec.name}`, task `{spec.task_key}` on {compute}: {trig}; `max_concurrent_runs: 1`; notifications to "
-             f"{a.text('notification_targets')}. One streaming task per job (continuous jobs allow no task "
-             "dependencies). Rollback: redeploy the previous release; gradual rollout through blue-green or canary.")
+             f"{a.text('notification_targets')}. Task dependencies: none (no `depends_on`: one streaming task per job, "
+             "its upstream read as a stream; continuous jobs allow none). Rollback: redeploy the previous release; "
+             "gradual rollout through blue-green or canary.")
     targets = jobs_targets(a)
     second = (f"Versioned with {a.text('deploy_tool')}: `databricks.yml` (dev in development mode writing "
               f"`{targets.dev.catalog}`, prod in production mode writing `{targets.prod.catalog}`, run as service "
