@@ -190,3 +190,15 @@ def test_the_standards_pipeline_spec_has_every_field_the_standards_require() -> 
     assert constant(stream, "ID_COLUMN") == spec["idempotency_key"] == "order_id"
     assert constant(stream, "QUERY_NAME") == spec["query_name"]
     assert constant(stream, "CHECKPOINT") == spec["checkpoint_location"]
+
+
+def test_backpressure_verdict_follows_the_threads_compute() -> None:
+    from tools.artifacts import step_notes
+
+    answers = {**defaults("backpressure-and-throughput"), "peak_input_rate": "8000", "trigger_interval": "30 seconds",
+               "max_offsets_per_trigger": "100000", "target_batch_duration": "20 seconds"}
+    classic = step_notes("backpressure-and-throughput", answers, Design(compute="classic"))[0]
+    assert "BELOW the 240000 records one 30 seconds trigger" in classic
+    serverless = step_notes("backpressure-and-throughput", answers, Design(compute="serverless"))[0]
+    # availableNow has no trigger interval: the schedule brings 240000 records, drained in 3 batches of 100000.
+    assert "trigger brings" not in serverless and "3 batch(es) of at most 100000" in serverless
