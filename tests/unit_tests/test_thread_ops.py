@@ -145,12 +145,17 @@ def test_a_second_bundle_of_the_same_command_moves_as_a_whole(tmp_path) -> None:
 
 
 def test_blue_green_jobs_run_on_the_compute_their_stream_was_written_for() -> None:
+    from pathlib import PurePosixPath
+
+    from tests.unit_tests.test_bundles_deploy import bundle_problems
+
     for compute in ("serverless", "classic"):
         answers = {**defaults("blue-green-deploy"), "compute_kind": compute}
         files = {a.path: a.content for a in generate("blue-green-deploy", answers, {},
                                                      PACK.tasks["blue-green-deploy"].doc_output_location)}
         stream = files["docs/streaming/blue-green/blue_green_stream.py"]
         config = yaml.safe_load(files["docs/streaming/blue-green/databricks.yml"])
+        assert bundle_problems(config, PurePosixPath("docs/streaming/blue-green"), files) == [], compute
         for job in config["resources"]["jobs"].values():
             if compute == "serverless":
                 assert "trigger(availableNow=True)" in stream

@@ -23,6 +23,7 @@ from tools.artifacts.base import (
     table_name,
 )
 from tools.artifacts.bundles import (
+    SERVERLESS,
     TARGET_HELPERS,
     TARGET_PARAMETERS,
     JobSpec,
@@ -318,16 +319,22 @@ def blue_green_stream_module(a: Inputs) -> str:
     transform = '''def transform(df: DataFrame, color: str = COLOR) -> DataFrame:
     """The release's logic (identical between colours except for the change being released); rows carry the path."""
     return df.withColumn("_deployed_color", F.lit(color))'''
-    start = '''def start(df: DataFrame, checkpoint: str = CHECKPOINT, target: str | None = None) -> StreamingQuery:
-    """The sink edge: this path's table with this path's checkpoint."""
+    start = '''def start(
+    df: DataFrame, checkpoint: str = CHECKPOINT, target: str | None = None, available_now: bool = False
+) -> StreamingQuery:
+    """The sink edge: this path's table with this path's checkpoint.
+
+    ``available_now`` drains what has arrived and stops (the serverless jobs pass --available-now; the job's
+    continuous schedule starts the next run).
+    """
     table = target or TABLES[COLOR]
-    return (
+    writer = (
         df.writeStream.format("delta")
         .queryName(f"{table.split('.')[-1]}_stream")
         .option("checkpointLocation", checkpoint)
-        .trigger({TRIGGER})
-        .toTable(table)
-    )'''
+    )
+    writer = writer.trigger(availableNow=True) if available_now else writer.trigger({TRIGGER})
+    return writer.toTable(table)'''
     renamed = a.choice("switch_mechanism").startswith("table rename")
     if renamed:
         rows.append(("CONSUMER_VIEW", py(a.text("consumer_view")),
@@ -349,11 +356,12 @@ def blue_green_stream_module(a: Inputs) -> str:
     """Run one path in the bundle target: `python blue_green_stream.py --color blue|green --catalog ...`."""
     parser = add_target_arguments(argparse.ArgumentParser(description=__doc__))
     parser.add_argument("--color", choices=sorted(CHECKPOINTS), default=COLOR)
+    parser.add_argument("--available-now", action="store_true", help="drain the backlog and stop (bounded run)")
     args = parser.parse_args()
     checkpoint = checkpoint_in_target(CHECKPOINTS[args.color], args.checkpoint_root)
     spark = SparkSession.builder.getOrCreate()
 TARGET_LINE
-    query = start(transform(read_stream(spark), args.color), checkpoint, target)
+    query = start(transform(read_stream(spark), args.color), checkpoint, target, args.available_now)
     query.awaitTermination()
 
 
@@ -386,7 +394,7 @@ def blue_green_bundle(a: Inputs) -> str:
         jobs[f"events_{color}"] = job_resource(JobSpec(
             name=f"{slug(a.text('consumer_view'), '-')}-{color}", task_key=f"stream_{color}",
             python_file="./blue_green_stream.py", cluster_key="streaming",
-            parameters=["--color", color, *TARGET_PARAMETERS],
+            parameters=["--color", color, *TARGET_PARAMETERS, *(["--available-now"] if compute == SERVERLESS else [])],
             notify=a.text("notification_targets"), backlog_threshold=Duration(10, "minutes"),
             tags={"deployment": color}, compute=compute))
     targets = blue_green_targets(a)
