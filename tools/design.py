@@ -40,6 +40,9 @@ COMPUTE_TASKS = frozenset({
     "schema-evolution-live", "canary-and-shadow", "blue-green-deploy", "init-streaming-standards",
 })
 
+# Tasks whose answer (by key) is the checkpoint root itself; elsewhere a checkpoint answer is one query's folder.
+ROOT_ANSWERS = {"init-streaming-standards": "checkpoint_root"}
+
 # Question keys that name the same fact in different tasks.
 EVENT_TIME_KEYS = ("event_time_column", "ts_col", "time_field")
 ID_KEYS = ("id_column", "id_key", "event_id_field")
@@ -258,7 +261,7 @@ class Design:
         return dict(found.columns) if found else {}
 
     # -- extending ----------------------------------------------------------------
-    def learn_answers(self, answers: dict[str, str]) -> None:
+    def learn_answers(self, answers: dict[str, str], task_id: str = "") -> None:
         """Keep the thread-wide facts of a task's answers (compute, columns, checkpoint root, payload)."""
         for key, value in answers.items():
             if not value:
@@ -275,8 +278,10 @@ class Design:
                 self.payload_schema = str(value)
             elif key == "dlq_table" and not self.dlq_table:
                 self.dlq_table = str(value)
-        # A query's own checkpoint sits in the root: its parent is the root. ``checkpoint`` first, because
-        # *init-standards* asks both and its ``checkpoint_root`` is the root itself, not a query's folder.
+        # A query's own checkpoint sits in the root: its parent is the root. *init-standards* asks for the root
+        # itself (its ``checkpoint_root``; the query's folder is ``path``), which must not be cut to its parent.
+        if task_id in ROOT_ANSWERS and "/" in str(answers.get(ROOT_ANSWERS[task_id]) or ""):
+            self.checkpoint_root = self.checkpoint_root or str(answers[ROOT_ANSWERS[task_id]]).rstrip("/")
         checkpoint = str(answers.get("checkpoint") or answers.get("checkpoint_root") or "")
         if checkpoint and "/" in checkpoint and not self.checkpoint_root:
             self.checkpoint_root = checkpoint.rstrip("/").rsplit("/", 1)[0]

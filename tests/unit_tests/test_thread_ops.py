@@ -102,11 +102,12 @@ def test_job_bundles_deploy_into_the_threads_catalog_and_checkpoint_root() -> No
 
 
 def test_a_thread_started_by_the_standards_and_the_dlq_keeps_their_root_and_bronze() -> None:
-    standards = {"catalog_schema": "retail.streaming", "checkpoint_root": "/Volumes/retail/ops/chk",
-                 "checkpoint": "/Volumes/retail/ops/chk/pos_sales", "upstream_table": "retail.bronze.pos_events",
-                 "output_table": "retail.silver.pos_sales"}
+    standards = {**defaults("init-streaming-standards"), "catalog_schema": "retail.streaming",
+                 "checkpoint_root": "/Volumes/retail/ops/chk", "path": "/Volumes/retail/ops/chk/pos_sales",
+                 "source_table": "retail.bronze.pos_events", "table": "retail.silver.pos_sales"}
     design = Design()
-    design.learn_answers(standards)
+    generate("init-streaming-standards", standards, {}, PACK.tasks["init-streaming-standards"].doc_output_location,
+             None, design)
     assert design.checkpoint_root == "/Volumes/retail/ops/chk"  # the root itself, not its parent
     answers = {**defaults("dlq-quarantine-ops", design), "source_table": "retail.bronze.pos_events",
                "id_column": "txn_id", "event_time_column": "sold_at"}
