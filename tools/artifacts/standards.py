@@ -205,8 +205,8 @@ def standards_notes(answers: dict[str, str]) -> list[str]:
     root = a.text("checkpoint_root").rstrip("/")
     return [
         f"Tables in `{a.text('catalog_schema')}` named `{a.text('naming_convention')}`; checkpoints under `{root}/"
-        "<query_name>_v<N>`, one per query, never shared; every stream fills the pipeline spec (name, checkpoint, "
-        "output table, event time, watermark, key, sink mode, owner, SLO).",
+        "<table or query name>[_v<N>]`, one per query, never shared; every stream fills the pipeline spec (name, "
+        "checkpoint, output table, event time, watermark, key, sink mode, owner, SLO).",
         f"Default trigger {a.text('default_trigger')} ({a.duration('trigger_interval').spark} when processingTime); "
         "idempotency by Delta sink, MERGE on a key, or txnAppId/txnVersion; replay window "
         f"{a.duration('replay_window').spark} with hourly count and key reconciliation.",
