@@ -40,6 +40,9 @@ COMPUTE_TASKS = frozenset({
     "schema-evolution-live", "canary-and-shadow", "blue-green-deploy", "init-streaming-standards",
 })
 
+# Tasks whose answer (by key) is the checkpoint root itself; elsewhere a checkpoint answer is one query's folder.
+ROOT_ANSWERS = {"init-streaming-standards": "checkpoint_root"}
+
 # Question keys that name the same fact in different tasks.
 EVENT_TIME_KEYS = ("event_time_column", "ts_col", "time_field")
 ID_KEYS = ("id_column", "id_key", "event_id_field")
@@ -65,7 +68,12 @@ TABLE_ROLES: dict[tuple[str, str], tuple[str, ...]] = {
     ("latency-slo-and-alerts", "metrics_table"): ("metrics",),
     ("autoloader-streaming-ingest", "dlq_table"): ("dlq",),
     ("dlt-streaming-pipeline", "source"): ("bronze",),
+    ("streaming-runbook", "target_table"): ("gold", "silver"),
 }
+
+# The catalog the pack's example defaults use; a thread with its own catalog gets its tables offered there.
+EXAMPLE_CATALOG = "main"
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 @dataclass
@@ -173,6 +181,11 @@ class Design:
             return self.event_time
         if key in ID_KEYS and self.id_column:
             return self.id_column
+        if key in EVENT_TIME_KEYS + ID_KEYS:
+            # No answer named the column yet, but a generated table knows it (Kafka's payload event time).
+            for table in reversed(list(self.tables.values())):
+                if column := self.table_column(table.name, key):
+                    return column
         if (task_id, key) == ("dlt-streaming-pipeline", "source_format") and self.table_by_role("bronze"):
             return "delta"  # a Bronze table already exists in the thread: the pipeline reads it, not the files again
         roles = TABLE_ROLES.get((task_id, key))
@@ -184,7 +197,47 @@ class Design:
             return self.payload_schema
         if "checkpoint" in key and self.checkpoint_root and isinstance(default, str) and "/" in default:
             return f"{self.checkpoint_root.rstrip('/')}/{default.rstrip('/').rsplit('/', 1)[-1]}"
+        return self.in_thread_catalog(default)
+
+    def in_thread_catalog(self, default: Any) -> Any:
+        """A pack example table (``main.x.y``) or volume path moved into the thread's catalog.
+
+        Offering ``main.gold.events`` in a thread whose tables live in ``acme`` invites a default that points
+        at a table no command of the thread writes (and a catalog the team may not even have).
+        """
+        catalog = (self.targets.get("prod") or {}).get("catalog")
+        if not catalog or catalog == EXAMPLE_CATALOG or not isinstance(default, str):
+            return default
+        parts = default.split(".")
+        if len(parts) == 3 and parts[0] == EXAMPLE_CATALOG and all(_IDENT.match(p) for p in parts):
+            return ".".join([catalog, *parts[1:]])
+        if default.startswith(f"/Volumes/{EXAMPLE_CATALOG}/"):
+            return f"/Volumes/{catalog}/" + default[len(f"/Volumes/{EXAMPLE_CATALOG}/"):]
         return default
+
+    def table_column(self, table: str, key: str) -> str | None:
+        """The event-time (or id) column the design records for ``table``, when that table really has it."""
+        found = self.tables.get(str(table))
+        if found is None:
+            return None
+        column = found.event_time if key in EVENT_TIME_KEYS else found.id_column if key in ID_KEYS else None
+        return column if column and (not found.columns or column in found.columns) else None
+
+    def follow(self, key: str, before: Any, answer: Any, later: list[dict[str, Any]]) -> None:
+        """Carry one answer (or design default) into the defaults of the questions after it.
+
+        A table known to the design sets the event-time and id defaults to that table's columns; a column
+        renamed from its example (``event_id`` → ``order_id``) is renamed in later defaults that name it (the
+        validation rule ``event_id IS NOT NULL AND ...``), so taking a default never reads a missing column.
+        """
+        renamed = (key in EVENT_TIME_KEYS + ID_KEYS and isinstance(before, str) and isinstance(answer, str)
+                   and _IDENT.match(before) and _IDENT.match(answer) and before != answer)
+        for question in later:
+            default = question.get("default")
+            if question["key"] in EVENT_TIME_KEYS + ID_KEYS and (column := self.table_column(answer, question["key"])):
+                question["default"] = column
+            elif renamed and isinstance(default, str) and question["key"] not in EVENT_TIME_KEYS + ID_KEYS:
+                question["default"] = re.sub(rf"\b{re.escape(before)}\b", answer, default)
 
     def time_column(self, table: str, wanted: str) -> str:
         """The time column a query of ``table`` should read.
@@ -208,7 +261,7 @@ class Design:
         return dict(found.columns) if found else {}
 
     # -- extending ----------------------------------------------------------------
-    def learn_answers(self, answers: dict[str, str]) -> None:
+    def learn_answers(self, answers: dict[str, str], task_id: str = "") -> None:
         """Keep the thread-wide facts of a task's answers (compute, columns, checkpoint root, payload)."""
         for key, value in answers.items():
             if not value:
@@ -223,10 +276,15 @@ class Design:
                 self.id_column = str(value)
             elif key == "payload_schema":
                 self.payload_schema = str(value)
-            elif key in ("checkpoint_root", "checkpoint") and not self.checkpoint_root and "/" in str(value):
-                self.checkpoint_root = str(value).rstrip("/").rsplit("/", 1)[0]
             elif key == "dlq_table" and not self.dlq_table:
                 self.dlq_table = str(value)
+        # A query's own checkpoint sits in the root: its parent is the root. *init-standards* asks for the root
+        # itself (its ``checkpoint_root``; the query's folder is ``path``), which must not be cut to its parent.
+        if task_id in ROOT_ANSWERS and "/" in str(answers.get(ROOT_ANSWERS[task_id]) or ""):
+            self.checkpoint_root = self.checkpoint_root or str(answers[ROOT_ANSWERS[task_id]]).rstrip("/")
+        checkpoint = str(answers.get("checkpoint") or answers.get("checkpoint_root") or "")
+        if checkpoint and "/" in checkpoint and not self.checkpoint_root:
+            self.checkpoint_root = checkpoint.rstrip("/").rsplit("/", 1)[0]
         # The first table name fixes the catalog and schema of each bundle target (dev gets its own schema).
         if not self.targets:
             for value in answers.values():
@@ -284,6 +342,17 @@ def record_table(name: str, role: str, columns: dict[str, str] | None = None, *,
     if role == "dlq" and not design.dlq_table:
         design.dlq_table = name
     return table
+
+
+def note_source(name: str, role: str, *, event_time: str | None = None, id_column: str | None = None) -> None:
+    """Remember a table the generated code reads but no command of the thread writes (the team's own Bronze).
+
+    Later commands then offer it (replay reads the Bronze the DLQ router reads), not the pack's example name.
+    Its columns stay unknown: only a writer records them.
+    """
+    design = current()
+    if name and name not in design.tables:
+        design.tables[name] = TableDesign(name=name, role=role, event_time=event_time, id_column=id_column)
 
 
 def own_table(table: str, suffix: str, path: str) -> str:

@@ -91,6 +91,7 @@ def design_questions(task_id: str, questions: list[dict[str, Any]],
     keys = {q["key"] for q in questions}
     if task_id in COMPUTE_TASKS:
         questions += [dict(q) for q in COMPUTE_QUESTIONS if q["key"] not in keys]
+    examples = {q["key"]: q.get("default") for q in questions}  # the pack's own, before the design's
     to_ask, known = [], {}
     for question in questions:
         answer = design.known_answer(question["key"])
@@ -99,6 +100,8 @@ def design_questions(task_id: str, questions: list[dict[str, Any]],
             continue
         question["default"] = design.default_for(task_id, question["key"], question.get("default"))
         to_ask.append(question)
+    for n, question in enumerate(to_ask):
+        design.follow(question["key"], examples[question["key"]], question["default"], to_ask[n + 1:])
     return to_ask, known
 
 
@@ -190,7 +193,10 @@ def ask_input(state: State, runtime: Runtime[Context]) -> Command[Literal[
         messages.append(say(fill(runtime, prompts.ANSWER_INVALID, error=checked.error[:1].upper() + checked.error[1:])))
         return Command(goto="ask_input", update={"messages": messages})
     answers[question["key"]] = checked.value
-    run.update(answers=answers, index=index + 1)
+    questions = [dict(q) for q in questions]
+    Design.from_dict(state.get("design")).follow(question["key"], question.get("default"), checked.value,
+                                                 questions[index + 1:])
+    run.update(answers=answers, index=index + 1, questions=questions)
     return Command(goto="ask_input", update={"task": run, "messages": messages})
 
 
@@ -395,6 +401,26 @@ def versioned_path(workspace: Any, path: str, content: str | bytes) -> str:
     raise ValueError(f"too many versions of {path}")
 
 
+def bundle_moves(workspace: Any, artifacts: list[dict[str, Any]]) -> dict[str, str]:
+    """New folders for bundles that would collide with an earlier run's bundle: ``{folder: folder.vN}``.
+
+    Versioning file by file would leave ``databricks.v2.yml`` (which the CLI never reads) beside the first
+    bundle, still naming the first run's ``src/ingest_stream.py``; a bundle moves as a whole instead.
+    """
+    moves = {}
+    for folder in sorted({str(PurePosixPath(a["path"]).parent) for a in artifacts
+                          if PurePosixPath(a["path"]).name == "databricks.yml"}):
+        members = [a for a in artifacts if a["path"].startswith(folder + "/")]
+
+        def free(home: str, members: list[dict[str, Any]] = members, folder: str = folder) -> bool:
+            return all(versioned_path(workspace, home + a["path"][len(folder):], a["content"])
+                       == home + a["path"][len(folder):] for a in members)
+        if free(folder):
+            continue
+        moves[folder] = next(f"{folder}.v{n}" for n in range(2, 1000) if free(f"{folder}.v{n}"))
+    return moves
+
+
 def change_summary(workspace: Any, path: str, content: str | bytes) -> str:
     """``+a −b lines`` between the file at ``path`` and ``content`` (or "binary")."""
     if isinstance(content, bytes):
@@ -437,8 +463,15 @@ def save_document(state: State, runtime: Runtime[Context], config: RunnableConfi
         write(location, run.get("doc", ""))
         for name, text in (run.get("rendered") or {}).items():
             write(output_path_for(location, name), text if text.endswith("\n") else text + "\n")
-        for artifact in run.get("generated") or []:
-            write(artifact["path"], artifact["content"])
+        generated = run.get("generated") or []
+        moves = bundle_moves(workspace, generated)
+        for folder, home in moves.items():
+            kept.append(f"`{folder}/` already holds another bundle; it is kept and this run wrote its whole bundle "
+                        f"to `{home}/` (deploy from there).")
+        for artifact in generated:
+            path = artifact["path"]
+            folder = next((f for f in moves if path.startswith(f + "/")), None)
+            write(moves[folder] + path[len(folder):] if folder else path, artifact["content"])
     results = list(state.get("checklist_results") or []) + list(run.get("checklists") or [])
     extra = "" if len(written) == 1 else " with " + ", ".join(f"`{p}`" for p in written[1:])
     lines = [fill(runtime, prompts.TASK_DONE, task_title=run.get("title", ""), path=written[0], extra=extra)]

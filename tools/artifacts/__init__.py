@@ -35,7 +35,7 @@ def generate(task_id: str, answers: dict[str, str], rendered: dict[str, str], do
     """
     generator = GENERATORS.get(task_id)
     design = design if design is not None else Design()
-    design.learn_answers(answers or {})
+    design.learn_answers(answers or {}, task_id)
     with using(design, task_id):
         artifacts = generator(answers, rendered, doc_location, workspace) if generator else []
     # *backpressure-tune, *latency-slo, *state-store: a stream-health diagnosis of the progress log the user
@@ -59,7 +59,7 @@ def step_notes(task_id: str, answers: dict[str, str], design: Design | None = No
         return []
     # A copy: notes only read the design (compute, earlier tables); generate() is what extends it.
     design = Design.from_dict(design.to_dict()) if design is not None else Design()
-    design.learn_answers(answers or {})
+    design.learn_answers(answers or {}, task_id)
     with using(design, task_id):
         return notes(answers)
 

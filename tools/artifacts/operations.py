@@ -468,10 +468,21 @@ JOBS_DEFAULTS = {
 }
 
 
+def thread_targets(table_name: str, catalog: str) -> Targets:
+    """Targets of a job's Bronze stream: in the thread's catalog and checkpoint root when the design has them.
+
+    A bundle that writes ``main.bronze...`` with checkpoints under ``/Volumes/main/...`` in a thread whose
+    tables and checkpoints live elsewhere deploys into a catalog the rest of the thread never uses.
+    """
+    design = current()
+    catalog = (design.targets.get("prod") or {}).get("catalog") or catalog
+    root = design.checkpoint_root or f"/Volumes/{catalog}/streaming/checkpoints"
+    return Targets.for_output(f"{catalog}.bronze.{table_name}", root)
+
+
 def jobs_targets(a: Inputs) -> Targets:
-    """Where the job's stream writes in prod (the landing volume's catalog) and in dev."""
-    catalog = volume_catalog(a.text("file_arrival_path"))
-    return Targets.for_output(f"{catalog}.bronze.{slug(a.text('name'))}", f"/Volumes/{catalog}/streaming/checkpoints")
+    """Where the job's stream writes in prod (the thread's catalog, else the landing volume's) and in dev."""
+    return thread_targets(slug(a.text("name")), volume_catalog(a.text("file_arrival_path")))
 
 
 def jobs_entry(a: Inputs) -> EntryStream:
@@ -623,8 +634,9 @@ def jobs_notes(answers: dict[str, str]) -> list[str]:
     compute = (f"job cluster `{spec.cluster_key}` (policy `{a.text('cluster_policy')}`)" if spec.compute != SERVERLESS
                else "serverless jobs compute (the stream runs with availableNow)")
     first = (f"Job `{spec.name}`, task `{spec.task_key}` on {compute}: {trig}; `max_concurrent_runs: 1`; notifications to "
-             f"{a.text('notification_targets')}. One streaming task per job (continuous jobs allow no task "
-             "dependencies). Rollback: redeploy the previous release; gradual rollout through blue-green or canary.")
+             f"{a.text('notification_targets')}. Task dependencies: none (no `depends_on`: one streaming task per job, "
+             "its upstream read as a stream; continuous jobs allow none). Rollback: redeploy the previous release; "
+             "gradual rollout through blue-green or canary.")
     targets = jobs_targets(a)
     second = (f"Versioned with {a.text('deploy_tool')}: `databricks.yml` (dev in development mode writing "
               f"`{targets.dev.catalog}`, prod in production mode writing `{targets.prod.catalog}`, run as service "
@@ -676,7 +688,7 @@ def cluster_policy_json(a: Inputs) -> str:
 
 def cost_targets(a: Inputs) -> Targets:
     """Where the guarded stream writes in prod and in dev."""
-    return Targets.for_output(f"main.bronze.{slug(a.text('pipeline_name'))}", "/Volumes/main/streaming/checkpoints")
+    return thread_targets(slug(a.text("pipeline_name")), "main")
 
 
 def cost_entry(a: Inputs) -> EntryStream:

@@ -41,7 +41,7 @@ from tools.artifacts.skeleton import (
     trigger_arg,
 )
 from tools.artifacts.stateful import merge_write_batch
-from tools.design import current, own_table, record_table, unique_query_name
+from tools.design import current, note_source, own_table, record_table, unique_query_name
 
 RESTORE_WARNING = ("RESTORE only with every stream that writes the table stopped (a live writer's commits after the "
                    "restored version are lost); streams reading the table see a change commit and fail unless they "
@@ -184,9 +184,11 @@ def dlq_reprocess_module(a: Inputs, policy: dict[str, int]) -> str:
     approval = ('    if REPROCESS_MODE == "manual approval" and not approved_by:\n'
                 '        raise SystemExit("manual approval: pass --approved-by <name> (recorded in the DLQ)")\n') \
         if mode == "manual approval" else ""
-    functions = f'''def pending(spark: SparkSession, reason: str | None = None) -> DataFrame:
-    """Dead letters still NEW (optionally one reason), under the attempt limit."""
+    functions = f'''def pending(spark: SparkSession, reason: str | None = None, upto: Any = None) -> DataFrame:
+    """Dead letters still NEW (optionally one reason, dead-lettered by ``upto``), under the attempt limit."""
     rows = spark.table(DLQ_TABLE).where("status = 'NEW'").where(F.col("attempts") < MAX_ATTEMPTS)
+    if upto is not None:  # the run's snapshot: letters the router adds meanwhile wait for the next run
+        rows = rows.where(F.col("ingest_ts") <= F.lit(upto))
     return rows.where(F.col("dlq_reason") == reason) if reason else rows
 
 
@@ -239,13 +241,17 @@ def reprocess(spark: SparkSession, reason: str | None = None, approved_by: str =
     """One reprocessing run with retries and backoff; returns counts for the audit log."""
 {approval}    for attempt in range(1, MAX_ATTEMPTS + 1):
         try:
-            rows = pending(spark, reason){{PERSIST}}
+            upto = spark.table(DLQ_TABLE).agg(F.max("ingest_ts")).first()[0]
+            rows = pending(spark, reason, upto){{PERSIST}}
             repaired = repair(spark, rows){{PERSIST}}
+            # Counted before the writes: without a cache, ``rows`` is read again after the marks (fewer NEW rows).
+            counts = {{"pending": rows.count(), "replayed": repaired.select("record_key").distinct().count()}}
             merge_into_target(spark, repaired)
             mark(spark, repaired.select("record_key").distinct(), "REPLAYED", f"approved by {{approved_by or OWNER}}")
-            still_bad = rows.join(repaired.select("record_key"), "record_key", "left_anti").select("record_key")
-            mark(spark, still_bad.distinct(), "NEW", "still failing after the fix")
-            return {{"pending": rows.count(), "replayed": repaired.count(), "attempt": attempt}}
+            # What is still NEW now failed again: one more attempt each (MAX_ATTEMPTS then stops it).
+            mark(spark, pending(spark, reason, upto).select("record_key").distinct(), "NEW",
+                 "still failing after the fix")
+            return {{**counts, "attempt": attempt}}
         except Exception:  # a transient failure: back off and retry, the MERGE makes a retry safe
             if attempt == MAX_ATTEMPTS:
                 raise
@@ -271,7 +277,7 @@ if __name__ == "__main__":
            "Fix the root cause first (producer, rule or schema); rows that still fail stay NEW with attempts+1.",
            "Support module: batch, no stream; run it as a job task."]
     return join(header("Reprocess dead letters back into the clean table.", "dlq-ops", doc, imports=imports,
-                       extra_imports=("import argparse", "import json", "import time")),
+                       extra_imports=("import argparse", "import json", "import time", "from typing import Any")),
                 constants(rows), functions, main)
 
 
@@ -312,6 +318,8 @@ def dlq_generate(answers: dict[str, str], rendered: dict[str, str], doc_location
     path = str(folder / "dlq_router.py")
     target = own_table(a.text("target_table"), "routed", path)
     a = Inputs({**a.answers, "target_table": target}, DLQ_DEFAULTS)
+    note_source(a.text("source_table"), "bronze", event_time=a.text("event_time_column"),
+                id_column=a.text("id_column"))
     record_table(target, "silver", current().columns_of(a.text("source_table")), writer=path,
                  event_time=a.text("event_time_column"), id_column=a.text("id_column"))
     record_table(a.text("dlq_table"), "dlq", dlq_schema(), writer=path)

@@ -23,6 +23,7 @@ from tools.artifacts.base import (
     table_name,
 )
 from tools.artifacts.bundles import (
+    SERVERLESS,
     TARGET_HELPERS,
     TARGET_PARAMETERS,
     JobSpec,
@@ -30,6 +31,7 @@ from tools.artifacts.bundles import (
     bundle,
     bundle_variables,
     common_root,
+    compute_kind,
     job_resource,
     target_constants,
     target_header,
@@ -317,25 +319,49 @@ def blue_green_stream_module(a: Inputs) -> str:
     transform = '''def transform(df: DataFrame, color: str = COLOR) -> DataFrame:
     """The release's logic (identical between colours except for the change being released); rows carry the path."""
     return df.withColumn("_deployed_color", F.lit(color))'''
-    start = '''def start(df: DataFrame, checkpoint: str = CHECKPOINT, target: str | None = None) -> StreamingQuery:
-    """The sink edge: this path's table with this path's checkpoint."""
+    start = '''def start(
+    df: DataFrame, checkpoint: str = CHECKPOINT, target: str | None = None, available_now: bool = False
+) -> StreamingQuery:
+    """The sink edge: this path's table with this path's checkpoint.
+
+    ``available_now`` drains what has arrived and stops (the serverless jobs pass --available-now; the job's
+    continuous schedule starts the next run).
+    """
     table = target or TABLES[COLOR]
-    return (
+    writer = (
         df.writeStream.format("delta")
         .queryName(f"{table.split('.')[-1]}_stream")
         .option("checkpointLocation", checkpoint)
-        .trigger({TRIGGER})
-        .toTable(table)
-    )'''
+    )
+    writer = writer.trigger(availableNow=True) if available_now else writer.trigger({TRIGGER})
+    return writer.toTable(table)'''
+    renamed = a.choice("switch_mechanism").startswith("table rename")
+    if renamed:
+        rows.append(("CONSUMER_VIEW", py(a.text("consumer_view")),
+                     "the live path's table carries this name (table rename)"))
+    find = '''def table_for(spark: SparkSession, own: str, consumer: str, color: str) -> str:
+    """This path's table: its own name, or the consumer name while it is the live path (cutover.py renames it).
+
+    The consumer table is this path's only when cutover.py tagged it with this colour: a first start of the idle
+    path never writes into the live path's table.
+    """
+    if spark.catalog.tableExists(own) or not spark.catalog.tableExists(consumer):
+        return own
+    tags = {row["key"]: row["value"] for row in spark.sql(f"SHOW TBLPROPERTIES {consumer}").collect()}
+    return consumer if tags.get("blue_green.color") == color else own'''
+    target_line = ("    target = table_for(spark, in_target(TABLES[args.color], args.catalog, args.schema),\n"
+                   "                       in_target(CONSUMER_VIEW, args.catalog, args.schema), args.color)"
+                   if renamed else "    target = in_target(TABLES[args.color], args.catalog, args.schema)")
     main = '''def main() -> None:
     """Run one path in the bundle target: `python blue_green_stream.py --color blue|green --catalog ...`."""
     parser = add_target_arguments(argparse.ArgumentParser(description=__doc__))
     parser.add_argument("--color", choices=sorted(CHECKPOINTS), default=COLOR)
+    parser.add_argument("--available-now", action="store_true", help="drain the backlog and stop (bounded run)")
     args = parser.parse_args()
     checkpoint = checkpoint_in_target(CHECKPOINTS[args.color], args.checkpoint_root)
-    target = in_target(TABLES[args.color], args.catalog, args.schema)
     spark = SparkSession.builder.getOrCreate()
-    query = start(transform(read_stream(spark), args.color), checkpoint, target)
+TARGET_LINE
+    query = start(transform(read_stream(spark), args.color), checkpoint, target, args.available_now)
     query.awaitTermination()
 
 
@@ -343,12 +369,14 @@ if __name__ == "__main__":
     main()
 '''
     start = start.replace("{TRIGGER}", trigger_arg('"1 minute"'))
+    main = main.replace("TARGET_LINE", target_line)
     doc = [compute_note(), f"Blue → {a.text('blue_table')}, green → {a.text('green_table')}; consumers read "
            f"{a.text('consumer_view')}.", CONVENTION_NOTE]
     return join(header("Blue-green streaming path (the colour selects checkpoint and table).", "blue-green", doc,
                        extra_imports=("import argparse",)),
                 constants(rows), constants(target_constants(blue_green_targets(a).prod), "production namespace"),
-                read, transform, start, section("deployment target") + "\n" + TARGET_HELPERS, main)
+                read, transform, start, section("deployment target") + "\n" + TARGET_HELPERS,
+                *([find] if renamed else []), main)
 
 
 def blue_green_targets(a: Inputs) -> Targets:
@@ -359,16 +387,19 @@ def blue_green_targets(a: Inputs) -> Targets:
 def blue_green_bundle(a: Inputs) -> str:
     """Two continuous jobs, one per colour, same code, different parameters."""
     jobs = {}
+    # The jobs run where the stream module was generated for: serverless code (availableNow) on a job cluster,
+    # or classic code on serverless, would not be the code that was reviewed.
+    compute = compute_kind(a.answers)
     for color in ("blue", "green"):
         jobs[f"events_{color}"] = job_resource(JobSpec(
             name=f"{slug(a.text('consumer_view'), '-')}-{color}", task_key=f"stream_{color}",
             python_file="./blue_green_stream.py", cluster_key="streaming",
-            parameters=["--color", color, *TARGET_PARAMETERS],
+            parameters=["--color", color, *TARGET_PARAMETERS, *(["--available-now"] if compute == SERVERLESS else [])],
             notify=a.text("notification_targets"), backlog_threshold=Duration(10, "minutes"),
-            tags={"deployment": color}))
+            tags={"deployment": color}, compute=compute))
     targets = blue_green_targets(a)
     return dump_yaml(bundle(f"{slug(a.text('consumer_view'), '-')}-blue-green", {"jobs": jobs},
-                            bundle_variables("streaming-jobs-policy"), targets),
+                            bundle_variables("streaming-jobs-policy", compute=compute), targets),
                      ["Blue and green run as separate continuous jobs with their own checkpoints and tables.",
                       *target_header(targets),
                       "Deploy green, let it catch up, run cutover.py; keep blue until the health window has passed."])
@@ -389,9 +420,22 @@ def cutover_module(a: Inputs) -> str:
         ("ACTIVE_PATHS_TABLE", py(table_name(a.text("audit_table")).rsplit(".", 1)[0] + ".active_paths"),
          "consumer configuration: which table is live"),
     ]
+    current_name = '''def current_name(spark: SparkSession, color: str) -> str:
+    """The name ``color``'s table has now."""
+    return TABLES[color]'''
     if mechanism.startswith("table rename"):
-        switch_body = '''    # Rename: stop the target colour's job first; its stream resumes on the new name after a restart.
-    spark.sql(f"ALTER TABLE {CONSUMER_VIEW} RENAME TO {CONSUMER_VIEW}_{other(color)}_retired")
+        # The live path's table carries the consumer name and the idle path's its own, so the switch is symmetric
+        # (rollback = switch back) and the health checks find both tables after it; each table is tagged with its
+        # colour so a restarted stream finds its table under either name (blue_green_stream.table_for).
+        current_name = '''def current_name(spark: SparkSession, color: str) -> str:
+    """The name ``color``'s table has now: its own, or the consumer name while it is the live path."""
+    return TABLES[color] if spark.catalog.tableExists(TABLES[color]) else CONSUMER_VIEW'''
+        switch_body = '''    # A running stream keeps writing its table (a rename does not move its storage); a restarted one
+    # finds it by the colour tag. Fails before any change when ``color`` is already live (no table under its own name).
+    spark.sql(f"ALTER TABLE {TABLES[color]} SET TBLPROPERTIES ('blue_green.color' = '{color}')")
+    if spark.catalog.tableExists(CONSUMER_VIEW):
+        spark.sql(f"ALTER TABLE {CONSUMER_VIEW} SET TBLPROPERTIES ('blue_green.color' = '{other(color)}')")
+        spark.sql(f"ALTER TABLE {CONSUMER_VIEW} RENAME TO {TABLES[other(color)]}")
     spark.sql(f"ALTER TABLE {TABLES[color]} RENAME TO {CONSUMER_VIEW}")'''
     elif mechanism.startswith("consumer"):
         switch_body = '''    spark.sql(
@@ -419,12 +463,16 @@ def staleness_minutes(spark: SparkSession, table: str) -> float:
     return float(row["m"]) if row and row["m"] is not None else float("inf")
 
 
+{current_name}
+
+
 def health(spark: SparkSession, color: str) -> dict[str, Any]:
     """Is the path fresh, and does it hold as many keys as the other path over the last closed hour?"""
-    stale = staleness_minutes(spark, TABLES[color])
+    names = {{c: current_name(spark, c) for c in TABLES}}
+    stale = staleness_minutes(spark, names[color])
     hour = "date_trunc('HOUR', current_timestamp())"
     last_hour = f"{{EVENT_TIME}} >= {{hour}} - INTERVAL 1 HOURS AND {{EVENT_TIME}} < {{hour}}"
-    counts = {{c: spark.sql(f"SELECT count(*) AS n FROM {{TABLES[c]}} WHERE {{last_hour}}").first()["n"] for c in TABLES}}
+    counts = {{c: spark.sql(f"SELECT count(*) AS n FROM {{names[c]}} WHERE {{last_hour}}").first()["n"] for c in TABLES}}
     ok = stale <= FRESHNESS_LIMIT_MINUTES and counts[color] >= counts[other(color)]
     return {{"color": color, "staleness_minutes": stale, "last_hour_rows": counts, "healthy": ok}}
 

@@ -14,6 +14,7 @@ from tools.artifacts.base import (
     Inputs,
     artifact_dir,
     channels,
+    config_path,
     dump_yaml,
     py,
     query_name,
@@ -59,11 +60,12 @@ def standards_yaml(a: Inputs) -> str:
     data = {
         "version": 1,
         "naming": {"convention": a.text("naming_convention"), "catalog_schema": a.text("catalog_schema"),
-                   "query_name": "same as the target table's short name (.queryName is mandatory)"},
+                   "query_name": "<layer>_<target table's short name>, mandatory and unique (a suffix such as "
+                                 "_reference or _2 when two queries write one table)"},
         "layout": {"layers": ["bronze", "silver", "gold"], "quarantine": f"{a.text('catalog_schema')}.quarantine_<entity>",
-                   "checkpoints": f"{root}/<query_name>_v<N>",
+                   "checkpoints": f"{root}/<table or query name>[_v<N>]",
                    "checkpoint_rules": ["one checkpoint per query, never shared or copied",
-                                        "bump _v<N> when a change needs a new checkpoint",
+                                        "append or bump _v<N> when a change needs a new checkpoint",
                                         "durable storage only (a Unity Catalog volume), never /tmp",
                                         "writable only by the job's service principal"]},
         "pipeline_spec_required": ["name", "checkpoint_location", "output_table", "event_time_column",
@@ -114,19 +116,42 @@ def standards_yaml(a: Inputs) -> str:
                             "spec and follows these rules."])
 
 
-def reference_stream_module(a: Inputs) -> str:
+def reference_columns(a: Inputs) -> tuple[str, str]:
+    """The reference stream's event-time and key columns: the thread's (its source's, when known), else examples."""
+    design = current()
+    source = a.text("source_table")
+    return (design.table_column(source, "event_time_column") or design.event_time or "event_time",
+            design.table_column(source, "id_column") or design.id_column or "event_id")
+
+
+def pipeline_spec_yaml(a: Inputs, query: str) -> str:
+    """The reference stream's pipeline spec, with every field the standards require (the pack sample had three)."""
+    event_time, key = reference_columns(a)
+    data = {"version": 1, "pipeline": {
+        "name": a.text("name"), "query_name": query, "checkpoint_location": a.text("path"),
+        "output_table": a.text("table"), "event_time_column": event_time,
+        "watermark_delay": "none: no stateful operator (the MERGE keeps the newer event time per key)",
+        "idempotency_key": key, "sink_write_mode": "foreachBatch MERGE on the key, newer event time wins",
+        "trigger": a.text("default_trigger"), "owner": a.text("alert_owner"),
+        "slo": "latency p95 and freshness as set by *latency-slo; failure rate 0 per day",
+        "data_contract": {"source": a.text("source_table"), "key": key, "event_time": event_time,
+                          "owner": a.text("alert_owner")}}}
+    return dump_yaml(data, ["Pipeline spec of the reference stream (fields required by streaming_standards.yaml)."])
+
+
+def reference_stream_module(a: Inputs, query: str) -> str:
     """A stream that applies the standards: named query, own versioned checkpoint, MERGE sink, default trigger."""
     table = a.text("table")
     trigger = "availableNow=True" if a.choice("default_trigger") == "availablenow" else trigger_arg()
+    event_time, key = reference_columns(a)
     rows = [
         ("PIPELINE_NAME", py(a.text("name")), "from the pipeline spec"),
         ("SOURCE_TABLE", py(a.text("source_table")), "upstream table"),
         ("TARGET_TABLE", py(table), "output table of the spec"),
         ("CHECKPOINT", py(a.text("path")), "own checkpoint, under the standard root"),
-        ("QUERY_NAME", py(unique_query_name(query_name("silver", table) + "_reference", "reference_stream.py")),
-         "mandatory query name"),
-        ("EVENT_TIME", py("event_time"), "event-time column"),
-        ("ID_COLUMN", py("event_id"), "idempotency key"),
+        ("QUERY_NAME", py(query), "mandatory query name"),
+        ("EVENT_TIME", py(event_time), "event-time column"),
+        ("ID_COLUMN", py(key), "idempotency key"),
         ("TRIGGER_INTERVAL", py(a.duration("trigger_interval").spark), "standard processingTime interval"),
     ]
     read = '''def read_stream(spark: SparkSession) -> DataFrame:
@@ -161,12 +186,16 @@ def standards_generate(answers: dict[str, str], rendered: dict[str, str], doc_lo
     """Artefacts of ``init-streaming-standards``."""
     a = Inputs(answers, STANDARDS_DEFAULTS)
     folder = artifact_dir(doc_location)
+    path = str(folder / "reference_stream.py")
+    query = unique_query_name(query_name("silver", a.text("table")) + "_reference", path)
     return [
         Artifact(str(folder / "streaming_standards.yaml"), standards_yaml(a), "yaml",
                  "Naming, checkpoint layout, triggers, idempotency, replay window, bypass and the first metrics and "
                  "alerts with owners."),
-        Artifact(str(folder / "reference_stream.py"), reference_stream_module(a), "python",
+        Artifact(path, reference_stream_module(a, query), "python",
                  "Reference stream applying the standards (named query, own checkpoint, dedup, MERGE, trigger)."),
+        Artifact(config_path(doc_location, "streaming-pipeline-spec-tmpl.yaml"), pipeline_spec_yaml(a, query), "yaml",
+                 "The reference stream's pipeline spec with every field the standards require."),
     ]
 
 
@@ -176,8 +205,8 @@ def standards_notes(answers: dict[str, str]) -> list[str]:
     root = a.text("checkpoint_root").rstrip("/")
     return [
         f"Tables in `{a.text('catalog_schema')}` named `{a.text('naming_convention')}`; checkpoints under `{root}/"
-        "<query_name>_v<N>`, one per query, never shared; every stream fills the pipeline spec (name, checkpoint, "
-        "output table, event time, watermark, key, sink mode, owner, SLO).",
+        "<table or query name>[_v<N>]`, one per query, never shared; every stream fills the pipeline spec (name, "
+        "checkpoint, output table, event time, watermark, key, sink mode, owner, SLO).",
         f"Default trigger {a.text('default_trigger')} ({a.duration('trigger_interval').spark} when processingTime); "
         "idempotency by Delta sink, MERGE on a key, or txnAppId/txnVersion; replay window "
         f"{a.duration('replay_window').spark} with hourly count and key reconciliation.",
@@ -318,6 +347,76 @@ RUNBOOK_DEFAULTS = {
 }
 
 
+SEVERITY: dict[str, dict[str, str]] = {
+    "SEV1": {"when": "data loss or corruption, or freshness SLO breached for consumers of record",
+             "respond_within": "15 minutes", "escalate_after": "30 minutes"},
+    "SEV2": {"when": "stream down or falling behind; SLO will breach within the hour",
+             "respond_within": "30 minutes", "escalate_after": "1 hour"},
+    "SEV3": {"when": "degraded (DLQ ratio up, late rows dropped) without consumer impact yet",
+             "respond_within": "4 hours", "escalate_after": "next business day"},
+    "SEV4": {"when": "cosmetic or follow-up work", "respond_within": "next business day"},
+}
+
+
+def runbook_streaming_md(a: Inputs) -> str:
+    """The pack's runbook template (its one section) written from the answers, not left as a bare heading."""
+    levels = "\n".join(f"| {sev} | {spec['when']} | {spec['respond_within']} | {spec.get('escalate_after', '—')} |"
+                        for sev, spec in SEVERITY.items())
+    dlq = current().dlq_table or "the dead-letter table"
+    return f"""# Streaming Runbook
+
+## 事件分级/诊断/绕行/修复/验证/记录/复盘
+
+Covers {a.text('pipelines_covered')}. Dashboard: {a.text('dashboard_url')}.
+
+**Severity levels**
+
+| Severity | When | Respond within | Escalate after |
+|---|---|---|---|
+{levels}
+
+1. **Diagnosis**: `runbook/triage.py` (per-query rates, batch time, backlog, state, watermark from the SLO metrics
+   table), `runbook/oncall_queries.sql` (staleness of {a.text('target_table')}, pipeline errors, recent writes),
+   then the Spark UI and driver logs of the failing run.
+2. **Bypass**: route bad rows to `{dlq}` (the quarantine); pause a non-critical stream's job (`pause_status: PAUSED`
+   in its bundle); never delete or reset a checkpoint without escalating.
+3. **Repair**: restart from the checkpoint, lower the rate limits, roll back the release, or replay a range.
+4. **Verification**: staleness back under the SLO, reconciliation queries clean, no rows lost or duplicated.
+5. **Record**: timeline and actions in the incident channel as they happen.
+6. **Escalation**: {a.text('escalation_channel')} (rota: {a.text('oncall_rotation')}), per the times above
+   (`runbook/escalation_policy.yaml`).
+7. **Post-mortem**: within 5 business days for SEV1/SEV2 (`runbook/postmortem_template.md`).
+"""
+
+
+def oncall_playbook_md(a: Inputs) -> str:
+    """The pack's on-call playbook template written from the answers."""
+    return f"""# On-call Playbook (Streaming)
+
+## 值班班表
+
+Rota: {a.text('oncall_rotation')}, for {a.text('pipelines_covered')}.
+
+## 响应级别与升级路径
+
+Severity levels SEV1–SEV4 with response and escalation times are in `runbook/escalation_policy.yaml`
+(SEV1: respond within {SEVERITY['SEV1']['respond_within']}, escalate after {SEVERITY['SEV1']['escalate_after']}).
+Escalation path: {a.text('escalation_channel')}. Post-mortem for SEV1/SEV2 within 5 business days
+(`runbook/postmortem_template.md`).
+
+## 诊断与旁路脚本
+
+Diagnosis: `runbook/triage.py` and `runbook/oncall_queries.sql` (freshness of {a.text('target_table')}).
+Bypass: quarantine bad rows into `{current().dlq_table or "the dead-letter table"}`; pause non-critical streams’
+jobs (`pause_status: PAUSED`); repair by restarting from the checkpoint or rolling back.
+
+## 演练计划
+
+Drills every {a.duration('drill_interval').spark}: query failure and restart, checkpoint incompatibility after a
+deploy, Kafka offsets out of retention, backlog after an outage.
+"""
+
+
 def escalation_yaml(a: Inputs) -> str:
     """Severity levels, response times, escalation and drills."""
     routes = [f"{k}:{t}" if k != "other" else t for k, t in channels(a.text("escalation_channel"))]
@@ -325,15 +424,7 @@ def escalation_yaml(a: Inputs) -> str:
         "pipelines": [p.strip() for p in a.text("pipelines_covered").split(",") if p.strip()],
         "dashboard": a.text("dashboard_url"),
         "oncall_rotation": a.text("oncall_rotation"),
-        "severity": {
-            "SEV1": {"when": "data loss or corruption, or freshness SLO breached for consumers of record",
-                     "respond_within": "15 minutes", "escalate_after": "30 minutes"},
-            "SEV2": {"when": "stream down or falling behind; SLO will breach within the hour",
-                     "respond_within": "30 minutes", "escalate_after": "1 hour"},
-            "SEV3": {"when": "degraded (DLQ ratio up, late rows dropped) without consumer impact yet",
-                     "respond_within": "4 hours", "escalate_after": "next business day"},
-            "SEV4": {"when": "cosmetic or follow-up work", "respond_within": "next business day"},
-        },
+        "severity": SEVERITY,
         "escalation": routes or [a.text("escalation_channel")],
         "alert_hygiene": {"suppression": "one page per incident: duplicates suppressed for 30 minutes",
                           "error_budget": "a fast error-budget burn pages; a slow burn opens a ticket",
@@ -483,6 +574,11 @@ def runbook_generate(answers: dict[str, str], rendered: dict[str, str], doc_loca
         Artifact(str(folder / "oncall_queries.sql"), runbook_sql(a), "sql",
                  "Impact (staleness), pipeline errors, recent changes."),
         Artifact(str(folder / "postmortem_template.md"), postmortem_md(a), "markdown", "Post-mortem template."),
+        # The pack's two templates have headings only: written from the answers, they are runbooks, not shells.
+        Artifact(config_path(doc_location, "runbook-streaming-tmpl.md"), runbook_streaming_md(a), "markdown",
+                 "The runbook: severity levels, diagnosis, bypass, repair, verification, escalation, post-mortem."),
+        Artifact(config_path(doc_location, "oncall-playbook-streaming-tmpl.md"), oncall_playbook_md(a), "markdown",
+                 "The on-call playbook: rota, response levels and escalation, diagnosis and bypass, drills."),
     ]
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from tools.artifacts.base import Artifact, Inputs, artifact_dir, py, register
 from tools.artifacts.skeleton import constants, header, join
+from tools.design import current
 
 BACKPRESSURE_DEFAULTS = {
     "peak_input_rate": "50000",
@@ -153,9 +154,17 @@ def backpressure_notes(answers: dict[str, str]) -> list[str]:
         verdict = (f"the cap of {cap} covers the {need} records one {interval.spark} trigger brings at peak "
                    f"({cap / max(need, 1):.1f}×), so a backlog drains")
     fits = "fits inside" if target.seconds < interval.seconds else "does NOT fit inside"
-    first = (f"At {a.int('peak_input_rate')} rows/s, {verdict}. Target batch duration {target.spark} {fits} the "
-             f"trigger interval. Parallelism: {a.int('shuffle_partitions')} shuffle partitions (fixed by the checkpoint "
-             "of a stateful query; aim for 1–2× the cluster's cores). Skew shows as a few long tasks in the Spark UI "
+    pace = f"Target batch duration {target.spark} {fits} the trigger interval."
+    if current().serverless:
+        # Serverless streams run availableNow: no trigger interval; the job's schedule plays its part.
+        batches = -(-need // max(cap, 1))
+        verdict = (f"on serverless (availableNow) a run every {interval.spark} finds about {need} records at peak and "
+                   f"drains them in {batches} batch(es) of at most {cap}")
+        pace = (f"Each run must finish inside the {interval.spark} schedule: about {batches} batch(es) of "
+                f"{target.spark} each.")
+    first = (f"At {a.int('peak_input_rate')} rows/s, {verdict}. {pace} Parallelism: {a.int('shuffle_partitions')} "
+             "shuffle partitions (fixed by the checkpoint of a stateful query; aim for 1–2× the cluster's cores). "
+             "Skew shows as a few long tasks in the Spark UI "
              "(AQE does not apply to streaming): salt hot keys or pre-aggregate.")
     second = ("Prove the gain: `backpressure_tuning.py before`, change one lever, `backpressure_tuning.py after`; "
               "compare p95 batch seconds and processed vs input rows/s in the baseline table (flame graphs from the "
