@@ -36,8 +36,11 @@ from tools.artifacts.skeleton import (
     compute_note,
     constants,
     header,
+    job_main,
     join,
     main_block,
+    start_block,
+    target_section,
     trigger_arg,
 )
 from tools.artifacts.stateful import merge_write_batch
@@ -602,19 +605,16 @@ def shadow_module(a: Inputs) -> str:
     if NEW_COLUMN in df.columns:
         return df.withColumn(NEW_COLUMN, F.col(NEW_COLUMN).cast(NEW_TYPE))
     return df.withColumn(NEW_COLUMN, F.lit(None).cast(NEW_TYPE))'''
-    start = '''def start(df: DataFrame, checkpoint: str = CHECKPOINT) -> StreamingQuery:
-    """The sink edge: the shadow table, schema merged on write (additive only)."""
-    return (
-        df.writeStream.format("delta")
-        .queryName(QUERY_NAME)
-        .option("checkpointLocation", checkpoint)
-        .option("mergeSchema", "true")
-        .trigger({TRIGGER})
-        .toTable(SHADOW_TABLE)
-    )'''.replace("{TRIGGER}", trigger_arg('"1 minute"'))
-    doc = [f"Shadow validation for {a.duration('shadow_duration').spark} before changing {target}.", CONVENTION_NOTE]
-    return join(header("Shadow stream writing the new schema beside the live table.", "schema-evolution-live", doc),
-                constants(rows), read, transform, start, main_block())
+    start = start_block("The sink edge: the shadow table, schema merged on write (additive only).",
+                        ['.format("delta")', ".queryName(QUERY_NAME)", '.option("checkpointLocation", checkpoint)',
+                         '.option("mergeSchema", "true")'], ".toTable(SHADOW_TABLE)", '"1 minute"')
+    doc = [f"Shadow validation for {a.duration('shadow_duration').spark} before changing {target}.", compute_note(),
+           CONVENTION_NOTE]
+    prod, helpers = target_section(shadow, a.text("shadow_checkpoint"))
+    return join(header("Shadow stream writing the new schema beside the live table.", "schema-evolution-live", doc,
+                       extra_imports=("import argparse",)),
+                constants(rows), prod, read, transform, start, helpers,
+                job_main("shadow_schema_stream.py", ["SHADOW_TABLE"], ["CHECKPOINT"]))
 
 
 def compare_shadow_sql(a: Inputs) -> str:

@@ -30,8 +30,10 @@ from tools.artifacts.skeleton import (
     compute_note,
     constants,
     header,
+    job_main,
     join,
-    main_block,
+    start_block,
+    target_section,
     trigger_arg,
 )
 from tools.design import current, record_table, unique_query_name
@@ -48,6 +50,10 @@ def trigger_call(mode: str, interval: str = "TRIGGER_INTERVAL") -> str:
     """The ``.trigger(...)`` argument for a trigger choice; serverless compute allows availableNow only."""
     return "availableNow=True" if mode.lower() == "availablenow" else trigger_arg(interval)
 
+
+# The writer chain of a message-bus Bronze stream (start_block adds the trigger and the table).
+DELTA_SINK = ['.format("delta")', ".queryName(QUERY_NAME)", '.option("checkpointLocation", checkpoint)',
+              '.outputMode("append")']
 
 PAYLOAD_SCHEMA_DEFAULT = "event_id STRING, event_time TIMESTAMP, amount DOUBLE"
 
@@ -232,16 +238,10 @@ def autoloader_module(a: Inputs, path: str = "autoloader_ingest.py") -> str:
         .option("txnVersion", batch_id)
         .saveAsTable(DLQ_TABLE)
     ){unpersist}'''
-    trigger = trigger_call(a.text("trigger_mode"))
-    start = f'''def start(df: DataFrame, checkpoint: str = CHECKPOINT) -> StreamingQuery:
-    """The sink edge: foreachBatch(write_batch) with this query's own checkpoint."""
-    return (
-        df.writeStream.foreachBatch(write_batch)
-        .queryName(QUERY_NAME)
-        .option("checkpointLocation", checkpoint)
-        .trigger({trigger})
-        .start()
-    )'''
+    start = start_block("The sink edge: foreachBatch(write_batch) with this query's own checkpoint.",
+                        [".foreachBatch(write_batch)", ".queryName(QUERY_NAME)",
+                         '.option("checkpointLocation", checkpoint)'], ".start()",
+                        always_available_now=a.text("trigger_mode").lower() == "availablenow")
     doc = [
         f"Ingests {a.text('file_format')} files from {a.text('source_path')} into {table}; rows whose key or "
         f"event time cannot be read go to {a.text('dlq_table')} with the raw row.",
@@ -254,9 +254,11 @@ def autoloader_module(a: Inputs, path: str = "autoloader_ingest.py") -> str:
     ]
     imports = ("from pyspark.sql import Column, DataFrame, SparkSession\nfrom pyspark.sql import functions as F\n"
                "from pyspark.sql.streaming import StreamingQuery")
+    prod, helpers = target_section(table, a.text("checkpoint_root"))
     return join(header("Auto Loader → Bronze with a DLQ for malformed records.", "autoloader-streaming", doc,
-                       imports=imports),
-                constants(rows), DEAD_LETTERS_FN, read, transform, write, start, main_block())
+                       imports=imports, extra_imports=("import argparse",)),
+                constants(rows), prod, DEAD_LETTERS_FN, read, transform, write, start, helpers,
+                job_main("autoloader_ingest.py", ["TARGET_TABLE", "DLQ_TABLE"], ["CHECKPOINT", "SCHEMA_LOCATION"]))
 
 
 def autoloader_config(a: Inputs) -> str:
@@ -409,16 +411,8 @@ def read_stream(spark: SparkSession) -> DataFrame:
         .dropDuplicatesWithinWatermark([EVENT_ID])
         .withColumn("ingest_ts", F.current_timestamp())
     )'''
-    start = f'''def start(df: DataFrame, checkpoint: str = CHECKPOINT) -> StreamingQuery:
-    """The sink edge: a Delta table, exactly-once through the checkpoint and the Delta log."""
-    return (
-        df.writeStream.format("delta")
-        .queryName(QUERY_NAME)
-        .option("checkpointLocation", checkpoint)
-        .outputMode("append")
-        .trigger({trigger_arg()})
-        .toTable(TARGET_TABLE)
-    )'''
+    start = start_block("The sink edge: a Delta table, exactly-once through the checkpoint and the Delta log.",
+                        DELTA_SINK, ".toTable(TARGET_TABLE)")
     doc = [
         f"Reads topic {a.text('topic')} from {a.text('servers')} into {table}; the value is parsed with the declared "
         "payload schema (a value that does not parse leaves the payload columns NULL and keeps the raw value).",
@@ -429,9 +423,11 @@ def read_stream(spark: SparkSession) -> DataFrame:
         compute_note(),
         CONVENTION_NOTE,
     ]
+    prod, helpers = target_section(table, a.text("checkpoint_root"))
     return join(header("Kafka → Bronze (SASL_SSL, credentials from a secret scope).", "kafka-connector", doc,
-                       extra_imports=("import json", "from typing import Any")),
-                constants(rows), DBUTILS_HELPER, read, transform, start, main_block())
+                       extra_imports=("import argparse", "import json", "from typing import Any")),
+                constants(rows), prod, DBUTILS_HELPER, read, transform, start, helpers,
+                job_main("kafka_source.py", ["TARGET_TABLE"], ["CHECKPOINT"]))
 
 
 def kafka_config(a: Inputs) -> str:
@@ -579,16 +575,8 @@ def eventhubs_module(a: Inputs, path: str = "eventhubs_source.py") -> str:
         .select("*", "payload.*")
         .drop("payload")
     )'''
-    start = f'''def start(df: DataFrame, checkpoint: str = CHECKPOINT) -> StreamingQuery:
-    """The sink edge: a Delta table, exactly-once through the checkpoint."""
-    return (
-        df.writeStream.format("delta")
-        .queryName(QUERY_NAME)
-        .option("checkpointLocation", checkpoint)
-        .outputMode("append")
-        .trigger({trigger_arg()})
-        .toTable(TARGET_TABLE)
-    )'''
+    start = start_block("The sink edge: a Delta table, exactly-once through the checkpoint.", DELTA_SINK,
+                        ".toTable(TARGET_TABLE)")
     doc = [
         compute_note(),
         f"Reads event hub {a.text('event_hub')} of namespace {namespace} through its Kafka endpoint "
@@ -599,9 +587,11 @@ def eventhubs_module(a: Inputs, path: str = "eventhubs_source.py") -> str:
         "follow Microsoft's Event Hubs guidance.",
         CONVENTION_NOTE,
     ]
+    prod, helpers = target_section(table, a.text("checkpoint_root"))
     return join(header("Azure Event Hubs (Kafka endpoint) → Bronze.", "eventhubs-connector", doc,
-                       extra_imports=("import json", "from typing import Any")),
-                constants(rows), DBUTILS_HELPER, read, transform, start, main_block())
+                       extra_imports=("import argparse", "import json", "from typing import Any")),
+                constants(rows), prod, DBUTILS_HELPER, read, transform, start, helpers,
+                job_main("eventhubs_source.py", ["TARGET_TABLE"], ["CHECKPOINT"]))
 
 
 def eventhubs_config(a: Inputs) -> str:
@@ -756,16 +746,8 @@ def kinesis_module(a: Inputs, path: str = "kinesis_source.py") -> str:
         .select("*", "payload.*")
         .drop("payload")
     )'''
-    start = f'''def start(df: DataFrame, checkpoint: str = CHECKPOINT) -> StreamingQuery:
-    """The sink edge: a Delta table, exactly-once through the checkpoint."""
-    return (
-        df.writeStream.format("delta")
-        .queryName(QUERY_NAME)
-        .option("checkpointLocation", checkpoint)
-        .outputMode("append")
-        .trigger({trigger_arg()})
-        .toTable(TARGET_TABLE)
-    )'''
+    start = start_block("The sink edge: a Delta table, exactly-once through the checkpoint.", DELTA_SINK,
+                        ".toTable(TARGET_TABLE)")
     doc = [
         compute_note(),
         f"Reads Kinesis stream {a.text('stream')} ({a.text('region')}) into {table}.",
@@ -777,8 +759,11 @@ def kinesis_module(a: Inputs, path: str = "kinesis_source.py") -> str:
         "key to rotate. EFO consumers are billed per shard-hour and per GB: put them in the stream's cost budget.",
         CONVENTION_NOTE,
     ]
-    return join(header("Amazon Kinesis → Bronze (IAM role, no keys).", "kinesis-connector", doc),
-                constants(rows), read, transform, start, main_block())
+    prod, helpers = target_section(table, a.text("checkpoint_root"))
+    return join(header("Amazon Kinesis → Bronze (IAM role, no keys).", "kinesis-connector", doc,
+                       extra_imports=("import argparse",)),
+                constants(rows), prod, read, transform, start, helpers,
+                job_main("kinesis_source.py", ["TARGET_TABLE"], ["CHECKPOINT"]))
 
 
 def kinesis_generate(answers: dict[str, str], rendered: dict[str, str], doc_location: str,
