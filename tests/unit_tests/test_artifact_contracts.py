@@ -238,3 +238,14 @@ def test_a_later_bundle_deploys_on_the_compute_the_thread_chose(compute: str) ->
     pipeline = next(iter(bundle["resources"]["pipelines"].values()))
     assert bool(pipeline.get("serverless")) == (compute == "serverless"), pipeline
     assert ("clusters" in pipeline) == (compute == "classic"), pipeline
+
+
+def test_a_nested_payload_and_a_decimal_measure_are_recorded_as_spark_produces_them() -> None:
+    design = Design()
+    answers = {**defaults("dlt-streaming-pipeline"), "source_format": "kafka", "measure_column": "amount",
+               "payload_schema": "order_id STRING, event_ts TIMESTAMP, customer STRUCT<id: STRING, tier: STRING>, "
+                                 "amount DECIMAL(12,2)", "event_time_column": "event_ts"}
+    generate("dlt-streaming-pipeline", answers, {}, "docs/streaming/dlt-streaming.md", None, design)
+    # Struct field names are names (kept as declared); sum() of DECIMAL(12,2) is DECIMAL(22,2), not DOUBLE.
+    assert design.table_by_role("silver").columns["customer"] == "STRUCT<id: STRING, tier: STRING>"
+    assert design.table_by_role("gold").columns["total_amount"] == "DECIMAL(22,2)"

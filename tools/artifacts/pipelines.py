@@ -463,6 +463,18 @@ ORDER BY rows DESC;
 {freshness}"""
 
 
+def sum_type(sql_type: str) -> str:
+    """The type Spark's ``sum`` returns for a column of ``sql_type`` (integers widen, decimals gain 10 digits)."""
+    kind = sql_type.strip().upper()
+    if kind in ("TINYINT", "SMALLINT", "INT", "INTEGER", "BIGINT", "LONG", "BYTE", "SHORT"):
+        return "BIGINT"
+    if match := re.match(r"^DECIMAL\s*\(\s*(\d+)\s*,\s*(\d+)\s*\)$", kind):
+        return f"DECIMAL({min(38, int(match.group(1)) + 10)},{match.group(2)})"
+    if kind in ("DECIMAL", "DEC", "NUMERIC"):
+        return "DECIMAL(20,0)"
+    return "DOUBLE"
+
+
 def spec_columns(spec: PipelineSpec) -> dict[str, dict[str, str]]:
     """The columns each table of ``spec`` gets, as the generated pipeline code produces them."""
     payload = schema_columns(spec.payload_schema)
@@ -477,7 +489,7 @@ def spec_columns(spec: PipelineSpec) -> dict[str, dict[str, str]]:
     if spec.gold_table and spec.window is not None:
         gold = {"window_start": "TIMESTAMP", "window_end": "TIMESTAMP", "events": "BIGINT"}
         if spec.measure:
-            gold[f"total_{spec.measure}"] = "DOUBLE"
+            gold[f"total_{spec.measure}"] = sum_type(payload.get(spec.measure, "DOUBLE"))
         out["gold"] = {**gold, "last_event_time": "TIMESTAMP"}
     return out
 

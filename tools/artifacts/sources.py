@@ -64,7 +64,9 @@ def schema_columns(ddl: str) -> dict[str, str]:
     for part in re.split(r",(?![^()<>]*[)>])", ddl or ""):
         bits = part.strip().split(None, 1)
         if len(bits) == 2:
-            columns[bits[0].strip("`")] = bits[1].strip().upper()
+            kind = bits[1].strip()
+            # Simple types in upper case; a STRUCT/ARRAY/MAP keeps its field names as declared (they are names).
+            columns[bits[0].strip("`")] = kind if "<" in kind else kind.upper()
     return columns
 
 
