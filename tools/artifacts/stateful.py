@@ -98,6 +98,8 @@ def merge_write_batch(target: str, keys: list[str], order_column: str | None, la
         .filter("_rn = 1")
         .drop("_rn")
     )
+    # The first batch creates the target (MERGE needs an existing table) with the batch's columns.
+    DeltaTable.createIfNotExists(batch_df.sparkSession).tableName({target}).addColumns(latest.schema).execute()
     (
         DeltaTable.forName(batch_df.sparkSession, {target})
         .alias("t")
