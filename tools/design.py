@@ -32,6 +32,20 @@ COMPUTE_QUESTIONS: list[dict[str, Any]] = [
      "kind": "text", "default": "16.4 LTS", "choices": []},
 ]
 
+# Questions the generated code needs beyond the pack task's own (asked after them). The SASL mechanism decides
+# the login module: PLAIN on a SCRAM cluster (Amazon MSK on 9096, most self-managed clusters) fails to log in.
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+SASL_QUESTION: dict[str, Any] = {
+    "key": "sasl_mechanism", "ask": "Which SASL mechanism do the Kafka brokers use (kafka.sasl.mechanism)?",
+    "kind": "choice", "default": "PLAIN", "choices": list(SASL_MECHANISMS)}
+EXTRA_QUESTIONS: dict[str, list[dict[str, Any]]] = {
+    "kafka-connector-setup": [SASL_QUESTION],
+    "dlt-streaming-pipeline": [SASL_QUESTION],
+}
+# Template placeholders whose answer no artefact uses: the generator writes that config from the code's values
+# (the Kafka JAAS config is built from the username and password secrets), so asking would mislead.
+SUPERSEDED_QUESTIONS = frozenset({("kafka-connector-setup", "jaas")})
+
 # Task ids whose generated code changes with the compute (trigger, spark.conf, persist, credentials); the
 # others do not ask. The bundles may read the design's compute as well (``current().serverless``).
 COMPUTE_TASKS = frozenset({
@@ -109,6 +123,7 @@ class Design:
         query_names: streaming query name -> the file that starts it.
         checkpoint_root: the folder every query's checkpoint lives under.
         payload_schema: the DDL schema of the event payload (``event_id STRING, event_time TIMESTAMP, ...``).
+        sasl_mechanism: the Kafka brokers' SASL mechanism (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512).
         notices: what the last generation decided because of the design (shown in the task's document).
     """
 
@@ -125,6 +140,7 @@ class Design:
     query_names: dict[str, str] = field(default_factory=dict)
     checkpoint_root: str | None = None
     payload_schema: str | None = None
+    sasl_mechanism: str | None = None
     notices: list[str] = field(default_factory=list)
 
     # -- storage ------------------------------------------------------------------
@@ -182,6 +198,8 @@ class Design:
             return self.dlq_table
         if key == "payload_schema" and self.payload_schema:
             return self.payload_schema
+        if key == "sasl_mechanism" and self.sasl_mechanism:
+            return self.sasl_mechanism
         if "checkpoint" in key and self.checkpoint_root and isinstance(default, str) and "/" in default:
             return f"{self.checkpoint_root.rstrip('/')}/{default.rstrip('/').rsplit('/', 1)[-1]}"
         return default
@@ -223,6 +241,12 @@ class Design:
                 self.id_column = str(value)
             elif key == "payload_schema":
                 self.payload_schema = str(value)
+            elif key == "sasl_mechanism":
+                self.sasl_mechanism = str(value).upper()
+            elif key == "security" and not self.sasl_mechanism:
+                # The source inventory's security note names the mechanism: later Kafka commands offer it.
+                found = re.search(r"SCRAM-SHA-(256|512)|\bPLAIN\b", str(value), re.I)
+                self.sasl_mechanism = found.group(0).upper() if found else None
             elif key in ("checkpoint_root", "checkpoint") and not self.checkpoint_root and "/" in str(value):
                 self.checkpoint_root = str(value).rstrip("/").rsplit("/", 1)[0]
             elif key == "dlq_table" and not self.dlq_table:

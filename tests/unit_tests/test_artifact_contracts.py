@@ -249,3 +249,41 @@ def test_a_nested_payload_and_a_decimal_measure_are_recorded_as_spark_produces_t
     # Struct field names are names (kept as declared); sum() of DECIMAL(12,2) is DECIMAL(22,2), not DOUBLE.
     assert design.table_by_role("silver").columns["customer"] == "STRUCT<id: STRING, tier: STRING>"
     assert design.table_by_role("gold").columns["total_amount"] == "DECIMAL(22,2)"
+
+
+def test_the_kafka_login_follows_the_brokers_sasl_mechanism(tmp_path) -> None:
+    import importlib.util
+    import json
+
+    from tools.artifacts.base import artifact_dir
+
+    # The source inventory's security note names SCRAM: the Kafka commands offer it, and ask no unused JAAS secret.
+    design = Design()
+    generate("source-inventory-streaming", {**defaults("source-inventory-streaming"),
+                                            "security": "SASL_SSL with SCRAM-SHA-512, users in scope kafka-prod"},
+             {}, "docs/streaming/source-inventory.md", None, design)
+    for task_id in ("kafka-connector-setup", "dlt-streaming-pipeline"):
+        questions, _ = design_questions(task_id, task_questions(PACK, PACK.tasks[task_id]), design)
+        keys = {q["key"]: q for q in questions}
+        assert keys["sasl_mechanism"]["default"] == "SCRAM-SHA-512", task_id
+        assert "jaas" not in keys, task_id
+    answers = {**defaults("kafka-connector-setup", design), "sasl_mechanism": "SCRAM-SHA-512"}
+    files = {a.path: a.content for a in generate("kafka-connector-setup", answers, {}, "docs/streaming/kafka.md")}
+    path = tmp_path / "kafka_source.py"
+    path.write_text(files[str(artifact_dir("docs/streaming/kafka.md") / "kafka_source.py")], encoding="utf-8")
+    spec = importlib.util.spec_from_file_location("kafka_scram", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    jaas = module.jaas_config("svc-payments", 'p"w')
+    assert jaas == ('kafkashaded.org.apache.kafka.common.security.scram.ScramLoginModule required '
+                    'username="svc-payments" password="p\\"w";')
+    config = json.loads(files["docs/streaming/kafka-config.json"] if "docs/streaming/kafka-config.json" in files
+                        else next(v for k, v in files.items() if k.endswith("-config.json")))
+    assert config["kafka.sasl.mechanism"] == module.SASL_MECHANISM == "SCRAM-SHA-512"
+    assert config["kafka.sasl.jaas.config"].startswith(module.LOGIN_MODULE)
+    dlt = {a.path: a.content for a in generate("dlt-streaming-pipeline", {
+        **defaults("dlt-streaming-pipeline"), "source_format": "kafka", "sasl_mechanism": "SCRAM-SHA-256"}, {},
+        "docs/streaming/dlt.md")}
+    code = next(v for k, v in dlt.items() if k.endswith("dlt_pipeline.py"))
+    assert 'SASL_MECHANISM = "SCRAM-SHA-256"' in code and ".scram.ScramLoginModule" in code
+    assert '.option("kafka.sasl.mechanism", SASL_MECHANISM)' in code

@@ -44,7 +44,7 @@ from tools.artifacts.bundles import (
 )
 from tools.artifacts.dlq import DEAD_LETTERS_FN, dlq_schema
 from tools.artifacts.skeleton import DBUTILS_HELPER, constants, header, join
-from tools.artifacts.sources import PAYLOAD_SCHEMA_DEFAULT, PLAIN_LOGIN_MODULE, schema_columns
+from tools.artifacts.sources import PAYLOAD_SCHEMA_DEFAULT, login_module, sasl_mechanism, schema_columns
 from tools.design import current, own_table, record_table
 
 FILE_FORMATS = ("json", "csv", "parquet", "avro")
@@ -83,6 +83,7 @@ class PipelineSpec:
     kafka_servers: str = ""
     kafka_user_secret: tuple[str, str] = ("", "")
     kafka_password_secret: tuple[str, str] = ("", "")
+    sasl_mechanism: str = "PLAIN"
     payload_schema: str = PAYLOAD_SCHEMA_DEFAULT
     measure: str | None = None  # numeric payload column the Gold aggregate sums
     id_column: str | None = None  # the event id (the dead letters' record key)
@@ -122,14 +123,14 @@ def _bronze_function(spec: PipelineSpec) -> str:
     dbutils = _dbutils(spark)
     username = dbutils.secrets.get(scope=SECRET_SCOPE, key=SECRET_KEY_NAME)
     password = dbutils.secrets.get(scope=PASSWORD_SECRET_SCOPE, key=PASSWORD_SECRET_KEY_NAME)
-    jaas_config = f"{PLAIN_LOGIN_MODULE} required username={json.dumps(username)} password={json.dumps(password)};"
+    jaas_config = f"{LOGIN_MODULE} required username={json.dumps(username)} password={json.dumps(password)};"
     value = F.col("value").cast("string")
     return (
         spark.readStream.format("kafka")
         .option("kafka.bootstrap.servers", BOOTSTRAP_SERVERS)
         .option("subscribe", SOURCE)
         .option("kafka.security.protocol", "SASL_SSL")
-        .option("kafka.sasl.mechanism", "PLAIN")
+        .option("kafka.sasl.mechanism", SASL_MECHANISM)
         .option("kafka.sasl.jaas.config", jaas_config)
         .option("startingOffsets", "earliest")
         .option("maxOffsetsPerTrigger", 100000)
@@ -196,7 +197,9 @@ def declarative_module(spec: PipelineSpec, deployed: Namespace | None = None) ->
                  ("SECRET_KEY_NAME", py(spec.kafka_user_secret[1]), "... under this key"),
                  ("PASSWORD_SECRET_SCOPE", py(spec.kafka_password_secret[0]), "secret scope holding the password ..."),
                  ("PASSWORD_SECRET_KEY_NAME", py(spec.kafka_password_secret[1]), "... under this key"),
-                 ("PLAIN_LOGIN_MODULE", py(PLAIN_LOGIN_MODULE), "shaded Kafka client class on Databricks Runtime")]
+                 ("SASL_MECHANISM", py(spec.sasl_mechanism), "kafka.sasl.mechanism: what the brokers accept"),
+                 ("LOGIN_MODULE", py(login_module(spec.sasl_mechanism)), "its shaded JAAS login module (Databricks "
+                  "Runtime)")]
     rows.append(("EVENT_TIME", py(spec.event_time), "event-time column"))
     if spec.lateness is not None:
         rows.append(("ALLOWED_LATENESS", py(spec.lateness.spark), "watermark delay of the stateful steps"))
@@ -347,6 +350,7 @@ DLT_DEFAULTS = {
     "kafka_bootstrap_servers": "broker1:9093,broker2:9093",
     "kafka_username_secret": "streaming/kafka-username",
     "kafka_password_secret": "streaming/kafka-password",
+    "sasl_mechanism": "PLAIN",
     "payload_schema": PAYLOAD_SCHEMA_DEFAULT,
     "measure_column": "amount",
     "streaming-pipeline-spec-tmpl:name": "orders_events_stream",
@@ -391,7 +395,7 @@ def dlt_spec(a: Inputs, path: str = "dlt_pipeline.py") -> PipelineSpec:
         gold_table=a.text("target_table"), event_time=event_time, lateness=a.duration("allowed_lateness"),
         window=a.duration("window_duration"), rules=merge_rules(base, user),
         kafka_servers=a.text("kafka_bootstrap_servers"), kafka_user_secret=a.secret("kafka_username_secret"),
-        kafka_password_secret=a.secret("kafka_password_secret"), payload_schema=payload,
+        kafka_password_secret=a.secret("kafka_password_secret"), sasl_mechanism=sasl_mechanism(a), payload_schema=payload,
         measure=measure if measure in columns and kind != "delta" else None,
         id_column=current().id_column or next((c for c in columns if c.endswith("_id") or c == "id"), None),
         notes=[f"Source {a.text('source')} ({fmt}) → {a.text('bronze_table')} → {a.text('table')} "

@@ -36,9 +36,21 @@ from tools.artifacts.skeleton import (
     target_section,
     trigger_arg,
 )
-from tools.design import current, record_table, unique_query_name
+from tools.design import SASL_MECHANISMS, current, record_table, unique_query_name
 
 PLAIN_LOGIN_MODULE = "kafkashaded.org.apache.kafka.common.security.plain.PlainLoginModule"
+SCRAM_LOGIN_MODULE = "kafkashaded.org.apache.kafka.common.security.scram.ScramLoginModule"
+
+
+def sasl_mechanism(a: Inputs) -> str:
+    """The brokers' SASL mechanism (``PLAIN`` when not given or not one Kafka knows)."""
+    value = a.text("sasl_mechanism").upper()
+    return value if value in SASL_MECHANISMS else "PLAIN"
+
+
+def login_module(mechanism: str) -> str:
+    """The shaded JAAS login module Databricks Runtime ships for ``mechanism``."""
+    return SCRAM_LOGIN_MODULE if mechanism.startswith("SCRAM") else PLAIN_LOGIN_MODULE
 
 
 def json_path(field: str) -> str:
@@ -335,10 +347,10 @@ KAFKA_DEFAULTS = {
     "trigger_interval": "1 minute",
     "servers": "broker1:9093,broker2:9093",
     "topic": "orders.events.v1",
-    "jaas": "streaming/kafka-jaas",
     "payload_schema": PAYLOAD_SCHEMA_DEFAULT,
     "sasl_username_secret": "streaming/kafka-username",
     "sasl_password_secret": "streaming/kafka-password",
+    "sasl_mechanism": "PLAIN",
 }
 
 
@@ -349,6 +361,7 @@ def kafka_module(a: Inputs, path: str = "kafka_source.py") -> str:
     table = a.text("target_table")
     event_id = a.text("event_id_field")
     schema = with_column(a.text("payload_schema"), event_id, "STRING")
+    mechanism = sasl_mechanism(a)
     rows = [
         ("BOOTSTRAP_SERVERS", py(a.text("servers")), "kafka.bootstrap.servers"),
         ("TOPIC", py(a.text("topic")), "subscribe (changing it later needs a new checkpoint)"),
@@ -356,7 +369,9 @@ def kafka_module(a: Inputs, path: str = "kafka_source.py") -> str:
         ("SECRET_KEY_NAME", py(user_key), "... under this key (the value never appears in code)"),
         ("PASSWORD_SECRET_SCOPE", py(password_scope), "secret scope holding the SASL password ..."),
         ("PASSWORD_SECRET_KEY_NAME", py(password_key), "... under this key"),
-        ("PLAIN_LOGIN_MODULE", py(PLAIN_LOGIN_MODULE), "shaded Kafka client class on Databricks Runtime"),
+        ("SASL_MECHANISM", py(mechanism), "kafka.sasl.mechanism: what the brokers accept"),
+        ("LOGIN_MODULE", py(login_module(mechanism)), "the shaded JAAS login module of that mechanism (Databricks "
+         "Runtime)"),
         ("STARTING_OFFSETS", py(a.text("starting_offsets")), "read only when the checkpoint is new"),
         ("MAX_OFFSETS_PER_TRIGGER", str(a.int("max_offsets_per_trigger")), "rate limit per micro-batch (throughput cap)"),
         ("FAIL_ON_DATA_LOSS", py(a.choice("fail_on_data_loss")), "fail when offsets aged out of retention"),
@@ -370,8 +385,8 @@ def kafka_module(a: Inputs, path: str = "kafka_source.py") -> str:
         ("TRIGGER_INTERVAL", py(a.duration("trigger_interval").spark), "processingTime interval (classic compute)"),
     ]
     read = '''def jaas_config(username: str, password: str) -> str:
-    """The SASL PLAIN JAAS config with the shaded login module Databricks Runtime ships (values JSON-quoted)."""
-    return f"{PLAIN_LOGIN_MODULE} required username={json.dumps(username)} password={json.dumps(password)};"
+    """The JAAS config of SASL_MECHANISM with the shaded login module Databricks Runtime ships (values JSON-quoted)."""
+    return f"{LOGIN_MODULE} required username={json.dumps(username)} password={json.dumps(password)};"
 
 
 def read_stream(spark: SparkSession) -> DataFrame:
@@ -384,7 +399,7 @@ def read_stream(spark: SparkSession) -> DataFrame:
         .option("kafka.bootstrap.servers", BOOTSTRAP_SERVERS)
         .option("subscribe", TOPIC)
         .option("kafka.security.protocol", "SASL_SSL")
-        .option("kafka.sasl.mechanism", "PLAIN")
+        .option("kafka.sasl.mechanism", SASL_MECHANISM)
         .option("kafka.sasl.jaas.config", jaas_config(username, password))
         .option("startingOffsets", STARTING_OFFSETS)
         .option("maxOffsetsPerTrigger", MAX_OFFSETS_PER_TRIGGER)
@@ -436,7 +451,8 @@ def kafka_config(a: Inputs) -> str:
     """The reader options of the module as a config file (the same values; secrets as references)."""
     user_scope, user_key = a.secret("sasl_username_secret")
     password_scope, password_key = a.secret("sasl_password_secret")
-    jaas = (f'{PLAIN_LOGIN_MODULE} required username="{{{{secrets/{user_scope}/{user_key}}}}}" '
+    mechanism = sasl_mechanism(a)
+    jaas = (f'{login_module(mechanism)} required username="{{{{secrets/{user_scope}/{user_key}}}}}" '
             f'password="{{{{secrets/{password_scope}/{password_key}}}}}";')
     return dump_json({
         "kafka.bootstrap.servers": a.text("servers"),
@@ -445,7 +461,7 @@ def kafka_config(a: Inputs) -> str:
         "maxOffsetsPerTrigger": str(a.int("max_offsets_per_trigger")),
         "failOnDataLoss": a.choice("fail_on_data_loss"),
         "kafka.security.protocol": "SASL_SSL",
-        "kafka.sasl.mechanism": "PLAIN",
+        "kafka.sasl.mechanism": mechanism,
         "kafka.sasl.jaas.config": jaas,
     })
 
@@ -482,8 +498,9 @@ def kafka_notes(answers: dict[str, str]) -> list[str]:
     a = Inputs(answers, KAFKA_DEFAULTS)
     scope, key = a.secret("sasl_username_secret")
     pscope, pkey = a.secret("sasl_password_secret")
-    first = (f"`kafka.security.protocol=SASL_SSL`, `kafka.sasl.mechanism=PLAIN`, JAAS config built with the shaded "
-             f"`{PLAIN_LOGIN_MODULE}` from the username `{scope}/{key}` and password `{pscope}/{pkey}` secrets "
+    mechanism = sasl_mechanism(a)
+    first = (f"`kafka.security.protocol=SASL_SSL`, `kafka.sasl.mechanism={mechanism}`, JAAS config built with the "
+             f"shaded `{login_module(mechanism)}` from the username `{scope}/{key}` and password `{pscope}/{pkey}` secrets "
              f"(rotation: update the secrets, restart the query); the value is parsed with "
              f"`{a.text('payload_schema')}`. `startingOffsets={a.text('starting_offsets')}` applies only to a new "
              "checkpoint; progress "
