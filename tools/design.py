@@ -202,6 +202,20 @@ class Design:
             return self.sasl_mechanism
         if "checkpoint" in key and self.checkpoint_root and isinstance(default, str) and "/" in default:
             return f"{self.checkpoint_root.rstrip('/')}/{default.rstrip('/').rsplit('/', 1)[-1]}"
+        return self.in_thread_catalog(default)
+
+    def in_thread_catalog(self, default: Any) -> Any:
+        """A pack default in catalog ``main`` (a table or a volume path) moved into the thread's catalog.
+
+        A thread on ``fin`` offered ``main.bronze.events`` would write outside the catalogs its bundles deploy to.
+        """
+        catalog = (self.targets.get("prod") or {}).get("catalog")
+        if not catalog or catalog == "main" or not isinstance(default, str):
+            return default
+        if re.match(r"^main\.[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$", default):
+            return f"{catalog}.{default[len('main.'):]}"
+        if default.startswith("/Volumes/main/"):
+            return f"/Volumes/{catalog}/{default[len('/Volumes/main/'):]}"
         return default
 
     def time_column(self, table: str, wanted: str) -> str:

@@ -287,3 +287,26 @@ def test_the_kafka_login_follows_the_brokers_sasl_mechanism(tmp_path) -> None:
     code = next(v for k, v in dlt.items() if k.endswith("dlt_pipeline.py"))
     assert 'SASL_MECHANISM = "SCRAM-SHA-256"' in code and ".scram.ScramLoginModule" in code
     assert '.option("kafka.sasl.mechanism", SASL_MECHANISM)' in code
+
+
+def test_a_pipeline_on_the_threads_bronze_reads_it_and_sums_its_measure() -> None:
+    design = Design()
+    kafka = {**defaults("kafka-connector-setup", design), "target_table": "fin.bronze.payments",
+             "checkpoint_root": "/Volumes/fin/streaming/checkpoints/payments_bronze", "event_id_field": "payment_id",
+             "payload_schema": "payment_id STRING, event_ts TIMESTAMP, amount DECIMAL(18,2), currency STRING"}
+    generate("kafka-connector-setup", kafka, {}, "docs/streaming/kafka-connector.md", None, design)
+    answers = {**defaults("dlt-streaming-pipeline", design), "table": "fin.silver.payments",
+               "quarantine_table": "fin.quarantine.payments", "target_table": "fin.gold.payments_5m"}
+    assert answers["source"] == "fin.bronze.payments" and answers["source_format"] == "delta"
+    files = {PurePosixPath(a.path).name: a.content for a in generate(
+        "dlt-streaming-pipeline", answers, {}, "docs/streaming/dlt-streaming.md", None, design)}
+    code = files["dlt_pipeline.py"]
+    # No second Bronze (the default main.bronze.events would sit outside the bundle's catalogs): Silver reads it.
+    assert "BRONZE_TABLE" not in code and "readStream.table(SOURCE)" in code
+    assert 'MEASURE = "amount"' in code and 'F.sum(MEASURE).alias(f"total_{MEASURE}")' in code
+    assert design.table_by_role("gold").columns["total_amount"] == "DECIMAL(28,2)"
+    assert design.table_by_role("bronze").name == "fin.bronze.payments"
+    # Later commands offer the thread's catalog, never the pack's main.
+    later = defaults("dedup-and-idempotency", design)
+    assert later["source_table"] == "fin.bronze.payments" and later["target_table"] == "fin.silver.events"
+    assert later["checkpoint"].startswith("/Volumes/fin/")

@@ -382,6 +382,11 @@ def dlt_spec(a: Inputs, path: str = "dlt_pipeline.py") -> PipelineSpec:
     payload = typed_payload(a.text("payload_schema"), event_time)
     columns = schema_columns(payload)
     measure = a.text("measure_column")
+    source = current().tables.get(a.text("source"))
+    # A Delta source another command of the thread writes: its columns are known (the measure is summed when it
+    # has it), and a Bronze table is not copied into a second Bronze table.
+    known = dict(source.columns) if kind == "delta" and source is not None else {}
+    bronze = None if kind == "delta" and source is not None and source.role == "bronze" else a.text("bronze_table")
     base = [Rule("has_event_time", f"{sql_ident(event_time)} IS NOT NULL", "DROP")]
     if kind == "autoloader":
         # A new producer column lands in _rescued_data: count it (WARN), never quarantine a complete row for it.
@@ -391,14 +396,14 @@ def dlt_spec(a: Inputs, path: str = "dlt_pipeline.py") -> PipelineSpec:
     return PipelineSpec(
         command="dlt-streaming", summary="Lakeflow Declarative Pipeline: Bronze → Silver (+ quarantine) → Gold.",
         source_kind=kind, source=a.text("source"), file_format=fmt if kind == "autoloader" else "json",
-        bronze_table=a.text("bronze_table"), silver_table=a.text("table"), quarantine_table=a.text("quarantine_table"),
+        bronze_table=bronze, silver_table=a.text("table"), quarantine_table=a.text("quarantine_table"),
         gold_table=a.text("target_table"), event_time=event_time, lateness=a.duration("allowed_lateness"),
         window=a.duration("window_duration"), rules=merge_rules(base, user),
         kafka_servers=a.text("kafka_bootstrap_servers"), kafka_user_secret=a.secret("kafka_username_secret"),
         kafka_password_secret=a.secret("kafka_password_secret"), sasl_mechanism=sasl_mechanism(a), payload_schema=payload,
-        measure=measure if measure in columns and kind != "delta" else None,
+        measure=measure if (measure in known if kind == "delta" else measure in columns) else None,
         id_column=current().id_column or next((c for c in columns if c.endswith("_id") or c == "id"), None),
-        notes=[f"Source {a.text('source')} ({fmt}) → {a.text('bronze_table')} → {a.text('table')} "
+        notes=[f"Source {a.text('source')} ({fmt}) → {bronze or 'read directly (already Bronze)'} → {a.text('table')} "
                f"(rejects: {a.text('quarantine_table')}) → {a.text('target_table')}; "
                f"watermark {a.duration('allowed_lateness').spark} on {event_time}."],
     )
@@ -493,7 +498,7 @@ def spec_columns(spec: PipelineSpec) -> dict[str, dict[str, str]]:
     if spec.gold_table and spec.window is not None:
         gold = {"window_start": "TIMESTAMP", "window_end": "TIMESTAMP", "events": "BIGINT"}
         if spec.measure:
-            gold[f"total_{spec.measure}"] = sum_type(payload.get(spec.measure, "DOUBLE"))
+            gold[f"total_{spec.measure}"] = sum_type(bronze.get(spec.measure) or payload.get(spec.measure, "DOUBLE"))
         out["gold"] = {**gold, "last_event_time": "TIMESTAMP"}
     return out
 
@@ -549,7 +554,7 @@ def dlt_notes(answers: dict[str, str]) -> list[str]:
     """One decision line per step of ``dlt-streaming-pipeline``."""
     a = Inputs(answers, DLT_DEFAULTS)
     spec = dlt_spec(a)
-    first = (f"Streaming tables `{spec.bronze_table}` → `{spec.silver_table}` → `{spec.gold_table}`, event time "
+    first = (f"Streaming tables `{spec.bronze_table or spec.source}` → `{spec.silver_table}` → `{spec.gold_table}`, event time "
              f"`{spec.event_time}`; the Gold aggregate uses `withWatermark({spec.event_time!r}, "
              f"{spec.lateness.spark!r})` over {spec.window.spark} windows, so a window is final "
              f"{spec.lateness.spark} after its end. Mode: {a.text('pipeline_mode')}"
