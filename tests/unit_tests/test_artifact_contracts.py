@@ -310,3 +310,13 @@ def test_a_pipeline_on_the_threads_bronze_reads_it_and_sums_its_measure() -> Non
     later = defaults("dedup-and-idempotency", design)
     assert later["source_table"] == "fin.bronze.payments" and later["target_table"] == "fin.silver.events"
     assert later["checkpoint"].startswith("/Volumes/fin/")
+
+
+@pytest.mark.parametrize(("task_id", "topic"), [("kafka-connector-setup", "topic"), ("eventhubs-connector-setup", "event_hub")])
+def test_offset_checks_tell_topics_apart(task_id: str, topic: str) -> None:
+    answers = {**defaults(task_id), "topic": "payments.v2,refunds.v1", "event_hub": "payments,refunds"}
+    sql = next(a.content for a in generate(task_id, answers, {}, "docs/streaming/x.md") if a.path.endswith(".sql"))
+    for statement in sqlglot.parse(sql, read="databricks"):
+        groups = statement.args.get("group")
+        # Partition 0 of two topics are two partitions: every per-partition check groups by the topic too.
+        assert groups is not None and topic in {c.sql() for c in groups.expressions}, statement.sql()

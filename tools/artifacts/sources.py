@@ -9,6 +9,7 @@ only ever read with ``dbutils.secrets.get(scope=..., key=...)`` inside a functio
 from __future__ import annotations
 
 import re
+import textwrap
 
 from tools.artifacts.base import (
     Artifact,
@@ -98,12 +99,17 @@ def event_time_of(ddl: str, fallback: str = "event_time") -> str:
     return next((name for name, kind in columns.items() if kind.startswith("TIMESTAMP")), fallback)
 
 
-def offsets_sql(table: str, partition: str, offset: str, what: str, dense: bool = True) -> str:
+def offsets_sql(table: str, partition: str, offset: str, what: str, dense: bool = True, topic: str = "",
+                deduplicated: bool = False) -> str:
     """Exactly-once evidence for a message-bus Bronze table: no duplicated positions (and, when dense, no gaps).
 
     Kafka offsets are dense within a partition (except on compacted or transactional topics); Kinesis
     sequence numbers only increase — they are not consecutive, so no gap check is possible on them.
+    ``topic`` names the topic column: partitions of different topics share numbers (several topics may be
+    subscribed). ``deduplicated``: the stream drops producer retries, so some positions are missing by design.
     """
+    if topic:
+        partition = f"{topic}, {partition}"
     first = f"""-- Exactly-once verification for {table} ({what}). Run after restarts and replays.
 
 -- 1. A position written twice means a non-idempotent write (must be empty).
@@ -122,9 +128,14 @@ WHERE ingest_ts >= current_timestamp() - INTERVAL 1 DAYS
 GROUP BY {partition}
 ORDER BY {partition};
 """
+    meaning = ("positions the stream dropped as producer retries (its numDroppedDuplicateRows over the same day) "
+               "plus any skipped data: more than the dropped retries means skipped data" if deduplicated
+               else "skipped data")
+    why = "\n".join(textwrap.wrap(f"Offsets are consecutive on a non-compacted, non-transactional topic, so a shortfall "
+                                  f"is {meaning}.", 100, initial_indent="--    ", subsequent_indent="--    "))
     return first + f"""
--- 2. Rows per {partition} over the last day vs the span of offsets read. Offsets are consecutive on a
---    non-compacted, non-transactional topic, so a shortfall there means skipped data.
+-- 2. Rows per partition over the last day vs the span of offsets read.
+{why}
 SELECT {partition}, min({offset}) AS first_position, max({offset}) AS last_position, count(*) AS rows,
        max({offset}) - min({offset}) + 1 - count(*) AS missing_positions
 FROM {table}
@@ -487,7 +498,8 @@ def kafka_generate(answers: dict[str, str], rendered: dict[str, str], doc_locati
                      "Kafka source: SASL_SSL with a JAAS config built from user/password secrets, payload parsed with "
                      "the declared schema, startingOffsets, maxOffsetsPerTrigger, failOnDataLoss, Delta sink."),
             Artifact(str(folder / "verify_ingest.sql"),
-                     offsets_sql(table_name(a.text("target_table")), "`partition`", "`offset`", "topic " + a.text("topic")),
+                     offsets_sql(table_name(a.text("target_table")), "`partition`", "`offset`", "topic " + a.text("topic"),
+                                 topic="topic", deduplicated=True),
                      "sql", "Exactly-once verification: no offset written twice, offsets read per partition."),
             Artifact(config_path(doc_location, "kafka-connector-config-tmpl.json"), kafka_config(a), "json",
                      "The reader options of the module (same values as the code; secrets as references).")]
@@ -650,7 +662,7 @@ def eventhubs_generate(answers: dict[str, str], rendered: dict[str, str], doc_lo
                      "The Kafka-endpoint reader options of the module (same values; the secret as a reference)."),
             Artifact(str(folder / "verify_ingest.sql"),
                      offsets_sql(table_name(a.text("target_table")), "`partition`", "`offset`",
-                                 "event hub " + a.text("event_hub")),
+                                 "event hub " + a.text("event_hub"), topic="event_hub"),
                      "sql", "Exactly-once verification: no offset written twice, offsets read per partition.")]
 
 
