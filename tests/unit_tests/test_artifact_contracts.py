@@ -320,3 +320,17 @@ def test_offset_checks_tell_topics_apart(task_id: str, topic: str) -> None:
         groups = statement.args.get("group")
         # Partition 0 of two topics are two partitions: every per-partition check groups by the topic too.
         assert groups is not None and topic in {c.sql() for c in groups.expressions}, statement.sql()
+
+
+def test_a_schema_change_on_a_pipelines_streaming_table_is_made_in_the_pipeline() -> None:
+    design = Design()
+    generate("dlt-streaming-pipeline", defaults("dlt-streaming-pipeline", design), {}, "docs/streaming/dlt.md", None,
+             design)
+    answers = {**defaults("schema-evolution-live", design), "change_summary": "add nullable column risk_score DOUBLE"}
+    assert answers["target_table"] == design.table_by_role("silver").name
+    sql = next(a.content for a in generate("schema-evolution-live", answers, {}, "docs/streaming/sel.md", None, design)
+               if a.path.endswith("schema_change.sql"))
+    statements = [s for s in sqlglot.parse(sql, read="databricks") if s is not None and not isinstance(s, exp.Semicolon)]
+    # ALTER TABLE / COMMENT ON / RESTORE fail on a streaming table: only reads remain, the change is the pipeline's.
+    assert statements and all(isinstance(s, (exp.Describe, exp.Select)) for s in statements), [s.sql() for s in statements]
+    assert "dlt_pipeline.py" in sql and "risk_score" in sql

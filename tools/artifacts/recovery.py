@@ -545,9 +545,45 @@ def parse_change(summary: str) -> dict[str, str]:
     return found
 
 
+# Commands whose generated code is a declarative pipeline: the tables it writes are its streaming tables.
+PIPELINE_COMMANDS = frozenset({"dlt-streaming-pipeline", "streaming-dq-expectations"})
+
+
+def pipeline_change_sql(a: Inputs, table: str, writer: str) -> str:
+    """The change on a pipeline's streaming table: made in the pipeline's code, checked here (no DDL on the table).
+
+    A streaming table's schema is its flow's query; ``ALTER TABLE``/``COMMENT ON`` on it fail
+    (STREAMING_TABLE_OPERATION_NOT_ALLOWED) outside the Beta of ALTER TABLE on streaming tables, and RESTORE does
+    not apply either.
+    """
+    change = parse_change(a.text("change_summary"))
+    column = change.get("new_name") or change.get("column", "new_column")
+    return "\n".join([
+        f"-- Live schema change on {table}: {a.text('change_summary')}",
+        f"-- {table} is a streaming table of the pipeline in {writer}: its schema is the pipeline's query, so",
+        "-- ALTER TABLE / COMMENT ON / RESTORE on it fail (STREAMING_TABLE_OPERATION_NOT_ALLOWED). Make the change",
+        "-- in the pipeline code (its payload schema or select), after the shadow validation passed",
+        "-- (compare_shadow.sql), and run an update: an added nullable column joins the table's schema; a rename,",
+        "-- drop or narrowing needs a full refresh of the table and of the tables reading it.",
+        "-- Note the current version first: it is the point to compare with.",
+        f"DESCRIBE HISTORY {table};",
+        "",
+        "-- After the update: the column is there, and how many new rows carry it.",
+        f"DESCRIBE TABLE {table};",
+        f"SELECT count(*) AS rows, count({sql_ident(column)}) AS rows_with_{slug(column)} FROM {table};",
+        "",
+        "-- Rollback: deploy the previous pipeline code; an added column stays (NULL in later rows) until a full",
+        "-- refresh rebuilds the table from its source.",
+        "",
+    ])
+
+
 def schema_change_sql(a: Inputs) -> str:
     """The DDL for the change, guarded by history, with the rollback statement."""
     table = table_name(a.text("target_table"))
+    owner = current().writer_of(table)
+    if owner is not None and owner.command in PIPELINE_COMMANDS:
+        return pipeline_change_sql(a, table, owner.writer or "the pipeline")
     kind = a.choice("change_type")
     change = parse_change(a.text("change_summary"))
     column, col_type = change.get("column", "new_column"), change.get("type", "STRING")
@@ -686,9 +722,16 @@ def schema_notes(answers: dict[str, str]) -> list[str]:
     first = (f"`{a.text('change_summary')}` on `{a.text('target_table')}` is {what}{read}. A shadow stream writes "
              f"the new schema to `{table_name(a.text('target_table'))}_schema_shadow` for "
              f"{a.duration('shadow_duration').spark} before the DDL runs.")
-    second = ("Rollout: shadow → compare (empty diffs) → DDL → restart readers → remove the shadow; rollback: RESTORE "
-              "to the version noted before the DDL and redeploy; the change is recorded in CHANGELOG.md, the table "
-              "comment and the Delta history.")
+    owner = current().writer_of(table_name(a.text("target_table")))
+    if owner is not None and owner.command in PIPELINE_COMMANDS:
+        second = (f"`{a.text('target_table')}` is a streaming table of `{owner.writer}`: rollout is shadow → compare "
+                  "(empty diffs) → the change in the pipeline code and an update (no DDL on a streaming table) → "
+                  "remove the shadow; rollback: deploy the previous pipeline code; recorded in CHANGELOG.md and the "
+                  "Delta history.")
+    else:
+        second = ("Rollout: shadow → compare (empty diffs) → DDL → restart readers → remove the shadow; rollback: "
+                  "RESTORE to the version noted before the DDL and redeploy; the change is recorded in CHANGELOG.md, "
+                  "the table comment and the Delta history.")
     return [first, second]
 
 
