@@ -44,7 +44,8 @@ EXTRA_QUESTIONS: dict[str, list[dict[str, Any]]] = {
 }
 # Template placeholders whose answer no artefact uses: the generator writes that config from the code's values
 # (the Kafka JAAS config is built from the username and password secrets), so asking would mislead.
-SUPERSEDED_QUESTIONS = frozenset({("kafka-connector-setup", "jaas")})
+# The pipeline spec's checkpoint location likewise: a declarative pipeline keeps its flows' checkpoints itself.
+SUPERSEDED_QUESTIONS = frozenset({("kafka-connector-setup", "jaas"), ("dlt-streaming-pipeline", "path")})
 
 # Task ids whose generated code changes with the compute (trigger, spark.conf, persist, credentials); the
 # others do not ask. The bundles may read the design's compute as well (``current().serverless``).

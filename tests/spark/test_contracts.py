@@ -66,9 +66,9 @@ def bus_rows(spark, module, kind: str):
     body = json.dumps(sample).encode()
     now = dt.datetime(2026, 12, 4, 10, 1, tzinfo=dt.UTC)
     if kind == "kinesis":
-        rows = [(body, "pk", "shardId-0", "4960", now), (b"not json", "pk", "shardId-0", "4961", now)]
-        return spark.createDataFrame(rows, "data binary, partitionKey string, shardId string, sequenceNumber string, "
-                                           "approximateArrivalTimestamp timestamp")
+        rows = [(body, "clicks", "pk", "shardId-0", "4960", now), (b"not json", "clicks", "pk", "shardId-0", "4961", now)]
+        return spark.createDataFrame(rows, "data binary, stream string, partitionKey string, shardId string, "
+                                           "sequenceNumber string, approximateArrivalTimestamp timestamp")
     rows = [(b"k", body, "orders", 0, 10, now), (b"k2", b"not json", "orders", 0, 11, now)]
     return spark.createDataFrame(rows, "key binary, value binary, topic string, partition int, offset bigint, "
                                        "timestamp timestamp")

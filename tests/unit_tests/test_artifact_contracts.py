@@ -312,9 +312,11 @@ def test_a_pipeline_on_the_threads_bronze_reads_it_and_sums_its_measure() -> Non
     assert later["checkpoint"].startswith("/Volumes/fin/")
 
 
-@pytest.mark.parametrize(("task_id", "topic"), [("kafka-connector-setup", "topic"), ("eventhubs-connector-setup", "event_hub")])
+@pytest.mark.parametrize(("task_id", "topic"), [("kafka-connector-setup", "topic"), ("eventhubs-connector-setup", "event_hub"),
+                                              ("kinesis-connector-setup", "stream_name")])
 def test_offset_checks_tell_topics_apart(task_id: str, topic: str) -> None:
-    answers = {**defaults(task_id), "topic": "payments.v2,refunds.v1", "event_hub": "payments,refunds"}
+    answers = {**defaults(task_id), "topic": "payments.v2,refunds.v1", "event_hub": "payments,refunds",
+               "stream": "clicks,views"}
     sql = next(a.content for a in generate(task_id, answers, {}, "docs/streaming/x.md") if a.path.endswith(".sql"))
     for statement in sqlglot.parse(sql, read="databricks"):
         groups = statement.args.get("group")
@@ -334,3 +336,19 @@ def test_a_schema_change_on_a_pipelines_streaming_table_is_made_in_the_pipeline(
     # ALTER TABLE / COMMENT ON / RESTORE fail on a streaming table: only reads remain, the change is the pipeline's.
     assert statements and all(isinstance(s, (exp.Describe, exp.Select)) for s in statements), [s.sql() for s in statements]
     assert "dlt_pipeline.py" in sql and "risk_score" in sql
+
+
+def test_the_pipeline_spec_says_what_the_pipeline_code_does() -> None:
+    questions, _ = design_questions("dlt-streaming-pipeline", task_questions(
+        PACK, PACK.tasks["dlt-streaming-pipeline"]), Design())
+    assert "path" not in {q["key"] for q in questions}  # a declarative pipeline has no checkpoint location to set
+    answers = {**defaults("dlt-streaming-pipeline"), "source_format": "kafka", "source": "device-events-raw",
+               "pipeline_mode": "continuous", "table": "telemetry.silver.device_readings"}
+    files = {PurePosixPath(a.path).name: a.content
+             for a in generate("dlt-streaming-pipeline", answers, {}, "docs/streaming/dlt-streaming.md")}
+    spec = yaml.safe_load(files["streaming-pipeline-spec.yaml"])["pipeline"]
+    assert "checkpoint_location" not in spec and spec["mode"] == "continuous"
+    assert spec["source"] == {"kind": "kafka", "name": "device-events-raw"}
+    assert spec["output_table"] == "telemetry.silver.device_readings"
+    assert f'SILVER_TABLE = "{spec["tables"]["silver"]}"' in files["dlt_pipeline.py"]
+    assert f'GOLD_TABLE = "{spec["tables"]["gold"]}"' in files["dlt_pipeline.py"]

@@ -147,7 +147,7 @@ CUSTOM: dict[str, tuple[dict[str, str], list[tuple[str, str]]]] = {
          "allowed_lateness": "15 minutes", "target_table": "acme.gold.clicks_per_window", "pipeline_mode": "continuous",
          "bronze_table": "acme.bronze.clicks", "table": "acme.silver.clicks", "quarantine_table": "acme.quarantine.clicks",
          "window_duration": "10 minutes", "notification_email": "rt-oncall@acme.io",
-         "streaming-pipeline-spec-tmpl:name": "clicks_pipeline", "path": "/Volumes/acme/rt/chk/clicks_pipeline",
+         "streaming-pipeline-spec-tmpl:name": "clicks_pipeline",
          "expectations-streaming-tmpl:name": "positive_amount", "expr": "amount > 0", "action": "FAIL"},
         [("dlt_pipeline.py", 'SOURCE = "acme.raw.clicks"'), ("dlt_pipeline.py", 'GOLD_TABLE = "acme.gold.clicks_per_window"'),
          ("dlt_pipeline.py", 'SILVER_TABLE = "acme.silver.clicks"'),

@@ -524,6 +524,26 @@ def expectations_yaml(spec: PipelineSpec) -> str:
                             "the same rules as the pipeline code)."])
 
 
+def pipeline_spec_yaml(spec: PipelineSpec, name: str, continuous: bool) -> str:
+    """The pipeline spec rendered from the code's values (the pack sample's checkpoint_location does not apply).
+
+    A Lakeflow Declarative Pipeline keeps each flow's checkpoint itself: there is no location to set.
+    """
+    data = {"version": 1, "pipeline": {
+        "name": name,
+        "source": {"kind": spec.source_kind, "name": spec.source},
+        "tables": {"bronze": spec.bronze_table or f"{spec.source} (read directly)", "silver": spec.silver_table,
+                   "quarantine": spec.quarantine_table, "gold": spec.gold_table},
+        "output_table": spec.silver_table,
+        "mode": "continuous" if continuous else "triggered",
+        "event_time": spec.event_time,
+        "watermark": spec.lateness.spark if spec.lateness else None,
+        "window": spec.window.spark if spec.window else None,
+        "checkpoints": "managed by the pipeline, one per flow (no checkpoint location to set)",
+    }}
+    return dump_yaml(data, [f"Pipeline {name} (generated with *{spec.command}; the same values as dlt_pipeline.py)."])
+
+
 def dlt_generate(answers: dict[str, str], rendered: dict[str, str], doc_location: str,
                  workspace: object = None) -> list[Artifact]:
     """Artefacts of ``dlt-streaming-pipeline``."""
@@ -537,6 +557,9 @@ def dlt_generate(answers: dict[str, str], rendered: dict[str, str], doc_location
     return [
         Artifact(config_path(doc_location, "expectations-streaming-tmpl.yaml"), expectations_yaml(spec), "yaml",
                  "Every expectation of the pipeline (the same rules as the code), with its action."),
+        Artifact(config_path(doc_location, "streaming-pipeline-spec-tmpl.yaml"),
+                 pipeline_spec_yaml(spec, name, a.choice("pipeline_mode") == "continuous"), "yaml",
+                 "The pipeline's sources, tables, mode and watermark (the same values as the code)."),
         Artifact(str(folder / "dlt_pipeline.py"), declarative_module(spec, targets.prod), "python",
                  "The pipeline (pyspark.pipelines): Bronze streaming table, rules in warn mode on a view, Silver and "
                  "quarantine split on the rules, Gold windowed aggregate with a watermark."),

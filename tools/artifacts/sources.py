@@ -762,12 +762,13 @@ def kinesis_module(a: Inputs, path: str = "kinesis_source.py") -> str:
         .load()
     )'''
     transform = '''def transform(df: DataFrame) -> DataFrame:
-    """Parse the data with PAYLOAD_SCHEMA (raw body kept); keep shard and sequence number for audit and replay."""
+    """Parse the data with PAYLOAD_SCHEMA (raw body kept); keep stream, shard and sequence number for audit and replay."""
     body = F.col("data").cast("string")
     return (
         df.select(
             body.alias("body"),
             F.from_json(body, PAYLOAD_SCHEMA).alias("payload"),
+            F.col("stream").alias("stream_name"),
             "partitionKey",
             "shardId",
             "sequenceNumber",
@@ -803,7 +804,8 @@ def kinesis_generate(answers: dict[str, str], rendered: dict[str, str], doc_loca
     a = Inputs(answers, KINESIS_DEFAULTS)
     folder = artifact_dir(doc_location)
     path = str(folder / "kinesis_source.py")
-    columns = bus_columns(a.text("payload_schema"), {"body": "STRING", "partitionKey": "STRING", "shardId": "STRING",
+    columns = bus_columns(a.text("payload_schema"), {"body": "STRING", "stream_name": "STRING", "partitionKey": "STRING",
+                                                      "shardId": "STRING",
                                                       "sequenceNumber": "STRING", "arrival_ts": "TIMESTAMP"})
     record_table(a.text("target_table"), "bronze", columns, writer=path, event_time=event_time_of(a.text("payload_schema")))
     current().sources.append({"kind": "kinesis", "name": a.text("stream")})
@@ -818,7 +820,7 @@ def kinesis_generate(answers: dict[str, str], rendered: dict[str, str], doc_loca
                      "fetch limits, Delta sink."),
             Artifact(str(folder / "verify_ingest.sql"),
                      offsets_sql(table_name(a.text("target_table")), "shardId", "sequenceNumber",
-                                 "stream " + a.text("stream"), dense=False),
+                                 "stream " + a.text("stream"), dense=False, topic="stream_name"),
                      "sql", "Exactly-once verification: no sequence number written twice, rows per shard (sequence "
                             "numbers are not consecutive, so no gap check).")]
 
