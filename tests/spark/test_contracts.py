@@ -264,3 +264,22 @@ def test_dlt_kafka_pipeline_parses_the_payload_and_aggregates_the_measure(spark,
     at = dt.datetime(2026, 12, 4, 10, 0)
     assert windows == [{"window_start": at, "window_end": at + dt.timedelta(minutes=5), "events": 3,
                         "total_amount": decimal.Decimal("35.75"), "last_event_time": at + dt.timedelta(minutes=3)}]
+
+
+def test_autoloader_csv_reads_the_header_line_as_column_names(spark, tmp_path: Path) -> None:
+    from tests.spark.local_edges import RecordingSession
+
+    answers = {**defaults("autoloader-streaming-ingest"), **CUSTOM["autoloader-streaming-ingest"][0]}
+    assert answers["file_format"] == "csv"
+    module, _ = generated("autoloader-streaming-ingest", answers, "autoloader_ingest.py", tmp_path)
+    session = RecordingSession()
+    module.read_stream(session)
+    options = session.recorded.options
+    landing = tmp_path / "csv_landing"
+    landing.mkdir()
+    (landing / "clicks.csv").write_text("click_id,ts\nc1,2026-12-04T10:00:00Z\n", encoding="utf-8")
+    # Auto Loader passes the format's own options to the CSV reader: the same reader, locally.
+    plain = {k: v for k, v in options.items() if not k.startswith("cloudFiles.")}
+    frame = spark.read.format(options["cloudFiles.format"]).options(**plain).schema(module.SCHEMA_HINTS).load(str(landing))
+    rows = module.transform(frame.select("*", "_metadata")).collect()
+    assert [(r[module.ID_COLUMN], r["_malformed"]) for r in rows] == [("c1", False)]

@@ -210,6 +210,9 @@ def autoloader_module(a: Inputs, path: str = "autoloader_ingest.py") -> str:
             '.option("cloudFiles.schemaHints", SCHEMA_HINTS)',
             '.option("cloudFiles.schemaEvolutionMode", SCHEMA_EVOLUTION_MODE)',
         ]
+    if fmt.lower() == "csv":
+        # CSV reads a header line only when asked (the default names columns _c0, _c1...: no key, no event time).
+        options.append('.option("header", "true")')
     options.append('.option("cloudFiles.maxFilesPerTrigger", MAX_FILES_PER_TRIGGER)')
     if "event" in discovery:
         options.append('.option("cloudFiles.useManagedFileEvents", "true")  # file events on a UC external location')
@@ -296,6 +299,8 @@ def autoloader_config(a: Inputs) -> str:
         "cloudFiles.schemaEvolutionMode": a.text("schema_evolution_mode"),
         "cloudFiles.maxFilesPerTrigger": str(a.int("max_files_per_trigger")),
     }
+    if a.text("file_format").lower() == "csv":
+        options["header"] = "true"
     if "event" in a.choice("file_discovery"):
         options["cloudFiles.useManagedFileEvents"] = "true"
     return dump_json(options)
