@@ -352,3 +352,23 @@ def test_the_pipeline_spec_says_what_the_pipeline_code_does() -> None:
     assert spec["output_table"] == "telemetry.silver.device_readings"
     assert f'SILVER_TABLE = "{spec["tables"]["silver"]}"' in files["dlt_pipeline.py"]
     assert f'GOLD_TABLE = "{spec["tables"]["gold"]}"' in files["dlt_pipeline.py"]
+
+
+@pytest.mark.parametrize(("summary", "kind", "ddl"), [
+    ("widen temperature to DOUBLE from FLOAT", "type widening", "ALTER COLUMN temperature TYPE DOUBLE"),
+    ("change amount from INT to BIGINT", "type widening", "ALTER COLUMN amount TYPE BIGINT"),
+])
+def test_a_type_widening_summary_names_its_column_in_the_ddl(summary: str, kind: str, ddl: str) -> None:
+    answers = {**defaults("schema-evolution-live"), "change_summary": summary, "change_type": kind}
+    files = {PurePosixPath(a.path).name: a.content for a in generate("schema-evolution-live", answers, {}, "docs/s.md")}
+    assert ddl in files["schema_change.sql"] and "new_column" not in files["schema_change.sql"]
+
+
+def test_a_summary_without_a_column_leaves_no_statement_against_a_placeholder() -> None:
+    answers = {**defaults("schema-evolution-live"), "change_summary": "make the payload richer",
+               "change_type": "type widening"}
+    sql = next(a.content for a in generate("schema-evolution-live", answers, {}, "docs/s.md")
+               if a.path.endswith("schema_change.sql"))
+    statements = [s for s in sqlglot.parse(sql, read="databricks") if s is not None and not isinstance(s, exp.Semicolon)]
+    named = {node.name for s in statements for node in s.walk() if isinstance(node, exp.Identifier)}
+    assert statements and "new_column" not in named, [s.sql() for s in statements]

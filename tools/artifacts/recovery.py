@@ -527,6 +527,10 @@ SCHEMA_DEFAULTS = {
 _COLUMN_TYPE = re.compile(
     r"column\s+`?([A-Za-z_][A-Za-z0-9_]*)`?\s+(?:to\s+|type\s+)?([A-Za-z]+(?:\(\s*\d+\s*(?:,\s*\d+\s*)?\))?)", re.I)
 _RENAME = re.compile(r"rename\s+(?:column\s+)?`?([A-Za-z_][A-Za-z0-9_]*)`?\s+to\s+`?([A-Za-z_][A-Za-z0-9_]*)`?", re.I)
+# "widen temperature to DOUBLE", "change amount from INT to BIGINT", "alter column qty type BIGINT".
+_WIDEN = re.compile(
+    r"(?:widen|change|alter|promote)\s+(?:column\s+)?`?([A-Za-z_][A-Za-z0-9_]*)`?\s+"
+    r"(?:from\s+[A-Za-z]+(?:\([^)]*\))?\s+)?(?:to|type|as)\s+([A-Za-z]+(?:\(\s*\d+\s*(?:,\s*\d+\s*)?\))?)", re.I)
 _DROP = re.compile(r"drop\s+(?:column\s+)?`?([A-Za-z_][A-Za-z0-9_]*)`?", re.I)
 _SQL_TYPES = {"string", "int", "integer", "bigint", "long", "smallint", "tinyint", "byte", "short", "double", "float",
               "boolean", "date", "timestamp", "timestamp_ntz", "decimal", "binary", "variant"}
@@ -537,9 +541,12 @@ def parse_change(summary: str) -> dict[str, str]:
     found: dict[str, str] = {}
     if match := _RENAME.search(summary):
         found.update(column=match.group(1), new_name=match.group(2))
-    elif match := _COLUMN_TYPE.search(summary):
-        if match.group(2).split("(")[0].lower() in _SQL_TYPES:
-            found.update(column=match.group(1), type=match.group(2).upper())
+    else:
+        for pattern in (_COLUMN_TYPE, _WIDEN):
+            match = pattern.search(summary)
+            if match and match.group(2).split("(")[0].lower() in _SQL_TYPES:
+                found.update(column=match.group(1), type=match.group(2).upper())
+                break
     if "column" not in found and (match := _DROP.search(summary)):
         found.update(column=match.group(1))
     return found
@@ -611,6 +618,10 @@ def schema_change_sql(a: Inputs) -> str:
             lines.append(f"ALTER TABLE {table} RENAME COLUMN {sql_ident(column)} TO {sql_ident(change['new_name'])};")
         else:
             lines.append(f"ALTER TABLE {table} DROP COLUMN {sql_ident(column)};")
+    if "column" not in change and not kind.startswith("enum"):
+        # Nothing to run against a placeholder column: the statements stay commented until the column is filled in.
+        lines[5:] = ["-- No column (and type) could be read from the change summary: put them into these statements,",
+                     "-- then uncomment them.", *[line if line.startswith("--") else f"-- {line}" for line in lines[5:]]]
     note = f"Last schema change {dt.date.today().isoformat()}: {a.text('change_summary')}"
     lines += ["", "-- Changelog entry in the table's own metadata (the Delta history records the DDL as well).",
               f"COMMENT ON TABLE {table} IS {sql_str(note)};",
