@@ -372,3 +372,16 @@ def test_a_summary_without_a_column_leaves_no_statement_against_a_placeholder() 
     statements = [s for s in sqlglot.parse(sql, read="databricks") if s is not None and not isinstance(s, exp.Semicolon)]
     named = {node.name for s in statements for node in s.walk() if isinstance(node, exp.Identifier)}
     assert statements and "new_column" not in named, [s.sql() for s in statements]
+
+
+def test_a_service_credential_on_an_older_classic_runtime_is_called_out() -> None:
+    answers = {**defaults("kinesis-connector-setup"), "iam_role": "kinesis-reader-profile", "compute_kind": "classic",
+               "runtime": "15.4 LTS"}
+    code = next(a.content for a in generate("kinesis-connector-setup", answers, {}, "docs/k.md")
+                if a.path.endswith("kinesis_source.py"))
+    assert '.option("serviceCredential", AWS_AUTH)' in code and "need Databricks Runtime 16.1" in code
+    notes = " ".join(step_notes("kinesis-connector-setup", answers))
+    assert "16.1" in notes
+    newer = {**answers, "runtime": "16.4 LTS"}
+    assert "16.1" not in next(a.content for a in generate("kinesis-connector-setup", newer, {}, "docs/k.md")
+                              if a.path.endswith("kinesis_source.py"))

@@ -723,6 +723,22 @@ def kinesis_auth(a: Inputs) -> tuple[str, str]:
     return "roleArn", role
 
 
+def runtime_before(version: tuple[int, int]) -> bool:
+    """Whether the thread's classic Databricks Runtime is older than ``version`` (unknown or serverless: no)."""
+    design = current()
+    match = re.match(r"^\s*(\d+)\.(\d+)", design.runtime or "")
+    return not design.serverless and match is not None and (int(match.group(1)), int(match.group(2))) < version
+
+
+def credential_warning(a: Inputs) -> str:
+    """What stops a Unity Catalog service credential on the thread's runtime (empty when nothing does)."""
+    option, _ = kinesis_auth(a)
+    if option != "serviceCredential" or not runtime_before((16, 1)):
+        return ""
+    return (f"Unity Catalog service credentials need Databricks Runtime 16.1 or above; on {current().runtime} give the "
+            "IAM role's ARN instead (roleArn) or move the job to 16.1+.")
+
+
 def other_readers(a: Inputs) -> int:
     """Applications besides this one that read the stream."""
     return max(0, a.int("stream_readers") - 1)
@@ -788,6 +804,7 @@ def kinesis_module(a: Inputs, path: str = "kinesis_source.py") -> str:
     doc = [
         compute_note(),
         f"Reads Kinesis stream {a.text('stream')} ({a.text('region')}) into {table}.",
+        *([credential_warning(a)] if credential_warning(a) else []),
         "The IAM principal needs ListShards, GetRecords and GetShardIterator (plus consumer registration for "
         "enhanced fan-out). A deleted and recreated stream needs a new checkpoint.",
         "Retries and backoff come from the job (continuous jobs retry with exponential backoff); throttled reads "
@@ -835,6 +852,8 @@ def kinesis_notes(answers: dict[str, str]) -> list[str]:
     a = Inputs(answers, KINESIS_DEFAULTS)
     option, value = kinesis_auth(a)
     auth = f"`roleArn={value}`" if option == "roleArn" else f"the Unity Catalog service credential `{value}`"
+    warning = credential_warning(a)
+    auth += f" ({warning})" if warning else ""
     first = (f"Access through {auth}, never access keys; the principal needs ListShards, GetRecords and "
              f"GetShardIterator. Progress lives in `{a.text('checkpoint_root')}`; "
              f"`initialPosition={a.text('initial_position')}` applies only to a new checkpoint; the job retries "
