@@ -227,9 +227,12 @@ def test_dlt_kafka_pipeline_parses_the_payload_and_aggregates_the_measure(spark,
     asked: list = []
 
     class KafkaPipeline(LocalPipeline):
+        files_per_batch = 2  # Silver and quarantine: one micro-batch; Gold: one file per batch (the watermark moves)
+
         def source(self, recorded):
             asked.append(recorded)
-            return self.spark.readStream.schema(schema).option("maxFilesPerTrigger", 1).parquet(str(folder))
+            return (self.spark.readStream.schema(schema).option("maxFilesPerTrigger", self.files_per_batch)
+                    .parquet(str(folder)))
 
     pipeline = KafkaPipeline(spark, fake.datasets, None, [], tmp_path)
     module._spark = lambda: pipeline
@@ -237,6 +240,7 @@ def test_dlt_kafka_pipeline_parses_the_payload_and_aggregates_the_measure(spark,
     out = {}
     for table in (module.SILVER_TABLE, module.QUARANTINE_TABLE, module.GOLD_TABLE):
         name = "dlt_" + table.replace(".", "_")
+        pipeline.files_per_batch = 1 if table == module.GOLD_TABLE else 2
         query = (pipeline.evaluate(table).writeStream.format("memory").queryName(name).outputMode("append")
                  .option("checkpointLocation", str(tmp_path / "chk" / name)).trigger(availableNow=True).start())
         query.awaitTermination()
