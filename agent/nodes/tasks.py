@@ -305,7 +305,7 @@ def compose_document(state: State, runtime: Runtime[Context], config: RunnableCo
         block = (run.get("guidance") or [])[n - 1] if n - 1 < len(run.get("guidance") or []) else None
         if block and block["text"]:
             parts += ["Guidance from the knowledge base:", "", block["text"], "", "Sources:", _citations(block), ""]
-    flow = diagram(run["task_id"], run.get("answers") or {})
+    flow = diagram(run["task_id"], run.get("answers") or {}, design)
     if flow:
         parts += ["## Data flow · 数据流", "", "```mermaid", flow.rstrip("\n"), "```", ""]
     artifacts = generate(run["task_id"], run.get("answers") or {}, run.get("rendered") or {}, task.doc_output_location,

@@ -385,3 +385,16 @@ def test_a_service_credential_on_an_older_classic_runtime_is_called_out() -> Non
     newer = {**answers, "runtime": "16.4 LTS"}
     assert "16.1" not in next(a.content for a in generate("kinesis-connector-setup", newer, {}, "docs/k.md")
                               if a.path.endswith("kinesis_source.py"))
+
+
+def test_the_pipeline_diagram_draws_what_the_code_reads() -> None:
+    from tools.artifacts import diagram
+
+    design = Design()
+    generate("kafka-connector-setup", {**defaults("kafka-connector-setup"), "target_table": "fin.bronze.payments"}, {},
+             "docs/streaming/kafka-connector.md", None, design)
+    answers = defaults("dlt-streaming-pipeline", design)
+    flow = diagram("dlt-streaming-pipeline", answers, design)
+    code = next(a.content for a in generate("dlt-streaming-pipeline", answers, {}, "docs/d.md", None, design)
+                if a.path.endswith("dlt_pipeline.py"))
+    assert "BRONZE_TABLE" not in code and "Bronze<br/>" not in flow and "fin.bronze.payments" in flow
