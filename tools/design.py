@@ -80,7 +80,10 @@ TABLE_ROLES: dict[tuple[str, str], tuple[str, ...]] = {
     ("latency-slo-and-alerts", "metrics_table"): ("metrics",),
     ("autoloader-streaming-ingest", "dlq_table"): ("dlq",),
     ("dlt-streaming-pipeline", "source"): ("bronze",),
+    ("source-inventory-streaming", "bronze_table"): ("bronze",),
 }
+# Columns a Bronze writer stamps with the time a row arrived (the disorder measure's arrival column).
+ARRIVAL_COLUMNS = ("ingest_ts", "_ingest_ts")
 
 
 @dataclass
@@ -201,6 +204,8 @@ class Design:
             return self.payload_schema
         if key == "sasl_mechanism" and self.sasl_mechanism:
             return self.sasl_mechanism
+        if key == "arrival_column" and (bronze := self.table_by_role("bronze")) is not None:
+            return self.arrival_column(bronze.name, default)
         if "checkpoint" in key and self.checkpoint_root and isinstance(default, str) and "/" in default:
             return f"{self.checkpoint_root.rstrip('/')}/{default.rstrip('/').rsplit('/', 1)[-1]}"
         return self.in_thread_catalog(default)
@@ -229,6 +234,13 @@ class Design:
         if found is None or not found.columns or wanted in found.columns:
             return wanted
         return found.event_time or next((c for c, t in found.columns.items() if t.startswith("TIMESTAMP")), wanted)
+
+    def arrival_column(self, table: str, wanted: str) -> str:
+        """``wanted`` when ``table`` has it (or its columns are unknown), else the arrival column its writer stamps."""
+        columns = self.columns_of(table)
+        if not columns or wanted in columns:
+            return wanted
+        return next((c for c in ARRIVAL_COLUMNS if c in columns), wanted)
 
     def writer_of(self, table: str) -> TableDesign | None:
         """The design of ``table`` if some file already writes it."""

@@ -398,3 +398,18 @@ def test_the_pipeline_diagram_draws_what_the_code_reads() -> None:
     code = next(a.content for a in generate("dlt-streaming-pipeline", answers, {}, "docs/d.md", None, design)
                 if a.path.endswith("dlt_pipeline.py"))
     assert "BRONZE_TABLE" not in code and "Bronze<br/>" not in flow and "fin.bronze.payments" in flow
+
+
+@pytest.mark.parametrize("source", ["autoloader-streaming-ingest", "kafka-connector-setup", "kinesis-connector-setup"])
+def test_the_disorder_measure_reads_the_bronze_table_the_thread_wrote(source: str) -> None:
+    design = Design()
+    generate(source, defaults(source, design), {}, "docs/streaming/src.md", None, design)
+    bronze = design.table_by_role("bronze")
+    for answers in (defaults("source-inventory-streaming", design),
+                    {**defaults("source-inventory-streaming", design), "arrival_column": "ingest_ts",
+                     "bronze_table": bronze.name}):
+        assert answers["bronze_table"] == bronze.name
+        sql = next(a.content for a in generate("source-inventory-streaming", answers, {}, "docs/s.md", None, design)
+                   if a.path.endswith("measure_disorder.sql"))
+        read = {c.name for s in sqlglot.parse(sql, read="databricks") if s is not None for c in s.find_all(exp.Column)}
+        assert read <= set(bronze.columns), (source, sorted(read - set(bronze.columns)))

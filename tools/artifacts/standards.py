@@ -260,10 +260,14 @@ def inventory_yaml(a: Inputs) -> str:
 
 def disorder_sql(a: Inputs) -> str:
     """Lateness distribution measured in Bronze: arrival time minus event time."""
-    ts, arrival = sql_ident(a.text("event_time_column")), sql_ident(a.text("arrival_column"))
     bronze = table_name(a.text("bronze_table"))
-    return f"""-- How late and out of order does {a.text('source_name')} deliver? Arrival ({a.text('arrival_column')})
--- minus event time ({a.text('event_time_column')}), per day, over the last 7 days, in seconds.
+    # Only columns the Bronze writer of this thread produces (Auto Loader stamps _ingest_ts, not ingest_ts).
+    design = current()
+    ts_name = design.time_column(bronze, a.text("event_time_column"))
+    arrival_name = design.arrival_column(bronze, a.text("arrival_column"))
+    ts, arrival = sql_ident(ts_name), sql_ident(arrival_name)
+    return f"""-- How late and out of order does {a.text('source_name')} deliver? Arrival ({arrival_name})
+-- minus event time ({ts_name}), per day, over the last 7 days, in seconds.
 SELECT date_trunc('DAY', {arrival}) AS day,
        count(*) AS events,
        percentile_approx(unix_timestamp({arrival}) - unix_timestamp({ts}), 0.5) AS p50_lateness_s,
