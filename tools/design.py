@@ -334,6 +334,11 @@ def record_table(name: str, role: str, columns: dict[str, str] | None = None, *,
     design.tables[name] = table
     if role == "dlq" and not design.dlq_table:
         design.dlq_table = name
+    if role in ("bronze", "silver"):
+        # The first event table fixes the thread's event time and id: later commands offer them as defaults
+        # (a Kinesis payload with click_ts / click_id must not be read as event_time / event_id downstream).
+        design.event_time = design.event_time or table.event_time
+        design.id_column = design.id_column or table.id_column
     return table
 
 

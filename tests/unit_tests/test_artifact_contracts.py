@@ -413,3 +413,19 @@ def test_the_disorder_measure_reads_the_bronze_table_the_thread_wrote(source: st
                    if a.path.endswith("measure_disorder.sql"))
         read = {c.name for s in sqlglot.parse(sql, read="databricks") if s is not None for c in s.find_all(exp.Column)}
         assert read <= set(bronze.columns), (source, sorted(read - set(bronze.columns)))
+
+
+@pytest.mark.parametrize("source", ["kafka-connector-setup", "eventhubs-connector-setup", "kinesis-connector-setup"])
+def test_later_commands_offer_the_event_time_and_id_the_bronze_payload_has(source: str) -> None:
+    design = Design()
+    payload = "click_id STRING, click_ts TIMESTAMP, page STRING"
+    generate(source, {**defaults(source, design), "payload_schema": payload, "event_id_field": "click_id"}, {},
+             "docs/streaming/src.md", None, design)
+    bronze = design.table_by_role("bronze")
+    for task_id in ("dedup-and-idempotency", "streaming-dq-expectations", "schema-evolution-live",
+                    "dlt-streaming-pipeline"):
+        answers = defaults(task_id, design)
+        assert answers.get("source_table", answers.get("source")) == bronze.name, task_id
+        for key in ("id_key", "id_column", "time_field", "event_time_column"):
+            if key in answers:
+                assert answers[key] in bronze.columns, (source, task_id, key, answers[key])

@@ -482,6 +482,15 @@ def kafka_config(a: Inputs) -> str:
     })
 
 
+def payload_id(schema: str) -> str | None:
+    """The event id of a payload schema: the design's when the payload has it, else ``id`` or the first ``*_id``."""
+    columns = schema_columns(schema)
+    known = current().id_column
+    if known and known in columns:
+        return known
+    return next((c for c in columns if c == "id" or c.endswith("_id")), None)
+
+
 def bus_columns(schema: str, coordinates: dict[str, str]) -> dict[str, str]:
     """The columns a message-bus Bronze table gets: coordinates, the raw value, the parsed payload."""
     return {**coordinates, **schema_columns(schema), "ingest_ts": "TIMESTAMP"}
@@ -658,7 +667,8 @@ def eventhubs_generate(answers: dict[str, str], rendered: dict[str, str], doc_lo
     path = str(folder / "eventhubs_source.py")
     columns = bus_columns(a.text("payload_schema"), {"body": "STRING", "event_hub": "STRING", "partition": "INT",
                                                       "offset": "BIGINT", "enqueued_ts": "TIMESTAMP"})
-    record_table(a.text("target_table"), "bronze", columns, writer=path, event_time=event_time_of(a.text("payload_schema")))
+    record_table(a.text("target_table"), "bronze", columns, writer=path, event_time=event_time_of(a.text("payload_schema")),
+                 id_column=payload_id(a.text("payload_schema")))
     current().sources.append({"kind": "eventhubs", "name": a.text("event_hub")})
     return [Artifact(path, eventhubs_module(a, path), "python",
                      "Event Hubs source through the Kafka endpoint: connection string from a secret scope, "
@@ -829,7 +839,8 @@ def kinesis_generate(answers: dict[str, str], rendered: dict[str, str], doc_loca
     columns = bus_columns(a.text("payload_schema"), {"body": "STRING", "stream_name": "STRING", "partitionKey": "STRING",
                                                       "shardId": "STRING",
                                                       "sequenceNumber": "STRING", "arrival_ts": "TIMESTAMP"})
-    record_table(a.text("target_table"), "bronze", columns, writer=path, event_time=event_time_of(a.text("payload_schema")))
+    record_table(a.text("target_table"), "bronze", columns, writer=path, event_time=event_time_of(a.text("payload_schema")),
+                 id_column=payload_id(a.text("payload_schema")))
     current().sources.append({"kind": "kinesis", "name": a.text("stream")})
     auth_option, auth = kinesis_auth(a)
     config = {"streamName": a.text("stream"), "region": a.text("region"), auth_option: auth,
