@@ -387,6 +387,10 @@ def dlt_spec(a: Inputs, path: str = "dlt_pipeline.py") -> PipelineSpec:
     # has it), and a Bronze table is not copied into a second Bronze table.
     known = dict(source.columns) if kind == "delta" and source is not None else {}
     bronze = None if kind == "delta" and source is not None and source.role == "bronze" else a.text("bronze_table")
+    if bronze is None and source is not None:
+        current().notices.append(f"`{source.name}` is already the thread's Bronze table (written by `{source.writer}`): "
+                                 f"the pipeline reads it directly and declares no second Bronze "
+                                 f"(`{a.text('bronze_table')}` is not created).")
     base = [Rule("has_event_time", f"{sql_ident(event_time)} IS NOT NULL", "DROP")]
     if kind == "autoloader":
         # A new producer column lands in _rescued_data: count it (WARN), never quarantine a complete row for it.

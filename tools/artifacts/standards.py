@@ -261,10 +261,16 @@ def inventory_yaml(a: Inputs) -> str:
 def disorder_sql(a: Inputs) -> str:
     """Lateness distribution measured in Bronze: arrival time minus event time."""
     bronze = table_name(a.text("bronze_table"))
-    # Only columns the Bronze writer of this thread produces (Auto Loader stamps _ingest_ts, not ingest_ts).
+    ts_name, arrival_name = a.text("event_time_column"), a.text("arrival_column")
     design = current()
-    ts_name = design.time_column(bronze, a.text("event_time_column"))
-    arrival_name = design.arrival_column(bronze, a.text("arrival_column"))
+    writer = design.writer_of(bronze)
+    missing = [c for c in (ts_name, arrival_name) if writer is not None and writer.columns and c not in writer.columns]
+    if missing:
+        # The user's columns are kept (their table may differ), but the document says what the thread's writer has.
+        design.notices.append(
+            f"`{bronze}` as `{writer.writer}` writes it has no {', '.join(f'`{c}`' for c in missing)}: "
+            f"measure_disorder.sql reads them; its event time is `{writer.event_time}` and its arrival column "
+            f"`{design.arrival_column(bronze, arrival_name)}`.")
     ts, arrival = sql_ident(ts_name), sql_ident(arrival_name)
     return f"""-- How late and out of order does {a.text('source_name')} deliver? Arrival ({arrival_name})
 -- minus event time ({ts_name}), per day, over the last 7 days, in seconds.
