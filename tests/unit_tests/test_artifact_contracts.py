@@ -431,3 +431,10 @@ def test_later_commands_offer_the_event_time_and_id_the_bronze_payload_has(sourc
         for key in ("id_key", "id_column", "time_field", "event_time_column"):
             if key in answers:
                 assert answers[key] in bronze.columns, (source, task_id, key, answers[key])
+
+
+@pytest.mark.parametrize("task_id", DOMAIN)
+def test_step_notes_carry_values_not_code(task_id: str) -> None:
+    for answers in (defaults(task_id), {**defaults(task_id), **CUSTOM[task_id][0]}):
+        for note in step_notes(task_id, answers):
+            assert not re.search(r"\{[a-z_]+\.[a-z_]+\(", note), (task_id, note)  # an f-string that lost its f

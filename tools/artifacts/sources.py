@@ -689,7 +689,7 @@ def eventhubs_notes(answers: dict[str, str]) -> list[str]:
     first = (f"Connection string from `dbutils.secrets.get(scope=\"{scope}\", key=\"{key}\")` (a Listen-only shared "
              f"access policy); rotate every {a.duration('rotation_period').spark}. Spark generates "
              f"a consumer group per query named with the prefix `{a.text('consumer_group')}` (`groupIdPrefix`; offsets "
-             "live in the checkpoint, so no `kafka.group.id` is set). `startingOffsets={a.text('starting_offsets')}` "
+             f"live in the checkpoint, so no `kafka.group.id` is set). `startingOffsets={a.text('starting_offsets')}` "
              f"applies to a new checkpoint; {partitions} partitions give {partitions} parallel read tasks "
              "(raise with `minPartitions`).")
     egress_events = tus * 4096
