@@ -287,3 +287,34 @@ def test_autoloader_csv_reads_the_header_line_as_column_names(spark, tmp_path: P
     frame = spark.read.format(options["cloudFiles.format"]).options(**plain).schema(module.SCHEMA_HINTS).load(str(landing))
     rows = module.transform(frame.select("*", "_metadata")).collect()
     assert [(r[module.ID_COLUMN], r["_malformed"]) for r in rows] == [("c1", False)]
+
+
+def test_kafka_bronze_keeps_a_lagging_partitions_records(spark, tmp_path: Path) -> None:
+    """Catch-up from earliest: a partition whose records are hours older than another's is read a batch later.
+
+    Bronze must keep them (only producer retries are dropped); a watermark on the Kafka timestamp dropped them as late.
+    """
+    module, _ = generated("kafka-connector-setup", defaults("kafka-connector-setup"), "kafka_source.py", tmp_path)
+    folder = tmp_path / "catch_up"
+    schema = "key binary, value binary, topic string, partition int, offset bigint, timestamp timestamp"
+
+    def record(event_id: str, partition: int, offset: int, hour: int) -> tuple:
+        at = dt.datetime(2026, 12, 4, hour, 0, tzinfo=dt.UTC)
+        body = json.dumps({"event_id": event_id, "event_time": at.isoformat(), "amount": 1.0}).encode()
+        return (event_id.encode(), body, "orders", partition, offset, at)
+
+    batches = [[record("a", 0, 10, 12), record("a", 0, 11, 12)],  # a producer retry: one copy is kept
+               [record("c", 0, 12, 12)],
+               # The lagging partition, three hours older (late filtering uses the watermark one batch behind).
+               [record("b", 1, 5, 9)]]
+    for n, rows in enumerate(batches):
+        before = set(folder.glob("*.parquet"))
+        spark.createDataFrame(rows, schema).coalesce(1).write.mode("append").parquet(str(folder))
+        for path in set(folder.glob("*.parquet")) - before:  # the file source reads oldest first: one file a batch
+            os.utime(path, (1_000_000 + n * 1000, 1_000_000 + n * 1000))
+    name = "catch_up_bronze"
+    query = (module.transform(spark.readStream.schema(schema).option("maxFilesPerTrigger", 1).parquet(str(folder)))
+             .writeStream.format("memory").queryName(name).option("checkpointLocation", str(tmp_path / "chk_catch_up"))
+             .trigger(availableNow=True).start())
+    query.awaitTermination()
+    assert sorted(r["event_id"] for r in spark.table(name).collect()) == ["a", "b", "c"]
