@@ -32,6 +32,21 @@ COMPUTE_QUESTIONS: list[dict[str, Any]] = [
      "kind": "text", "default": "16.4 LTS", "choices": []},
 ]
 
+# Questions the generated code needs beyond the pack task's own (asked after them). The SASL mechanism decides
+# the login module: PLAIN on a SCRAM cluster (Amazon MSK on 9096, most self-managed clusters) fails to log in.
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+SASL_QUESTION: dict[str, Any] = {
+    "key": "sasl_mechanism", "ask": "Which SASL mechanism do the Kafka brokers use (kafka.sasl.mechanism)?",
+    "kind": "choice", "default": "PLAIN", "choices": list(SASL_MECHANISMS)}
+EXTRA_QUESTIONS: dict[str, list[dict[str, Any]]] = {
+    "kafka-connector-setup": [SASL_QUESTION],
+    "dlt-streaming-pipeline": [SASL_QUESTION],
+}
+# Template placeholders whose answer no artefact uses: the generator writes that config from the code's values
+# (the Kafka JAAS config is built from the username and password secrets), so asking would mislead.
+# The pipeline spec's checkpoint location likewise: a declarative pipeline keeps its flows' checkpoints itself.
+SUPERSEDED_QUESTIONS = frozenset({("kafka-connector-setup", "jaas"), ("dlt-streaming-pipeline", "path")})
+
 # Task ids whose generated code changes with the compute (trigger, spark.conf, persist, credentials); the
 # others do not ask. The bundles may read the design's compute as well (``current().serverless``).
 COMPUTE_TASKS = frozenset({
@@ -69,7 +84,10 @@ TABLE_ROLES: dict[tuple[str, str], tuple[str, ...]] = {
     ("autoloader-streaming-ingest", "dlq_table"): ("dlq",),
     ("dlt-streaming-pipeline", "source"): ("bronze",),
     ("streaming-runbook", "target_table"): ("gold", "silver"),
+    ("source-inventory-streaming", "bronze_table"): ("bronze",),
 }
+# Columns a Bronze writer stamps with the time a row arrived (the disorder measure's arrival column).
+ARRIVAL_COLUMNS = ("ingest_ts", "_ingest_ts")
 
 # The catalog the pack's example defaults use; a thread with its own catalog gets its tables offered there.
 EXAMPLE_CATALOG = "main"
@@ -117,6 +135,7 @@ class Design:
         query_names: streaming query name -> the file that starts it.
         checkpoint_root: the folder every query's checkpoint lives under.
         payload_schema: the DDL schema of the event payload (``event_id STRING, event_time TIMESTAMP, ...``).
+        sasl_mechanism: the Kafka brokers' SASL mechanism (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512).
         notices: what the last generation decided because of the design (shown in the task's document).
     """
 
@@ -133,6 +152,7 @@ class Design:
     query_names: dict[str, str] = field(default_factory=dict)
     checkpoint_root: str | None = None
     payload_schema: str | None = None
+    sasl_mechanism: str | None = None
     notices: list[str] = field(default_factory=list)
 
     # -- storage ------------------------------------------------------------------
@@ -195,6 +215,10 @@ class Design:
             return self.dlq_table
         if key == "payload_schema" and self.payload_schema:
             return self.payload_schema
+        if key == "sasl_mechanism" and self.sasl_mechanism:
+            return self.sasl_mechanism
+        if key == "arrival_column" and (bronze := self.table_by_role("bronze")) is not None:
+            return self.arrival_column(bronze.name, default)
         if "checkpoint" in key and self.checkpoint_root and isinstance(default, str) and "/" in default:
             return f"{self.checkpoint_root.rstrip('/')}/{default.rstrip('/').rsplit('/', 1)[-1]}"
         return self.in_thread_catalog(default)
@@ -250,6 +274,13 @@ class Design:
             return wanted
         return found.event_time or next((c for c, t in found.columns.items() if t.startswith("TIMESTAMP")), wanted)
 
+    def arrival_column(self, table: str, wanted: str) -> str:
+        """``wanted`` when ``table`` has it (or its columns are unknown), else the arrival column its writer stamps."""
+        columns = self.columns_of(table)
+        if not columns or wanted in columns:
+            return wanted
+        return next((c for c in ARRIVAL_COLUMNS if c in columns), wanted)
+
     def writer_of(self, table: str) -> TableDesign | None:
         """The design of ``table`` if some file already writes it."""
         found = self.tables.get(table)
@@ -276,6 +307,12 @@ class Design:
                 self.id_column = str(value)
             elif key == "payload_schema":
                 self.payload_schema = str(value)
+            elif key == "sasl_mechanism":
+                self.sasl_mechanism = str(value).upper()
+            elif key == "security" and not self.sasl_mechanism:
+                # The source inventory's security note names the mechanism: later Kafka commands offer it.
+                found = re.search(r"SCRAM-SHA-(256|512)|\bPLAIN\b", str(value), re.I)
+                self.sasl_mechanism = found.group(0).upper() if found else None
             elif key == "dlq_table" and not self.dlq_table:
                 self.dlq_table = str(value)
         # A query's own checkpoint sits in the root: its parent is the root. *init-standards* asks for the root
@@ -341,6 +378,11 @@ def record_table(name: str, role: str, columns: dict[str, str] | None = None, *,
     design.tables[name] = table
     if role == "dlq" and not design.dlq_table:
         design.dlq_table = name
+    if role in ("bronze", "silver"):
+        # The first event table fixes the thread's event time and id: later commands offer them as defaults
+        # (a Kinesis payload with click_ts / click_id must not be read as event_time / event_id downstream).
+        design.event_time = design.event_time or table.event_time
+        design.id_column = design.id_column or table.id_column
     return table
 
 

@@ -35,7 +35,7 @@ from agent.state import State
 from knowledge.loader import Pack, Task, Template
 from tools.artifacts import diagram, generate, step_notes
 from tools.checklist import Target, run_checklist
-from tools.design import COMPUTE_QUESTIONS, COMPUTE_TASKS, Design
+from tools.design import COMPUTE_QUESTIONS, COMPUTE_TASKS, EXTRA_QUESTIONS, SUPERSEDED_QUESTIONS, Design
 from tools.templates import TemplateError, render
 from tools.values import KIND_HINTS, check_value
 
@@ -87,8 +87,9 @@ def design_questions(task_id: str, questions: list[dict[str, Any]],
     thread. A fact the design holds for every task (compute, event-time and id columns) is not asked again;
     tables and paths of earlier commands become the offered defaults.
     """
-    questions = [dict(q) for q in questions]
+    questions = [dict(q) for q in questions if (task_id, q["key"]) not in SUPERSEDED_QUESTIONS]
     keys = {q["key"] for q in questions}
+    questions += [dict(q) for q in EXTRA_QUESTIONS.get(task_id, []) if q["key"] not in keys]
     if task_id in COMPUTE_TASKS:
         questions += [dict(q) for q in COMPUTE_QUESTIONS if q["key"] not in keys]
     examples = {q["key"]: q.get("default") for q in questions}  # the pack's own, before the design's
@@ -310,7 +311,7 @@ def compose_document(state: State, runtime: Runtime[Context], config: RunnableCo
         block = (run.get("guidance") or [])[n - 1] if n - 1 < len(run.get("guidance") or []) else None
         if block and block["text"]:
             parts += ["Guidance from the knowledge base:", "", block["text"], "", "Sources:", _citations(block), ""]
-    flow = diagram(run["task_id"], run.get("answers") or {})
+    flow = diagram(run["task_id"], run.get("answers") or {}, design)
     if flow:
         parts += ["## Data flow · 数据流", "", "```mermaid", flow.rstrip("\n"), "```", ""]
     artifacts = generate(run["task_id"], run.get("answers") or {}, run.get("rendered") or {}, task.doc_output_location,

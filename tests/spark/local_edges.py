@@ -419,8 +419,8 @@ class _MergeBuilder:
             raise NotImplementedError(f"the local MERGE supports key equality conditions only: {self.condition!r}")
         source_alias = next(m.group(3) if m.group(1) == target_alias else m.group(1) for m in pairs)
         if not tables.exists(name):
-            # The deployment creates the target before the first MERGE; do the same with the source's schema.
-            tables.replace(self.source.limit(0), name)
+            # As Delta: a MERGE into a table that does not exist fails (the module must create it first).
+            raise RuntimeError(f"[DELTA_MISSING_DELTA_TABLE] {name} is not a Delta table: MERGE needs the target")
         target = tables.read(name)
         columns = target.columns
         joined = target.withColumn("__in_t", F.lit(True)).alias(target_alias).join(
@@ -438,6 +438,27 @@ class _MergeBuilder:
         tables.replace(merged.localCheckpoint(), name)  # materialise before the old files are replaced
 
 
+class _CreateBuilder:
+    """``DeltaTable.createIfNotExists(spark).tableName(...).addColumns(schema).execute()`` on the local tables."""
+
+    def __init__(self, spark: Any, tables: LocalTables | None) -> None:
+        self.spark, self.tables, self.name, self.schema = spark, tables, "", None
+
+    def tableName(self, name: str) -> _CreateBuilder:  # noqa: N802 - Delta's names
+        self.name = name
+        return self
+
+    def addColumns(self, schema: Any) -> _CreateBuilder:  # noqa: N802
+        self.schema = schema
+        return self
+
+    def execute(self) -> None:
+        if self.tables is None:
+            raise RuntimeError("no local tables configured")
+        if not self.tables.exists(self.name):
+            self.tables.replace(self.spark.createDataFrame([], self.schema), self.name)
+
+
 def _delta_table_class(tables: LocalTables | None) -> type:
     class DeltaTable:
         """``delta.tables.DeltaTable`` for the local tables (forName, alias, merge)."""
@@ -450,6 +471,10 @@ def _delta_table_class(tables: LocalTables | None) -> type:
             if tables is None:
                 raise RuntimeError("no local tables configured")
             return cls(name)
+
+        @classmethod
+        def createIfNotExists(cls, spark: Any) -> _CreateBuilder:  # noqa: N802 - Delta's name
+            return _CreateBuilder(spark, tables)
 
         def alias(self, name: str) -> DeltaTable:
             self.alias_name = name

@@ -30,6 +30,7 @@ from tools.artifacts import (
 from tools.artifacts.base import Duration, Inputs, artifact_dir, channels, config_path, parse_percent, py, sql_ident
 from tools.artifacts.bundles import quartz_every
 from tools.artifacts.diagrams import label
+from tools.design import EXTRA_QUESTIONS, SUPERSEDED_QUESTIONS
 from tools.lint import check_text
 from tools.values import check_value
 
@@ -108,8 +109,11 @@ CUSTOM: dict[str, tuple[dict[str, str], list[tuple[str, str]]]] = {
          "checkpoint_root": "/Volumes/acme/rt/chk/clicks_kafka", "target_table": "acme.bronze.clicks_kafka",
          "starting_offsets": "earliest", "event_id_field": "click_id", "dedup_window": "30 minutes",
          "trigger_interval": "30 seconds", "servers": "kafka-1.acme.io:9093", "topic": "clicks.v2",
-         "sasl_username_secret": "prod-kafka/sasl-user", "sasl_password_secret": "prod-kafka/sasl-pass"},
-        [("kafka_source.py", 'BOOTSTRAP_SERVERS = "kafka-1.acme.io:9093"'), ("kafka_source.py", 'TOPIC = "clicks.v2"'),
+         "sasl_username_secret": "prod-kafka/sasl-user", "sasl_password_secret": "prod-kafka/sasl-pass",
+         "sasl_mechanism": "SCRAM-SHA-512"},
+        [("kafka_source.py", 'BOOTSTRAP_SERVERS = "kafka-1.acme.io:9093"'),
+         ("kafka_source.py", 'SASL_MECHANISM = "SCRAM-SHA-512"'), ("kafka_source.py", ".scram.ScramLoginModule"),
+         ("kafka-connector-config.json", '"kafka.sasl.mechanism": "SCRAM-SHA-512"'), ("kafka_source.py", 'TOPIC = "clicks.v2"'),
          ("kafka_source.py", 'SECRET_SCOPE = "prod-kafka"'), ("kafka_source.py", 'SECRET_KEY_NAME = "sasl-user"'),
          ("kafka_source.py", 'PASSWORD_SECRET_KEY_NAME = "sasl-pass"'),
          ("kafka_source.py", "dbutils.secrets.get(scope=SECRET_SCOPE, key=SECRET_KEY_NAME)"),
@@ -144,7 +148,7 @@ CUSTOM: dict[str, tuple[dict[str, str], list[tuple[str, str]]]] = {
          "allowed_lateness": "15 minutes", "target_table": "acme.gold.clicks_per_window", "pipeline_mode": "continuous",
          "bronze_table": "acme.bronze.clicks", "table": "acme.silver.clicks", "quarantine_table": "acme.quarantine.clicks",
          "window_duration": "10 minutes", "notification_email": "rt-oncall@acme.io",
-         "streaming-pipeline-spec-tmpl:name": "clicks_pipeline", "path": "/Volumes/acme/rt/chk/clicks_pipeline",
+         "streaming-pipeline-spec-tmpl:name": "clicks_pipeline",
          "expectations-streaming-tmpl:name": "positive_amount", "expr": "amount > 0", "action": "FAIL"},
         [("dlt_pipeline.py", 'SOURCE = "acme.raw.clicks"'), ("dlt_pipeline.py", 'GOLD_TABLE = "acme.gold.clicks_per_window"'),
          ("dlt_pipeline.py", 'SILVER_TABLE = "acme.silver.clicks"'),
@@ -304,8 +308,9 @@ CUSTOM: dict[str, tuple[dict[str, str], list[tuple[str, str]]]] = {
 
 
 def defaults_for(task_id: str) -> dict[str, str]:
-    """What #yolo gives the task: every question's default, unvalidated."""
-    return {q["key"]: q["default"] for q in task_questions(PACK, PACK.tasks[task_id]) if q["default"] is not None}
+    """What #yolo gives the task: every question's default, unvalidated (the extra questions the code asks too)."""
+    questions = [q for q in task_questions(PACK, PACK.tasks[task_id]) if (task_id, q["key"]) not in SUPERSEDED_QUESTIONS]
+    return {q["key"]: q["default"] for q in [*questions, *EXTRA_QUESTIONS.get(task_id, [])] if q["default"] is not None}
 
 
 def artefacts(task_id: str, answers: dict[str, str]) -> dict[str, object]:

@@ -46,10 +46,19 @@ def generate(task_id: str, answers: dict[str, str], rendered: dict[str, str], do
     return artifacts + diagnosis_artifacts(task_id, answers, rendered, doc_location, workspace)
 
 
-def diagram(task_id: str, answers: dict[str, str]) -> str | None:
-    """A Mermaid flowchart of the data flow the task describes, if it describes one."""
+def diagram(task_id: str, answers: dict[str, str], design: Design | None = None) -> str | None:
+    """A Mermaid flowchart of the data flow the task describes, if it describes one.
+
+    Drawn with the thread's design, as the code is generated: a pipeline on the thread's Bronze table draws no
+    second Bronze.
+    """
     draw = DIAGRAMS.get(task_id)
-    return draw(answers) if draw else None
+    if not draw:
+        return None
+    design = Design.from_dict(design.to_dict()) if design is not None else Design()
+    design.learn_answers(answers or {})
+    with using(design, task_id):
+        return draw(answers)
 
 
 def step_notes(task_id: str, answers: dict[str, str], design: Design | None = None) -> list[str]:

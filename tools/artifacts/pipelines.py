@@ -44,7 +44,7 @@ from tools.artifacts.bundles import (
 )
 from tools.artifacts.dlq import DEAD_LETTERS_FN, dlq_schema
 from tools.artifacts.skeleton import DBUTILS_HELPER, constants, header, join
-from tools.artifacts.sources import PAYLOAD_SCHEMA_DEFAULT, PLAIN_LOGIN_MODULE, schema_columns
+from tools.artifacts.sources import PAYLOAD_SCHEMA_DEFAULT, login_module, sasl_mechanism, schema_columns
 from tools.design import current, own_table, record_table
 
 FILE_FORMATS = ("json", "csv", "parquet", "avro")
@@ -83,6 +83,7 @@ class PipelineSpec:
     kafka_servers: str = ""
     kafka_user_secret: tuple[str, str] = ("", "")
     kafka_password_secret: tuple[str, str] = ("", "")
+    sasl_mechanism: str = "PLAIN"
     payload_schema: str = PAYLOAD_SCHEMA_DEFAULT
     measure: str | None = None  # numeric payload column the Gold aggregate sums
     id_column: str | None = None  # the event id (the dead letters' record key)
@@ -122,14 +123,14 @@ def _bronze_function(spec: PipelineSpec) -> str:
     dbutils = _dbutils(spark)
     username = dbutils.secrets.get(scope=SECRET_SCOPE, key=SECRET_KEY_NAME)
     password = dbutils.secrets.get(scope=PASSWORD_SECRET_SCOPE, key=PASSWORD_SECRET_KEY_NAME)
-    jaas_config = f"{PLAIN_LOGIN_MODULE} required username={json.dumps(username)} password={json.dumps(password)};"
+    jaas_config = f"{LOGIN_MODULE} required username={json.dumps(username)} password={json.dumps(password)};"
     value = F.col("value").cast("string")
     return (
         spark.readStream.format("kafka")
         .option("kafka.bootstrap.servers", BOOTSTRAP_SERVERS)
         .option("subscribe", SOURCE)
         .option("kafka.security.protocol", "SASL_SSL")
-        .option("kafka.sasl.mechanism", "PLAIN")
+        .option("kafka.sasl.mechanism", SASL_MECHANISM)
         .option("kafka.sasl.jaas.config", jaas_config)
         .option("startingOffsets", "earliest")
         .option("maxOffsetsPerTrigger", 100000)
@@ -196,7 +197,9 @@ def declarative_module(spec: PipelineSpec, deployed: Namespace | None = None) ->
                  ("SECRET_KEY_NAME", py(spec.kafka_user_secret[1]), "... under this key"),
                  ("PASSWORD_SECRET_SCOPE", py(spec.kafka_password_secret[0]), "secret scope holding the password ..."),
                  ("PASSWORD_SECRET_KEY_NAME", py(spec.kafka_password_secret[1]), "... under this key"),
-                 ("PLAIN_LOGIN_MODULE", py(PLAIN_LOGIN_MODULE), "shaded Kafka client class on Databricks Runtime")]
+                 ("SASL_MECHANISM", py(spec.sasl_mechanism), "kafka.sasl.mechanism: what the brokers accept"),
+                 ("LOGIN_MODULE", py(login_module(spec.sasl_mechanism)), "its shaded JAAS login module (Databricks "
+                  "Runtime)")]
     rows.append(("EVENT_TIME", py(spec.event_time), "event-time column"))
     if spec.lateness is not None:
         rows.append(("ALLOWED_LATENESS", py(spec.lateness.spark), "watermark delay of the stateful steps"))
@@ -347,6 +350,7 @@ DLT_DEFAULTS = {
     "kafka_bootstrap_servers": "broker1:9093,broker2:9093",
     "kafka_username_secret": "streaming/kafka-username",
     "kafka_password_secret": "streaming/kafka-password",
+    "sasl_mechanism": "PLAIN",
     "payload_schema": PAYLOAD_SCHEMA_DEFAULT,
     "measure_column": "amount",
     "streaming-pipeline-spec-tmpl:name": "orders_events_stream",
@@ -378,6 +382,15 @@ def dlt_spec(a: Inputs, path: str = "dlt_pipeline.py") -> PipelineSpec:
     payload = typed_payload(a.text("payload_schema"), event_time)
     columns = schema_columns(payload)
     measure = a.text("measure_column")
+    source = current().tables.get(a.text("source"))
+    # A Delta source another command of the thread writes: its columns are known (the measure is summed when it
+    # has it), and a Bronze table is not copied into a second Bronze table.
+    known = dict(source.columns) if kind == "delta" and source is not None else {}
+    bronze = None if kind == "delta" and source is not None and source.role == "bronze" else a.text("bronze_table")
+    if bronze is None and source is not None:
+        current().notices.append(f"`{source.name}` is already the thread's Bronze table (written by `{source.writer}`): "
+                                 f"the pipeline reads it directly and declares no second Bronze "
+                                 f"(`{a.text('bronze_table')}` is not created).")
     base = [Rule("has_event_time", f"{sql_ident(event_time)} IS NOT NULL", "DROP")]
     if kind == "autoloader":
         # A new producer column lands in _rescued_data: count it (WARN), never quarantine a complete row for it.
@@ -387,14 +400,14 @@ def dlt_spec(a: Inputs, path: str = "dlt_pipeline.py") -> PipelineSpec:
     return PipelineSpec(
         command="dlt-streaming", summary="Lakeflow Declarative Pipeline: Bronze → Silver (+ quarantine) → Gold.",
         source_kind=kind, source=a.text("source"), file_format=fmt if kind == "autoloader" else "json",
-        bronze_table=a.text("bronze_table"), silver_table=a.text("table"), quarantine_table=a.text("quarantine_table"),
+        bronze_table=bronze, silver_table=a.text("table"), quarantine_table=a.text("quarantine_table"),
         gold_table=a.text("target_table"), event_time=event_time, lateness=a.duration("allowed_lateness"),
         window=a.duration("window_duration"), rules=merge_rules(base, user),
         kafka_servers=a.text("kafka_bootstrap_servers"), kafka_user_secret=a.secret("kafka_username_secret"),
-        kafka_password_secret=a.secret("kafka_password_secret"), payload_schema=payload,
-        measure=measure if measure in columns and kind != "delta" else None,
+        kafka_password_secret=a.secret("kafka_password_secret"), sasl_mechanism=sasl_mechanism(a), payload_schema=payload,
+        measure=measure if (measure in known if kind == "delta" else measure in columns) else None,
         id_column=current().id_column or next((c for c in columns if c.endswith("_id") or c == "id"), None),
-        notes=[f"Source {a.text('source')} ({fmt}) → {a.text('bronze_table')} → {a.text('table')} "
+        notes=[f"Source {a.text('source')} ({fmt}) → {bronze or 'read directly (already Bronze)'} → {a.text('table')} "
                f"(rejects: {a.text('quarantine_table')}) → {a.text('target_table')}; "
                f"watermark {a.duration('allowed_lateness').spark} on {event_time}."],
     )
@@ -463,6 +476,18 @@ ORDER BY rows DESC;
 {freshness}"""
 
 
+def sum_type(sql_type: str) -> str:
+    """The type Spark's ``sum`` returns for a column of ``sql_type`` (integers widen, decimals gain 10 digits)."""
+    kind = sql_type.strip().upper()
+    if kind in ("TINYINT", "SMALLINT", "INT", "INTEGER", "BIGINT", "LONG", "BYTE", "SHORT"):
+        return "BIGINT"
+    if match := re.match(r"^DECIMAL\s*\(\s*(\d+)\s*,\s*(\d+)\s*\)$", kind):
+        return f"DECIMAL({min(38, int(match.group(1)) + 10)},{match.group(2)})"
+    if kind in ("DECIMAL", "DEC", "NUMERIC"):
+        return "DECIMAL(20,0)"
+    return "DOUBLE"
+
+
 def spec_columns(spec: PipelineSpec) -> dict[str, dict[str, str]]:
     """The columns each table of ``spec`` gets, as the generated pipeline code produces them."""
     payload = schema_columns(spec.payload_schema)
@@ -477,7 +502,7 @@ def spec_columns(spec: PipelineSpec) -> dict[str, dict[str, str]]:
     if spec.gold_table and spec.window is not None:
         gold = {"window_start": "TIMESTAMP", "window_end": "TIMESTAMP", "events": "BIGINT"}
         if spec.measure:
-            gold[f"total_{spec.measure}"] = "DOUBLE"
+            gold[f"total_{spec.measure}"] = sum_type(bronze.get(spec.measure) or payload.get(spec.measure, "DOUBLE"))
         out["gold"] = {**gold, "last_event_time": "TIMESTAMP"}
     return out
 
@@ -503,6 +528,26 @@ def expectations_yaml(spec: PipelineSpec) -> str:
                             "the same rules as the pipeline code)."])
 
 
+def pipeline_spec_yaml(spec: PipelineSpec, name: str, continuous: bool) -> str:
+    """The pipeline spec rendered from the code's values (the pack sample's checkpoint_location does not apply).
+
+    A Lakeflow Declarative Pipeline keeps each flow's checkpoint itself: there is no location to set.
+    """
+    data = {"version": 1, "pipeline": {
+        "name": name,
+        "source": {"kind": spec.source_kind, "name": spec.source},
+        "tables": {"bronze": spec.bronze_table or f"{spec.source} (read directly)", "silver": spec.silver_table,
+                   "quarantine": spec.quarantine_table, "gold": spec.gold_table},
+        "output_table": spec.silver_table,
+        "mode": "continuous" if continuous else "triggered",
+        "event_time": spec.event_time,
+        "watermark": spec.lateness.spark if spec.lateness else None,
+        "window": spec.window.spark if spec.window else None,
+        "checkpoints": "managed by the pipeline, one per flow (no checkpoint location to set)",
+    }}
+    return dump_yaml(data, [f"Pipeline {name} (generated with *{spec.command}; the same values as dlt_pipeline.py)."])
+
+
 def dlt_generate(answers: dict[str, str], rendered: dict[str, str], doc_location: str,
                  workspace: object = None) -> list[Artifact]:
     """Artefacts of ``dlt-streaming-pipeline``."""
@@ -516,6 +561,9 @@ def dlt_generate(answers: dict[str, str], rendered: dict[str, str], doc_location
     return [
         Artifact(config_path(doc_location, "expectations-streaming-tmpl.yaml"), expectations_yaml(spec), "yaml",
                  "Every expectation of the pipeline (the same rules as the code), with its action."),
+        Artifact(config_path(doc_location, "streaming-pipeline-spec-tmpl.yaml"),
+                 pipeline_spec_yaml(spec, name, a.choice("pipeline_mode") == "continuous"), "yaml",
+                 "The pipeline's sources, tables, mode and watermark (the same values as the code)."),
         Artifact(str(folder / "dlt_pipeline.py"), declarative_module(spec, targets.prod), "python",
                  "The pipeline (pyspark.pipelines): Bronze streaming table, rules in warn mode on a view, Silver and "
                  "quarantine split on the rules, Gold windowed aggregate with a watermark."),
@@ -533,7 +581,7 @@ def dlt_notes(answers: dict[str, str]) -> list[str]:
     """One decision line per step of ``dlt-streaming-pipeline``."""
     a = Inputs(answers, DLT_DEFAULTS)
     spec = dlt_spec(a)
-    first = (f"Streaming tables `{spec.bronze_table}` → `{spec.silver_table}` → `{spec.gold_table}`, event time "
+    first = (f"Streaming tables `{spec.bronze_table or spec.source}` → `{spec.silver_table}` → `{spec.gold_table}`, event time "
              f"`{spec.event_time}`; the Gold aggregate uses `withWatermark({spec.event_time!r}, "
              f"{spec.lateness.spark!r})` over {spec.window.spark} windows, so a window is final "
              f"{spec.lateness.spark} after its end. Mode: {a.text('pipeline_mode')}"

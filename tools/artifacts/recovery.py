@@ -36,8 +36,11 @@ from tools.artifacts.skeleton import (
     compute_note,
     constants,
     header,
+    job_main,
     join,
     main_block,
+    start_block,
+    target_section,
     trigger_arg,
 )
 from tools.artifacts.stateful import merge_write_batch
@@ -532,6 +535,10 @@ SCHEMA_DEFAULTS = {
 _COLUMN_TYPE = re.compile(
     r"column\s+`?([A-Za-z_][A-Za-z0-9_]*)`?\s+(?:to\s+|type\s+)?([A-Za-z]+(?:\(\s*\d+\s*(?:,\s*\d+\s*)?\))?)", re.I)
 _RENAME = re.compile(r"rename\s+(?:column\s+)?`?([A-Za-z_][A-Za-z0-9_]*)`?\s+to\s+`?([A-Za-z_][A-Za-z0-9_]*)`?", re.I)
+# "widen temperature to DOUBLE", "change amount from INT to BIGINT", "alter column qty type BIGINT".
+_WIDEN = re.compile(
+    r"(?:widen|change|alter|promote)\s+(?:column\s+)?`?([A-Za-z_][A-Za-z0-9_]*)`?\s+"
+    r"(?:from\s+[A-Za-z]+(?:\([^)]*\))?\s+)?(?:to|type|as)\s+([A-Za-z]+(?:\(\s*\d+\s*(?:,\s*\d+\s*)?\))?)", re.I)
 _DROP = re.compile(r"drop\s+(?:column\s+)?`?([A-Za-z_][A-Za-z0-9_]*)`?", re.I)
 _SQL_TYPES = {"string", "int", "integer", "bigint", "long", "smallint", "tinyint", "byte", "short", "double", "float",
               "boolean", "date", "timestamp", "timestamp_ntz", "decimal", "binary", "variant"}
@@ -542,17 +549,56 @@ def parse_change(summary: str) -> dict[str, str]:
     found: dict[str, str] = {}
     if match := _RENAME.search(summary):
         found.update(column=match.group(1), new_name=match.group(2))
-    elif match := _COLUMN_TYPE.search(summary):
-        if match.group(2).split("(")[0].lower() in _SQL_TYPES:
-            found.update(column=match.group(1), type=match.group(2).upper())
+    else:
+        for pattern in (_COLUMN_TYPE, _WIDEN):
+            match = pattern.search(summary)
+            if match and match.group(2).split("(")[0].lower() in _SQL_TYPES:
+                found.update(column=match.group(1), type=match.group(2).upper())
+                break
     if "column" not in found and (match := _DROP.search(summary)):
         found.update(column=match.group(1))
     return found
 
 
+# Commands whose generated code is a declarative pipeline: the tables it writes are its streaming tables.
+PIPELINE_COMMANDS = frozenset({"dlt-streaming-pipeline", "streaming-dq-expectations"})
+
+
+def pipeline_change_sql(a: Inputs, table: str, writer: str) -> str:
+    """The change on a pipeline's streaming table: made in the pipeline's code, checked here (no DDL on the table).
+
+    A streaming table's schema is its flow's query; ``ALTER TABLE``/``COMMENT ON`` on it fail
+    (STREAMING_TABLE_OPERATION_NOT_ALLOWED) outside the Beta of ALTER TABLE on streaming tables, and RESTORE does
+    not apply either.
+    """
+    change = parse_change(a.text("change_summary"))
+    column = change.get("new_name") or change.get("column", "new_column")
+    return "\n".join([
+        f"-- Live schema change on {table}: {a.text('change_summary')}",
+        f"-- {table} is a streaming table of the pipeline in {writer}: its schema is the pipeline's query, so",
+        "-- ALTER TABLE / COMMENT ON / RESTORE on it fail (STREAMING_TABLE_OPERATION_NOT_ALLOWED). Make the change",
+        "-- in the pipeline code (its payload schema or select), after the shadow validation passed",
+        "-- (compare_shadow.sql), and run an update: an added nullable column joins the table's schema; a rename,",
+        "-- drop or narrowing needs a full refresh of the table and of the tables reading it.",
+        "-- Note the current version first: it is the point to compare with.",
+        f"DESCRIBE HISTORY {table};",
+        "",
+        "-- After the update: the column is there, and how many new rows carry it.",
+        f"DESCRIBE TABLE {table};",
+        f"SELECT count(*) AS rows, count({sql_ident(column)}) AS rows_with_{slug(column)} FROM {table};",
+        "",
+        "-- Rollback: deploy the previous pipeline code; an added column stays (NULL in later rows) until a full",
+        "-- refresh rebuilds the table from its source.",
+        "",
+    ])
+
+
 def schema_change_sql(a: Inputs) -> str:
     """The DDL for the change, guarded by history, with the rollback statement."""
     table = table_name(a.text("target_table"))
+    owner = current().writer_of(table)
+    if owner is not None and owner.command in PIPELINE_COMMANDS:
+        return pipeline_change_sql(a, table, owner.writer or "the pipeline")
     kind = a.choice("change_type")
     change = parse_change(a.text("change_summary"))
     column, col_type = change.get("column", "new_column"), change.get("type", "STRING")
@@ -580,6 +626,10 @@ def schema_change_sql(a: Inputs) -> str:
             lines.append(f"ALTER TABLE {table} RENAME COLUMN {sql_ident(column)} TO {sql_ident(change['new_name'])};")
         else:
             lines.append(f"ALTER TABLE {table} DROP COLUMN {sql_ident(column)};")
+    if "column" not in change and not kind.startswith("enum"):
+        # Nothing to run against a placeholder column: the statements stay commented until the column is filled in.
+        lines[5:] = ["-- No column (and type) could be read from the change summary: put them into these statements,",
+                     "-- then uncomment them.", *[line if line.startswith("--") else f"-- {line}" for line in lines[5:]]]
     note = f"Last schema change {dt.date.today().isoformat()}: {a.text('change_summary')}"
     lines += ["", "-- Changelog entry in the table's own metadata (the Delta history records the DDL as well).",
               f"COMMENT ON TABLE {table} IS {sql_str(note)};",
@@ -610,19 +660,16 @@ def shadow_module(a: Inputs) -> str:
     if NEW_COLUMN in df.columns:
         return df.withColumn(NEW_COLUMN, F.col(NEW_COLUMN).cast(NEW_TYPE))
     return df.withColumn(NEW_COLUMN, F.lit(None).cast(NEW_TYPE))'''
-    start = '''def start(df: DataFrame, checkpoint: str = CHECKPOINT) -> StreamingQuery:
-    """The sink edge: the shadow table, schema merged on write (additive only)."""
-    return (
-        df.writeStream.format("delta")
-        .queryName(QUERY_NAME)
-        .option("checkpointLocation", checkpoint)
-        .option("mergeSchema", "true")
-        .trigger({TRIGGER})
-        .toTable(SHADOW_TABLE)
-    )'''.replace("{TRIGGER}", trigger_arg('"1 minute"'))
-    doc = [f"Shadow validation for {a.duration('shadow_duration').spark} before changing {target}.", CONVENTION_NOTE]
-    return join(header("Shadow stream writing the new schema beside the live table.", "schema-evolution-live", doc),
-                constants(rows), read, transform, start, main_block())
+    start = start_block("The sink edge: the shadow table, schema merged on write (additive only).",
+                        ['.format("delta")', ".queryName(QUERY_NAME)", '.option("checkpointLocation", checkpoint)',
+                         '.option("mergeSchema", "true")'], ".toTable(SHADOW_TABLE)", '"1 minute"')
+    doc = [f"Shadow validation for {a.duration('shadow_duration').spark} before changing {target}.", compute_note(),
+           CONVENTION_NOTE]
+    prod, helpers = target_section(shadow, a.text("shadow_checkpoint"))
+    return join(header("Shadow stream writing the new schema beside the live table.", "schema-evolution-live", doc,
+                       extra_imports=("import argparse",)),
+                constants(rows), prod, read, transform, start, helpers,
+                job_main("shadow_schema_stream.py", ["SHADOW_TABLE"], ["CHECKPOINT"]))
 
 
 def compare_shadow_sql(a: Inputs) -> str:
@@ -694,9 +741,16 @@ def schema_notes(answers: dict[str, str]) -> list[str]:
     first = (f"`{a.text('change_summary')}` on `{a.text('target_table')}` is {what}{read}. A shadow stream writes "
              f"the new schema to `{table_name(a.text('target_table'))}_schema_shadow` for "
              f"{a.duration('shadow_duration').spark} before the DDL runs.")
-    second = ("Rollout: shadow → compare (empty diffs) → DDL → restart readers → remove the shadow; rollback: RESTORE "
-              "to the version noted before the DDL and redeploy; the change is recorded in CHANGELOG.md, the table "
-              "comment and the Delta history.")
+    owner = current().writer_of(table_name(a.text("target_table")))
+    if owner is not None and owner.command in PIPELINE_COMMANDS:
+        second = (f"`{a.text('target_table')}` is a streaming table of `{owner.writer}`: rollout is shadow → compare "
+                  "(empty diffs) → the change in the pipeline code and an update (no DDL on a streaming table) → "
+                  "remove the shadow; rollback: deploy the previous pipeline code; recorded in CHANGELOG.md and the "
+                  "Delta history.")
+    else:
+        second = ("Rollout: shadow → compare (empty diffs) → DDL → restart readers → remove the shadow; rollback: "
+                  "RESTORE to the version noted before the DDL and redeploy; the change is recorded in CHANGELOG.md, "
+                  "the table comment and the Delta history.")
     return [first, second]
 
 

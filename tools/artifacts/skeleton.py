@@ -50,8 +50,101 @@ def compute_note() -> str:
         return ("Compute: serverless — the trigger is availableNow (schedule the job; it drains the backlog and "
                 "stops), no spark.conf state-store settings, no persist(); credentials through Unity Catalog.")
     runtime = f" ({design.runtime})" if design.runtime else ""
-    return (f"Compute: classic job cluster{runtime} — processingTime trigger on an always-on (continuous) job; "
-            "state-store settings are set before the first start.")
+    return (f"Compute: classic job cluster{runtime} — processingTime trigger on an always-on (continuous) job, or "
+            "--available-now for a scheduled run (drain, then stop); state-store settings are set before the first "
+            "start.")
+
+
+AVAILABLE_NOW_DOC = ("available_now (the job's --available-now) drains what has arrived, then stops: a scheduled or\n"
+                     "    file-arrival job. Otherwise the query runs on its processingTime trigger until a continuous\n"
+                     "    job stops it.")
+
+
+def start_block(doc: str, chain: list[str], terminal: str, interval: str = "TRIGGER_INTERVAL",
+                always_available_now: bool = False) -> str:
+    """The sink edge ``start(df, checkpoint=CHECKPOINT, available_now=False)`` for a writer chain.
+
+    The trigger is chosen per run, not fixed in the code: a scheduled (bounded) job passes ``--available-now``
+    and the query stops after the backlog, a continuous classic job keeps ``processingTime``. Serverless (or a
+    stream designed as availableNow) always drains and stops.
+
+    Args:
+        doc: the first docstring line.
+        chain: the writer's calls after ``df.writeStream`` (``.format("delta")``, ``.queryName(QUERY_NAME)``...).
+        terminal: the call that starts the query (``.toTable(TARGET_TABLE)`` or ``.start()``).
+        interval: the processingTime interval expression (a constant name or a literal).
+        always_available_now: the query is bounded on every run.
+    """
+    from tools.design import current
+
+    first, rest = chain[0], chain[1:]
+    lines = "".join(f"\n        {call}" for call in rest)
+    if always_available_now or current().serverless:
+        why = "serverless runs availableNow only" if current().serverless else "this stream is designed as a bounded run"
+        trigger = (f"    # {why}: every run drains what has arrived, then stops (schedule the job).\n"
+                   f"    return writer.trigger(availableNow=True){terminal}")
+        note = ("Every run drains what has arrived and stops, whatever available_now says (the job is\n"
+                "    scheduled).")
+    else:
+        trigger = ("    writer = writer.trigger(availableNow=True) if available_now else "
+                   f"writer.trigger(processingTime={interval})\n    return writer{terminal}")
+        note = AVAILABLE_NOW_DOC
+    return (f"def start(df: DataFrame, checkpoint: str = CHECKPOINT, available_now: bool = False) -> StreamingQuery:\n"
+            f'    """{doc}\n\n    {note}\n    """\n'
+            f"    writer = (\n        df.writeStream{first}{lines}\n    )\n{trigger}")
+
+
+JOB_MAIN_DOC = ("Run as a job task: python {file} [--catalog C --schema S --checkpoint-root R] [--available-now].")
+
+
+def job_main(file: str, tables: list[str], paths: list[str], before: str = "",
+             call: str = "start(transform(read_stream(spark)), CHECKPOINT, available_now=args.available_now)") -> str:
+    """``main(argv)`` taking the bundle's job parameters, and the ``__main__`` guard.
+
+    The same parameters every generated bundle passes (``bundles.TARGET_PARAMETERS`` and ``--available-now``):
+    the target's namespace moves the tables this module writes (``in_target``) and its checkpoint paths
+    (``checkpoint_in_target``), so a dev run never writes a production table or opens a production checkpoint;
+    ``--available-now`` makes the run bounded. The module must carry ``bundles.TARGET_HELPERS``.
+
+    Args:
+        file: the module's file name (for the usage line).
+        tables: constants naming tables this module writes.
+        paths: constants naming checkpoint (or schema-location) paths.
+        before: lines run after the session exists, before the query starts (listeners, state-store settings).
+        call: the expression that starts the query.
+    """
+    moved = [*tables, *paths]
+    lines = [f"    global {', '.join(moved)}",
+             "    parser = add_target_arguments(argparse.ArgumentParser(description=__doc__))",
+             '    parser.add_argument("--available-now", action="store_true", help="drain the backlog and stop '
+             '(bounded run)")',
+             "    args = parser.parse_args(argv)"]
+    lines += [f"    {name} = in_target({name}, args.catalog, args.schema)" for name in tables]
+    lines += [f"    {name} = checkpoint_in_target({name}, args.checkpoint_root)" for name in paths]
+    lines.append("    spark = SparkSession.builder.getOrCreate()")
+    if before.strip():
+        lines.append(before.rstrip("\n"))
+    lines += [f"    query = {call}", "    query.awaitTermination()"]
+    doc = (f'    """{JOB_MAIN_DOC.format(file=file)}\n\n'
+           "    A bundle target passes its namespace: a dev run writes its own tables and checkpoints. --available-now\n"
+           "    drains what has arrived and stops (scheduled and file-arrival jobs); without it a classic job's query\n"
+           '    runs until the continuous job stops it.\n    """')
+    return ("def main(argv: list[str] | None = None) -> None:\n" + doc + "\n" + "\n".join(lines) +
+            '\n\n\nif __name__ == "__main__":\n    main()\n')
+
+
+def target_section(table: str, checkpoint: str) -> tuple[str, str]:
+    """The production-namespace constants and the target helpers a ``job_main`` module carries.
+
+    Args:
+        table: the module's main output table (its catalog and schema are production's).
+        checkpoint: the module's checkpoint (its folder is the production checkpoint root).
+    """
+    from tools.artifacts.bundles import TARGET_HELPERS, Targets, common_root, target_constants
+
+    prod = Targets.for_output(table, common_root([checkpoint])).prod
+    return (constants(target_constants(prod), "production namespace (a bundle target passes its own)"),
+            section("deployment target") + "\n" + TARGET_HELPERS)
 
 
 def docstring_safe(text: str) -> str:

@@ -9,6 +9,7 @@ only ever read with ``dbutils.secrets.get(scope=..., key=...)`` inside a functio
 from __future__ import annotations
 
 import re
+import textwrap
 
 from tools.artifacts.base import (
     Artifact,
@@ -30,13 +31,27 @@ from tools.artifacts.skeleton import (
     compute_note,
     constants,
     header,
+    job_main,
     join,
-    main_block,
+    start_block,
+    target_section,
     trigger_arg,
 )
-from tools.design import current, record_table, unique_query_name
+from tools.design import SASL_MECHANISMS, current, record_table, unique_query_name
 
 PLAIN_LOGIN_MODULE = "kafkashaded.org.apache.kafka.common.security.plain.PlainLoginModule"
+SCRAM_LOGIN_MODULE = "kafkashaded.org.apache.kafka.common.security.scram.ScramLoginModule"
+
+
+def sasl_mechanism(a: Inputs) -> str:
+    """The brokers' SASL mechanism (``PLAIN`` when not given or not one Kafka knows)."""
+    value = a.text("sasl_mechanism").upper()
+    return value if value in SASL_MECHANISMS else "PLAIN"
+
+
+def login_module(mechanism: str) -> str:
+    """The shaded JAAS login module Databricks Runtime ships for ``mechanism``."""
+    return SCRAM_LOGIN_MODULE if mechanism.startswith("SCRAM") else PLAIN_LOGIN_MODULE
 
 
 def json_path(field: str) -> str:
@@ -49,6 +64,10 @@ def trigger_call(mode: str, interval: str = "TRIGGER_INTERVAL") -> str:
     return "availableNow=True" if mode.lower() == "availablenow" else trigger_arg(interval)
 
 
+# The writer chain of a message-bus Bronze stream (start_block adds the trigger and the table).
+DELTA_SINK = ['.format("delta")', ".queryName(QUERY_NAME)", '.option("checkpointLocation", checkpoint)',
+              '.outputMode("append")']
+
 PAYLOAD_SCHEMA_DEFAULT = "event_id STRING, event_time TIMESTAMP, amount DOUBLE"
 
 
@@ -58,7 +77,9 @@ def schema_columns(ddl: str) -> dict[str, str]:
     for part in re.split(r",(?![^()<>]*[)>])", ddl or ""):
         bits = part.strip().split(None, 1)
         if len(bits) == 2:
-            columns[bits[0].strip("`")] = bits[1].strip().upper()
+            kind = bits[1].strip()
+            # Simple types in upper case; a STRUCT/ARRAY/MAP keeps its field names as declared (they are names).
+            columns[bits[0].strip("`")] = kind if "<" in kind else kind.upper()
     return columns
 
 
@@ -78,12 +99,17 @@ def event_time_of(ddl: str, fallback: str = "event_time") -> str:
     return next((name for name, kind in columns.items() if kind.startswith("TIMESTAMP")), fallback)
 
 
-def offsets_sql(table: str, partition: str, offset: str, what: str, dense: bool = True) -> str:
+def offsets_sql(table: str, partition: str, offset: str, what: str, dense: bool = True, topic: str = "",
+                deduplicated: bool = False) -> str:
     """Exactly-once evidence for a message-bus Bronze table: no duplicated positions (and, when dense, no gaps).
 
     Kafka offsets are dense within a partition (except on compacted or transactional topics); Kinesis
     sequence numbers only increase — they are not consecutive, so no gap check is possible on them.
+    ``topic`` names the topic column: partitions of different topics share numbers (several topics may be
+    subscribed). ``deduplicated``: the stream drops producer retries, so some positions are missing by design.
     """
+    if topic:
+        partition = f"{topic}, {partition}"
     first = f"""-- Exactly-once verification for {table} ({what}). Run after restarts and replays.
 
 -- 1. A position written twice means a non-idempotent write (must be empty).
@@ -102,9 +128,14 @@ WHERE ingest_ts >= current_timestamp() - INTERVAL 1 DAYS
 GROUP BY {partition}
 ORDER BY {partition};
 """
+    meaning = ("positions the stream dropped as producer retries (its numDroppedDuplicateRows over the same day) "
+               "plus any skipped data: more than the dropped retries means skipped data" if deduplicated
+               else "skipped data")
+    why = "\n".join(textwrap.wrap(f"Offsets are consecutive on a non-compacted, non-transactional topic, so a shortfall "
+                                  f"is {meaning}.", 100, initial_indent="--    ", subsequent_indent="--    "))
     return first + f"""
--- 2. Rows per {partition} over the last day vs the span of offsets read. Offsets are consecutive on a
---    non-compacted, non-transactional topic, so a shortfall there means skipped data.
+-- 2. Rows per partition over the last day vs the span of offsets read.
+{why}
 SELECT {partition}, min({offset}) AS first_position, max({offset}) AS last_position, count(*) AS rows,
        max({offset}) - min({offset}) + 1 - count(*) AS missing_positions
 FROM {table}
@@ -179,6 +210,9 @@ def autoloader_module(a: Inputs, path: str = "autoloader_ingest.py") -> str:
             '.option("cloudFiles.schemaHints", SCHEMA_HINTS)',
             '.option("cloudFiles.schemaEvolutionMode", SCHEMA_EVOLUTION_MODE)',
         ]
+    if fmt.lower() == "csv":
+        # CSV reads a header line only when asked (the default names columns _c0, _c1...: no key, no event time).
+        options.append('.option("header", "true")')
     options.append('.option("cloudFiles.maxFilesPerTrigger", MAX_FILES_PER_TRIGGER)')
     if "event" in discovery:
         options.append('.option("cloudFiles.useManagedFileEvents", "true")  # file events on a UC external location')
@@ -232,16 +266,10 @@ def autoloader_module(a: Inputs, path: str = "autoloader_ingest.py") -> str:
         .option("txnVersion", batch_id)
         .saveAsTable(DLQ_TABLE)
     ){unpersist}'''
-    trigger = trigger_call(a.text("trigger_mode"))
-    start = f'''def start(df: DataFrame, checkpoint: str = CHECKPOINT) -> StreamingQuery:
-    """The sink edge: foreachBatch(write_batch) with this query's own checkpoint."""
-    return (
-        df.writeStream.foreachBatch(write_batch)
-        .queryName(QUERY_NAME)
-        .option("checkpointLocation", checkpoint)
-        .trigger({trigger})
-        .start()
-    )'''
+    start = start_block("The sink edge: foreachBatch(write_batch) with this query's own checkpoint.",
+                        [".foreachBatch(write_batch)", ".queryName(QUERY_NAME)",
+                         '.option("checkpointLocation", checkpoint)'], ".start()",
+                        always_available_now=a.text("trigger_mode").lower() == "availablenow")
     doc = [
         f"Ingests {a.text('file_format')} files from {a.text('source_path')} into {table}; rows whose key or "
         f"event time cannot be read go to {a.text('dlq_table')} with the raw row.",
@@ -254,9 +282,11 @@ def autoloader_module(a: Inputs, path: str = "autoloader_ingest.py") -> str:
     ]
     imports = ("from pyspark.sql import Column, DataFrame, SparkSession\nfrom pyspark.sql import functions as F\n"
                "from pyspark.sql.streaming import StreamingQuery")
+    prod, helpers = target_section(table, a.text("checkpoint_root"))
     return join(header("Auto Loader → Bronze with a DLQ for malformed records.", "autoloader-streaming", doc,
-                       imports=imports),
-                constants(rows), DEAD_LETTERS_FN, read, transform, write, start, main_block())
+                       imports=imports, extra_imports=("import argparse",)),
+                constants(rows), prod, DEAD_LETTERS_FN, read, transform, write, start, helpers,
+                job_main("autoloader_ingest.py", ["TARGET_TABLE", "DLQ_TABLE"], ["CHECKPOINT", "SCHEMA_LOCATION"]))
 
 
 def autoloader_config(a: Inputs) -> str:
@@ -269,6 +299,8 @@ def autoloader_config(a: Inputs) -> str:
         "cloudFiles.schemaEvolutionMode": a.text("schema_evolution_mode"),
         "cloudFiles.maxFilesPerTrigger": str(a.int("max_files_per_trigger")),
     }
+    if a.text("file_format").lower() == "csv":
+        options["header"] = "true"
     if "event" in a.choice("file_discovery"):
         options["cloudFiles.useManagedFileEvents"] = "true"
     return dump_json(options)
@@ -331,10 +363,10 @@ KAFKA_DEFAULTS = {
     "trigger_interval": "1 minute",
     "servers": "broker1:9093,broker2:9093",
     "topic": "orders.events.v1",
-    "jaas": "streaming/kafka-jaas",
     "payload_schema": PAYLOAD_SCHEMA_DEFAULT,
     "sasl_username_secret": "streaming/kafka-username",
     "sasl_password_secret": "streaming/kafka-password",
+    "sasl_mechanism": "PLAIN",
 }
 
 
@@ -345,6 +377,7 @@ def kafka_module(a: Inputs, path: str = "kafka_source.py") -> str:
     table = a.text("target_table")
     event_id = a.text("event_id_field")
     schema = with_column(a.text("payload_schema"), event_id, "STRING")
+    mechanism = sasl_mechanism(a)
     rows = [
         ("BOOTSTRAP_SERVERS", py(a.text("servers")), "kafka.bootstrap.servers"),
         ("TOPIC", py(a.text("topic")), "subscribe (changing it later needs a new checkpoint)"),
@@ -352,7 +385,9 @@ def kafka_module(a: Inputs, path: str = "kafka_source.py") -> str:
         ("SECRET_KEY_NAME", py(user_key), "... under this key (the value never appears in code)"),
         ("PASSWORD_SECRET_SCOPE", py(password_scope), "secret scope holding the SASL password ..."),
         ("PASSWORD_SECRET_KEY_NAME", py(password_key), "... under this key"),
-        ("PLAIN_LOGIN_MODULE", py(PLAIN_LOGIN_MODULE), "shaded Kafka client class on Databricks Runtime"),
+        ("SASL_MECHANISM", py(mechanism), "kafka.sasl.mechanism: what the brokers accept"),
+        ("LOGIN_MODULE", py(login_module(mechanism)), "the shaded JAAS login module of that mechanism (Databricks "
+         "Runtime)"),
         ("STARTING_OFFSETS", py(a.text("starting_offsets")), "read only when the checkpoint is new"),
         ("MAX_OFFSETS_PER_TRIGGER", str(a.int("max_offsets_per_trigger")), "rate limit per micro-batch (throughput cap)"),
         ("FAIL_ON_DATA_LOSS", py(a.choice("fail_on_data_loss")), "fail when offsets aged out of retention"),
@@ -366,8 +401,8 @@ def kafka_module(a: Inputs, path: str = "kafka_source.py") -> str:
         ("TRIGGER_INTERVAL", py(a.duration("trigger_interval").spark), "processingTime interval (classic compute)"),
     ]
     read = '''def jaas_config(username: str, password: str) -> str:
-    """The SASL PLAIN JAAS config with the shaded login module Databricks Runtime ships (values JSON-quoted)."""
-    return f"{PLAIN_LOGIN_MODULE} required username={json.dumps(username)} password={json.dumps(password)};"
+    """The JAAS config of SASL_MECHANISM with the shaded login module Databricks Runtime ships (values JSON-quoted)."""
+    return f"{LOGIN_MODULE} required username={json.dumps(username)} password={json.dumps(password)};"
 
 
 def read_stream(spark: SparkSession) -> DataFrame:
@@ -380,7 +415,7 @@ def read_stream(spark: SparkSession) -> DataFrame:
         .option("kafka.bootstrap.servers", BOOTSTRAP_SERVERS)
         .option("subscribe", TOPIC)
         .option("kafka.security.protocol", "SASL_SSL")
-        .option("kafka.sasl.mechanism", "PLAIN")
+        .option("kafka.sasl.mechanism", SASL_MECHANISM)
         .option("kafka.sasl.jaas.config", jaas_config(username, password))
         .option("startingOffsets", STARTING_OFFSETS)
         .option("maxOffsetsPerTrigger", MAX_OFFSETS_PER_TRIGGER)
@@ -404,21 +439,15 @@ def read_stream(spark: SparkSession) -> DataFrame:
         .drop("payload")
         # A record without an id is identified by where it sits in the topic.
         .withColumn(EVENT_ID, F.coalesce(F.col(EVENT_ID).cast("string"), F.concat_ws(":", "topic", "partition", "offset")))
-        # Producer retries are identical copies close in time: keeping the first copy is correct here.
-        .withWatermark("kafka_ts", DEDUP_WINDOW)
-        .dropDuplicatesWithinWatermark([EVENT_ID])
         .withColumn("ingest_ts", F.current_timestamp())
+        # Producer retries are identical copies that arrive close together: keep the first one read within
+        # DEDUP_WINDOW of ingest time. The watermark is on the ingest time, so no record is ever late here (one on
+        # the Kafka timestamp would drop the records of a lagging partition during a catch-up).
+        .withWatermark("ingest_ts", DEDUP_WINDOW)
+        .dropDuplicatesWithinWatermark([EVENT_ID])
     )'''
-    start = f'''def start(df: DataFrame, checkpoint: str = CHECKPOINT) -> StreamingQuery:
-    """The sink edge: a Delta table, exactly-once through the checkpoint and the Delta log."""
-    return (
-        df.writeStream.format("delta")
-        .queryName(QUERY_NAME)
-        .option("checkpointLocation", checkpoint)
-        .outputMode("append")
-        .trigger({trigger_arg()})
-        .toTable(TARGET_TABLE)
-    )'''
+    start = start_block("The sink edge: a Delta table, exactly-once through the checkpoint and the Delta log.",
+                        DELTA_SINK, ".toTable(TARGET_TABLE)")
     doc = [
         f"Reads topic {a.text('topic')} from {a.text('servers')} into {table}; the value is parsed with the declared "
         "payload schema (a value that does not parse leaves the payload columns NULL and keeps the raw value).",
@@ -429,16 +458,19 @@ def read_stream(spark: SparkSession) -> DataFrame:
         compute_note(),
         CONVENTION_NOTE,
     ]
+    prod, helpers = target_section(table, a.text("checkpoint_root"))
     return join(header("Kafka → Bronze (SASL_SSL, credentials from a secret scope).", "kafka-connector", doc,
-                       extra_imports=("import json", "from typing import Any")),
-                constants(rows), DBUTILS_HELPER, read, transform, start, main_block())
+                       extra_imports=("import argparse", "import json", "from typing import Any")),
+                constants(rows), prod, DBUTILS_HELPER, read, transform, start, helpers,
+                job_main("kafka_source.py", ["TARGET_TABLE"], ["CHECKPOINT"]))
 
 
 def kafka_config(a: Inputs) -> str:
     """The reader options of the module as a config file (the same values; secrets as references)."""
     user_scope, user_key = a.secret("sasl_username_secret")
     password_scope, password_key = a.secret("sasl_password_secret")
-    jaas = (f'{PLAIN_LOGIN_MODULE} required username="{{{{secrets/{user_scope}/{user_key}}}}}" '
+    mechanism = sasl_mechanism(a)
+    jaas = (f'{login_module(mechanism)} required username="{{{{secrets/{user_scope}/{user_key}}}}}" '
             f'password="{{{{secrets/{password_scope}/{password_key}}}}}";')
     return dump_json({
         "kafka.bootstrap.servers": a.text("servers"),
@@ -447,9 +479,18 @@ def kafka_config(a: Inputs) -> str:
         "maxOffsetsPerTrigger": str(a.int("max_offsets_per_trigger")),
         "failOnDataLoss": a.choice("fail_on_data_loss"),
         "kafka.security.protocol": "SASL_SSL",
-        "kafka.sasl.mechanism": "PLAIN",
+        "kafka.sasl.mechanism": mechanism,
         "kafka.sasl.jaas.config": jaas,
     })
+
+
+def payload_id(schema: str) -> str | None:
+    """The event id of a payload schema: the design's when the payload has it, else ``id`` or the first ``*_id``."""
+    columns = schema_columns(schema)
+    known = current().id_column
+    if known and known in columns:
+        return known
+    return next((c for c in columns if c == "id" or c.endswith("_id")), None)
 
 
 def bus_columns(schema: str, coordinates: dict[str, str]) -> dict[str, str]:
@@ -473,7 +514,8 @@ def kafka_generate(answers: dict[str, str], rendered: dict[str, str], doc_locati
                      "Kafka source: SASL_SSL with a JAAS config built from user/password secrets, payload parsed with "
                      "the declared schema, startingOffsets, maxOffsetsPerTrigger, failOnDataLoss, Delta sink."),
             Artifact(str(folder / "verify_ingest.sql"),
-                     offsets_sql(table_name(a.text("target_table")), "`partition`", "`offset`", "topic " + a.text("topic")),
+                     offsets_sql(table_name(a.text("target_table")), "`partition`", "`offset`", "topic " + a.text("topic"),
+                                 topic="topic", deduplicated=True),
                      "sql", "Exactly-once verification: no offset written twice, offsets read per partition."),
             Artifact(config_path(doc_location, "kafka-connector-config-tmpl.json"), kafka_config(a), "json",
                      "The reader options of the module (same values as the code; secrets as references).")]
@@ -484,8 +526,9 @@ def kafka_notes(answers: dict[str, str]) -> list[str]:
     a = Inputs(answers, KAFKA_DEFAULTS)
     scope, key = a.secret("sasl_username_secret")
     pscope, pkey = a.secret("sasl_password_secret")
-    first = (f"`kafka.security.protocol=SASL_SSL`, `kafka.sasl.mechanism=PLAIN`, JAAS config built with the shaded "
-             f"`{PLAIN_LOGIN_MODULE}` from the username `{scope}/{key}` and password `{pscope}/{pkey}` secrets "
+    mechanism = sasl_mechanism(a)
+    first = (f"`kafka.security.protocol=SASL_SSL`, `kafka.sasl.mechanism={mechanism}`, JAAS config built with the "
+             f"shaded `{login_module(mechanism)}` from the username `{scope}/{key}` and password `{pscope}/{pkey}` secrets "
              f"(rotation: update the secrets, restart the query); the value is parsed with "
              f"`{a.text('payload_schema')}`. `startingOffsets={a.text('starting_offsets')}` applies only to a new "
              "checkpoint; progress "
@@ -497,8 +540,9 @@ def kafka_notes(answers: dict[str, str]) -> list[str]:
             "decision and alert on retention")
     second = (f"At most {a.int('max_offsets_per_trigger')} offsets per micro-batch (about {per_partition} per "
               f"partition over {a.int('partitions')} partitions); {loss}. Producer duplicates closer than "
-              f"{a.duration('dedup_window').spark} are dropped on `{a.text('event_id_field')}` "
-              f"(dropDuplicatesWithinWatermark); the Delta sink `{a.text('target_table')}` is exactly-once.")
+              f"{a.duration('dedup_window').spark} of ingest time are dropped on `{a.text('event_id_field')}` "
+              "(dropDuplicatesWithinWatermark on ingest_ts, so no record is ever dropped as late); the Delta sink "
+              f"`{a.text('target_table')}` is exactly-once.")
     return [first, second]
 
 
@@ -579,16 +623,8 @@ def eventhubs_module(a: Inputs, path: str = "eventhubs_source.py") -> str:
         .select("*", "payload.*")
         .drop("payload")
     )'''
-    start = f'''def start(df: DataFrame, checkpoint: str = CHECKPOINT) -> StreamingQuery:
-    """The sink edge: a Delta table, exactly-once through the checkpoint."""
-    return (
-        df.writeStream.format("delta")
-        .queryName(QUERY_NAME)
-        .option("checkpointLocation", checkpoint)
-        .outputMode("append")
-        .trigger({trigger_arg()})
-        .toTable(TARGET_TABLE)
-    )'''
+    start = start_block("The sink edge: a Delta table, exactly-once through the checkpoint.", DELTA_SINK,
+                        ".toTable(TARGET_TABLE)")
     doc = [
         compute_note(),
         f"Reads event hub {a.text('event_hub')} of namespace {namespace} through its Kafka endpoint "
@@ -599,9 +635,11 @@ def eventhubs_module(a: Inputs, path: str = "eventhubs_source.py") -> str:
         "follow Microsoft's Event Hubs guidance.",
         CONVENTION_NOTE,
     ]
+    prod, helpers = target_section(table, a.text("checkpoint_root"))
     return join(header("Azure Event Hubs (Kafka endpoint) → Bronze.", "eventhubs-connector", doc,
-                       extra_imports=("import json", "from typing import Any")),
-                constants(rows), DBUTILS_HELPER, read, transform, start, main_block())
+                       extra_imports=("import argparse", "import json", "from typing import Any")),
+                constants(rows), prod, DBUTILS_HELPER, read, transform, start, helpers,
+                job_main("eventhubs_source.py", ["TARGET_TABLE"], ["CHECKPOINT"]))
 
 
 def eventhubs_config(a: Inputs) -> str:
@@ -632,7 +670,8 @@ def eventhubs_generate(answers: dict[str, str], rendered: dict[str, str], doc_lo
     path = str(folder / "eventhubs_source.py")
     columns = bus_columns(a.text("payload_schema"), {"body": "STRING", "event_hub": "STRING", "partition": "INT",
                                                       "offset": "BIGINT", "enqueued_ts": "TIMESTAMP"})
-    record_table(a.text("target_table"), "bronze", columns, writer=path, event_time=event_time_of(a.text("payload_schema")))
+    record_table(a.text("target_table"), "bronze", columns, writer=path, event_time=event_time_of(a.text("payload_schema")),
+                 id_column=payload_id(a.text("payload_schema")))
     current().sources.append({"kind": "eventhubs", "name": a.text("event_hub")})
     return [Artifact(path, eventhubs_module(a, path), "python",
                      "Event Hubs source through the Kafka endpoint: connection string from a secret scope, "
@@ -641,7 +680,7 @@ def eventhubs_generate(answers: dict[str, str], rendered: dict[str, str], doc_lo
                      "The Kafka-endpoint reader options of the module (same values; the secret as a reference)."),
             Artifact(str(folder / "verify_ingest.sql"),
                      offsets_sql(table_name(a.text("target_table")), "`partition`", "`offset`",
-                                 "event hub " + a.text("event_hub")),
+                                 "event hub " + a.text("event_hub"), topic="event_hub"),
                      "sql", "Exactly-once verification: no offset written twice, offsets read per partition.")]
 
 
@@ -653,7 +692,7 @@ def eventhubs_notes(answers: dict[str, str]) -> list[str]:
     first = (f"Connection string from `dbutils.secrets.get(scope=\"{scope}\", key=\"{key}\")` (a Listen-only shared "
              f"access policy); rotate every {a.duration('rotation_period').spark}. Spark generates "
              f"a consumer group per query named with the prefix `{a.text('consumer_group')}` (`groupIdPrefix`; offsets "
-             "live in the checkpoint, so no `kafka.group.id` is set). `startingOffsets={a.text('starting_offsets')}` "
+             f"live in the checkpoint, so no `kafka.group.id` is set). `startingOffsets={a.text('starting_offsets')}` "
              f"applies to a new checkpoint; {partitions} partitions give {partitions} parallel read tasks "
              "(raise with `minPartitions`).")
     egress_events = tus * 4096
@@ -695,6 +734,22 @@ def kinesis_auth(a: Inputs) -> tuple[str, str]:
     if current().serverless or not role.startswith("arn:"):
         return "serviceCredential", a.text("service_credential")
     return "roleArn", role
+
+
+def runtime_before(version: tuple[int, int]) -> bool:
+    """Whether the thread's classic Databricks Runtime is older than ``version`` (unknown or serverless: no)."""
+    design = current()
+    match = re.match(r"^\s*(\d+)\.(\d+)", design.runtime or "")
+    return not design.serverless and match is not None and (int(match.group(1)), int(match.group(2))) < version
+
+
+def credential_warning(a: Inputs) -> str:
+    """What stops a Unity Catalog service credential on the thread's runtime (empty when nothing does)."""
+    option, _ = kinesis_auth(a)
+    if option != "serviceCredential" or not runtime_before((16, 1)):
+        return ""
+    return (f"Unity Catalog service credentials need Databricks Runtime 16.1 or above; on {current().runtime} give the "
+            "IAM role's ARN instead (roleArn) or move the job to 16.1+.")
 
 
 def other_readers(a: Inputs) -> int:
@@ -741,12 +796,13 @@ def kinesis_module(a: Inputs, path: str = "kinesis_source.py") -> str:
         .load()
     )'''
     transform = '''def transform(df: DataFrame) -> DataFrame:
-    """Parse the data with PAYLOAD_SCHEMA (raw body kept); keep shard and sequence number for audit and replay."""
+    """Parse the data with PAYLOAD_SCHEMA (raw body kept); keep stream, shard and sequence number for audit and replay."""
     body = F.col("data").cast("string")
     return (
         df.select(
             body.alias("body"),
             F.from_json(body, PAYLOAD_SCHEMA).alias("payload"),
+            F.col("stream").alias("stream_name"),
             "partitionKey",
             "shardId",
             "sequenceNumber",
@@ -756,19 +812,12 @@ def kinesis_module(a: Inputs, path: str = "kinesis_source.py") -> str:
         .select("*", "payload.*")
         .drop("payload")
     )'''
-    start = f'''def start(df: DataFrame, checkpoint: str = CHECKPOINT) -> StreamingQuery:
-    """The sink edge: a Delta table, exactly-once through the checkpoint."""
-    return (
-        df.writeStream.format("delta")
-        .queryName(QUERY_NAME)
-        .option("checkpointLocation", checkpoint)
-        .outputMode("append")
-        .trigger({trigger_arg()})
-        .toTable(TARGET_TABLE)
-    )'''
+    start = start_block("The sink edge: a Delta table, exactly-once through the checkpoint.", DELTA_SINK,
+                        ".toTable(TARGET_TABLE)")
     doc = [
         compute_note(),
         f"Reads Kinesis stream {a.text('stream')} ({a.text('region')}) into {table}.",
+        *([credential_warning(a)] if credential_warning(a) else []),
         "The IAM principal needs ListShards, GetRecords and GetShardIterator (plus consumer registration for "
         "enhanced fan-out). A deleted and recreated stream needs a new checkpoint.",
         "Retries and backoff come from the job (continuous jobs retry with exponential backoff); throttled reads "
@@ -777,8 +826,11 @@ def kinesis_module(a: Inputs, path: str = "kinesis_source.py") -> str:
         "key to rotate. EFO consumers are billed per shard-hour and per GB: put them in the stream's cost budget.",
         CONVENTION_NOTE,
     ]
-    return join(header("Amazon Kinesis → Bronze (IAM role, no keys).", "kinesis-connector", doc),
-                constants(rows), read, transform, start, main_block())
+    prod, helpers = target_section(table, a.text("checkpoint_root"))
+    return join(header("Amazon Kinesis → Bronze (IAM role, no keys).", "kinesis-connector", doc,
+                       extra_imports=("import argparse",)),
+                constants(rows), prod, read, transform, start, helpers,
+                job_main("kinesis_source.py", ["TARGET_TABLE"], ["CHECKPOINT"]))
 
 
 def kinesis_generate(answers: dict[str, str], rendered: dict[str, str], doc_location: str,
@@ -787,9 +839,11 @@ def kinesis_generate(answers: dict[str, str], rendered: dict[str, str], doc_loca
     a = Inputs(answers, KINESIS_DEFAULTS)
     folder = artifact_dir(doc_location)
     path = str(folder / "kinesis_source.py")
-    columns = bus_columns(a.text("payload_schema"), {"body": "STRING", "partitionKey": "STRING", "shardId": "STRING",
+    columns = bus_columns(a.text("payload_schema"), {"body": "STRING", "stream_name": "STRING", "partitionKey": "STRING",
+                                                      "shardId": "STRING",
                                                       "sequenceNumber": "STRING", "arrival_ts": "TIMESTAMP"})
-    record_table(a.text("target_table"), "bronze", columns, writer=path, event_time=event_time_of(a.text("payload_schema")))
+    record_table(a.text("target_table"), "bronze", columns, writer=path, event_time=event_time_of(a.text("payload_schema")),
+                 id_column=payload_id(a.text("payload_schema")))
     current().sources.append({"kind": "kinesis", "name": a.text("stream")})
     auth_option, auth = kinesis_auth(a)
     config = {"streamName": a.text("stream"), "region": a.text("region"), auth_option: auth,
@@ -802,7 +856,7 @@ def kinesis_generate(answers: dict[str, str], rendered: dict[str, str], doc_loca
                      "fetch limits, Delta sink."),
             Artifact(str(folder / "verify_ingest.sql"),
                      offsets_sql(table_name(a.text("target_table")), "shardId", "sequenceNumber",
-                                 "stream " + a.text("stream"), dense=False),
+                                 "stream " + a.text("stream"), dense=False, topic="stream_name"),
                      "sql", "Exactly-once verification: no sequence number written twice, rows per shard (sequence "
                             "numbers are not consecutive, so no gap check).")]
 
@@ -812,6 +866,8 @@ def kinesis_notes(answers: dict[str, str]) -> list[str]:
     a = Inputs(answers, KINESIS_DEFAULTS)
     option, value = kinesis_auth(a)
     auth = f"`roleArn={value}`" if option == "roleArn" else f"the Unity Catalog service credential `{value}`"
+    warning = credential_warning(a)
+    auth += f" ({warning})" if warning else ""
     first = (f"Access through {auth}, never access keys; the principal needs ListShards, GetRecords and "
              f"GetShardIterator. Progress lives in `{a.text('checkpoint_root')}`; "
              f"`initialPosition={a.text('initial_position')}` applies only to a new checkpoint; the job retries "

@@ -289,10 +289,20 @@ def inventory_yaml(a: Inputs) -> str:
 
 def disorder_sql(a: Inputs) -> str:
     """Lateness distribution measured in Bronze: arrival time minus event time."""
-    ts, arrival = sql_ident(a.text("event_time_column")), sql_ident(a.text("arrival_column"))
     bronze = table_name(a.text("bronze_table"))
-    return f"""-- How late and out of order does {a.text('source_name')} deliver? Arrival ({a.text('arrival_column')})
--- minus event time ({a.text('event_time_column')}), per day, over the last 7 days, in seconds.
+    ts_name, arrival_name = a.text("event_time_column"), a.text("arrival_column")
+    design = current()
+    writer = design.writer_of(bronze)
+    missing = [c for c in (ts_name, arrival_name) if writer is not None and writer.columns and c not in writer.columns]
+    if missing:
+        # The user's columns are kept (their table may differ), but the document says what the thread's writer has.
+        design.notices.append(
+            f"`{bronze}` as `{writer.writer}` writes it has no {', '.join(f'`{c}`' for c in missing)}: "
+            f"measure_disorder.sql reads them; its event time is `{writer.event_time}` and its arrival column "
+            f"`{design.arrival_column(bronze, arrival_name)}`.")
+    ts, arrival = sql_ident(ts_name), sql_ident(arrival_name)
+    return f"""-- How late and out of order does {a.text('source_name')} deliver? Arrival ({arrival_name})
+-- minus event time ({ts_name}), per day, over the last 7 days, in seconds.
 SELECT date_trunc('DAY', {arrival}) AS day,
        count(*) AS events,
        percentile_approx(unix_timestamp({arrival}) - unix_timestamp({ts}), 0.5) AS p50_lateness_s,

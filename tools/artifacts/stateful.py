@@ -35,9 +35,10 @@ from tools.artifacts.skeleton import (
     compute_note,
     constants,
     header,
+    job_main,
     join,
-    main_block,
-    trigger_arg,
+    start_block,
+    target_section,
 )
 from tools.design import current, own_table, record_table, unique_query_name
 
@@ -97,6 +98,8 @@ def merge_write_batch(target: str, keys: list[str], order_column: str | None, la
         .filter("_rn = 1")
         .drop("_rn")
     )
+    # The first batch creates the target (MERGE needs an existing table) with the batch's columns.
+    DeltaTable.createIfNotExists(batch_df.sparkSession).tableName({target}).addColumns(latest.schema).execute()
     (
         DeltaTable.forName(batch_df.sparkSession, {target})
         .alias("t")
@@ -194,31 +197,15 @@ def watermark_module(a: Inputs) -> str:
         parts.append(merge_write_batch("TARGET_TABLE", ['"window_start"', '"window_end"', "GROUP_KEY"], None, True,
                                        "Upsert the windows updated in this batch; replaying a batch rewrites the "
                                        "same rows (idempotent)."))
-        start = '''def start(df: DataFrame, checkpoint: str = CHECKPOINT) -> StreamingQuery:
-    """The sink edge: update mode into a MERGE, so a window's row is revised as late events arrive."""
-    return (
-        df.writeStream.foreachBatch(write_batch)
-        .queryName(QUERY_NAME)
-        .outputMode(OUTPUT_MODE)
-        .option("checkpointLocation", checkpoint)
-        .trigger({TRIGGER})
-        .start()
-    )'''.replace("{TRIGGER}", trigger_arg('"1 minute"'))
+        start = start_block("The sink edge: update mode into a MERGE, so a window's row is revised as late events "
+                            "arrive.", [".foreachBatch(write_batch)", ".queryName(QUERY_NAME)", ".outputMode(OUTPUT_MODE)",
+                                        '.option("checkpointLocation", checkpoint)'], ".start()", '"1 minute"')
     else:
-        start = '''def start(df: DataFrame, checkpoint: str = CHECKPOINT) -> StreamingQuery:
-    """The sink edge: each window is appended once, when the watermark passes its end."""
-    return (
-        df.writeStream.format("delta")
-        .queryName(QUERY_NAME)
-        .outputMode(OUTPUT_MODE)
-        .option("checkpointLocation", checkpoint)
-        .trigger({TRIGGER})
-        .toTable(TARGET_TABLE)
-    )'''.replace("{TRIGGER}", trigger_arg('"1 minute"'))
+        start = start_block("The sink edge: each window is appended once, when the watermark passes its end.",
+                            ['.format("delta")', ".queryName(QUERY_NAME)", ".outputMode(OUTPUT_MODE)",
+                             '.option("checkpointLocation", checkpoint)'], ".toTable(TARGET_TABLE)", '"1 minute"')
     body = '''    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    spark.streams.addListener(LateDataListener())
-    query = start(transform(read_stream(spark)))
-    query.awaitTermination()'''
+    spark.streams.addListener(LateDataListener())'''
     imports = STREAM_IMPORTS.replace("from pyspark.sql.streaming import StreamingQuery",
                                      "from pyspark.sql.streaming import StreamingQuery, StreamingQueryListener")
     if merge:
@@ -231,9 +218,12 @@ def watermark_module(a: Inputs) -> str:
            "The watermark delay can change on this checkpoint; changing the window or the keys is a state migration "
            "(new checkpoint and a replay). State is evicted by the watermark.", CONVENTION_NOTE]
     logger = 'LOG = logging.getLogger("streaming.late_data")'
+    prod, helpers = target_section(a.text("target_table"), a.text("checkpoint"))
     return join(header("Event-time windows with a watermark, and late-data metrics.", "watermark-lateness", doc,
-                       imports=imports, extra_imports=("import json", "import logging", "from typing import Any")),
-                constants(rows), logger, LISTENER_CLASS, read, transform, *parts, start, main_block(body))
+                       imports=imports, extra_imports=("import argparse", "import json", "import logging",
+                                                       "from typing import Any")),
+                constants(rows), prod, logger, LISTENER_CLASS, read, transform, *parts, start, helpers,
+                job_main("watermark_window.py", ["TARGET_TABLE"], ["CHECKPOINT"], body))
 
 
 def late_reprocess_sql(a: Inputs) -> str:
@@ -391,15 +381,9 @@ def dedup_module(a: Inputs, path: str = "dedup_idempotent_sink.py", table: str |
     else:
         sink = '.format("delta")'
         terminal = ".toTable(TARGET_TABLE)"
-    start = f'''def start(df: DataFrame, checkpoint: str = CHECKPOINT) -> StreamingQuery:
-    """The sink edge, with this query's own checkpoint."""
-    return (
-        df.writeStream{sink}
-        .queryName(QUERY_NAME)
-        .option("checkpointLocation", checkpoint)
-        .trigger({trigger_arg('"1 minute"')})
-        {terminal}
-    )'''
+    start = start_block("The sink edge, with this query's own checkpoint.",
+                        [sink, ".queryName(QUERY_NAME)", '.option("checkpointLocation", checkpoint)'], terminal,
+                        '"1 minute"')
     replay = ("Replays go through the same MERGE: re-reading a range changes nothing." if mode.startswith("merge") else
               "txnAppId/txnVersion only skip a retried micro-batch of THIS checkpoint: a replay on a new checkpoint "
               "(new batch ids) appends again. Replay a range with replaceWhere over that range, or switch to MERGE.")
@@ -407,8 +391,10 @@ def dedup_module(a: Inputs, path: str = "dedup_idempotent_sink.py", table: str |
            f"wins ({a.text('strategy')}), sink: {mode}.",
            "Bypass: rows without a key cannot be deduplicated; route them to the DLQ (*dlq-ops). " + replay,
            compute_note(), CONVENTION_NOTE]
+    prod, helpers = target_section(table, a.text("checkpoint"))
     return join(header("Deduplication and an idempotent sink.", "idempotency-dedup", doc,
-                       imports=imports), constants(rows), read, transform, *parts, start, main_block())
+                       imports=imports, extra_imports=("import argparse",)), constants(rows), prod, read, transform,
+                *parts, start, helpers, job_main("dedup_idempotent_sink.py", ["TARGET_TABLE"], ["CHECKPOINT"]))
 
 
 def dedup_verification_sql(a: Inputs) -> str:
@@ -558,22 +544,13 @@ def state_module(a: Inputs) -> str:
     return (
         {chain}
     )'''
-    start = '''def start(df: DataFrame, checkpoint: str = CHECKPOINT) -> StreamingQuery:
-    """The sink edge: append mode, so each window is written once and its state released."""
-    return (
-        df.writeStream.format("delta")
-        .queryName(QUERY_NAME)
-        .outputMode("append")
-        .option("checkpointLocation", checkpoint)
-        .trigger({TRIGGER})
-        .toTable(TARGET_TABLE)
-    )'''
-    body = '''    configure(spark)
-    query = start(transform(read_stream(spark)))
-    query.awaitTermination()'''
+    start = start_block("The sink edge: append mode, so each window is written once and its state released.",
+                        ['.format("delta")', ".queryName(QUERY_NAME)", '.outputMode("append")',
+                         '.option("checkpointLocation", checkpoint)'], ".toTable(TARGET_TABLE)", '"1 minute"')
+    body = "    configure(spark)"
     if serverless:
         # Serverless manages the state store (RocksDB) and refuses these session settings.
-        configure, body = "", body.replace("    configure(spark)\n", "")
+        configure, body = "", ""
         rows = [r for r in rows if r[0] not in ("STATE_STORE_PROVIDER", "SHUFFLE_PARTITIONS")]
     doc = [f"Operators: {a.text('stateful_operators')}; provider "
            f"{'RocksDB (managed by serverless)' if serverless else 'RocksDB' if rocksdb else 'HDFS-backed'}; about "
@@ -581,8 +558,11 @@ def state_module(a: Inputs) -> str:
            f"Watermark {delay.spark}: {why}; later events are dropped (numRowsDroppedByWatermark). "
            f"A window lands about window + {delay.spark} after it starts; keep the freshness SLO threshold above it.",
            compute_note(), CONVENTION_NOTE]
-    return join(header("Stateful query with its state store configured and bounded.", "state-store", doc),
-                constants(rows), configure, read, transform, start, main_block(body))
+    prod, helpers = target_section(a.text("target_table"), a.text("checkpoint_root"))
+    return join(header("Stateful query with its state store configured and bounded.", "state-store", doc,
+                       extra_imports=("import argparse",)),
+                constants(rows), prod, configure, read, transform, start, helpers,
+                job_main("stateful_query.py", ["TARGET_TABLE"], ["CHECKPOINT"], body))
 
 
 def state_watermark(a: Inputs) -> tuple[Duration, str]:
