@@ -25,7 +25,7 @@ from tools.artifacts import generate
 from tools.artifacts.bundles import Namespace, dev_namespace, table_namespace
 from tools.design import Design
 
-# The stream modules of the source and stateful commands, with the constants naming what they write.
+# The stream modules of every command that generates one, with the constants naming what they write.
 MODULES = {
     "autoloader-streaming-ingest": ("autoloader_ingest.py", ["TARGET_TABLE", "DLQ_TABLE"]),
     "kafka-connector-setup": ("kafka_source.py", ["TARGET_TABLE"]),
@@ -35,6 +35,9 @@ MODULES = {
     "dedup-and-idempotency": ("dedup_idempotent_sink.py", ["TARGET_TABLE"]),
     "state-store-management": ("stateful_query.py", ["TARGET_TABLE"]),
     "schema-evolution-live": ("shadow_schema_stream.py", ["SHADOW_TABLE"]),
+    "dlq-quarantine-ops": ("dlq_router.py", ["TARGET_TABLE", "DLQ_TABLE"]),
+    "canary-and-shadow": ("shadow_stream.py", ["SHADOW_TABLE"]),
+    "init-streaming-standards": ("reference_stream.py", ["TARGET_TABLE"]),
 }
 
 
@@ -92,7 +95,9 @@ def test_stream_modules_take_the_bundle_parameters_and_end_a_bounded_run(task_id
         module = module_of(task_id, answers, tmp_path, "classic")
         prod_tables = {name: getattr(module, name) for name in written}
         prod_checkpoint = module.CHECKPOINT
-        designed_now = answers.get("trigger_mode") == "availableNow"  # Auto Loader asked as a bounded stream
+        merged = {**defaults_for(task_id), **answers}
+        # Designed as a bounded stream: Auto Loader's trigger mode, or the standards' default trigger.
+        designed_now = "availablenow" in {str(merged.get(k, "")).lower() for k in ("trigger_mode", "default_trigger")}
 
         # A continuous classic job: no flag, production names, processingTime (unless designed as a bounded run).
         continuous = run_main(module, [])

@@ -41,7 +41,6 @@ from tools.artifacts.skeleton import (
     main_block,
     start_block,
     target_section,
-    trigger_arg,
 )
 from tools.artifacts.stateful import merge_write_batch
 from tools.design import current, note_source, own_table, record_table, unique_query_name
@@ -140,6 +139,8 @@ def dlq_router_module(a: Inputs, path: str = "dlq_router.py", target: str | None
         .filter("_rn = 1")
         .drop("_rn")
     )
+    # The first batch creates the clean table (MERGE needs an existing table) with the valid rows' columns.
+    DeltaTable.createIfNotExists(batch_df.sparkSession).tableName(TARGET_TABLE).addColumns(latest.schema).execute()
     (
         DeltaTable.forName(batch_df.sparkSession, TARGET_TABLE)
         .alias("t")
@@ -151,23 +152,20 @@ def dlq_router_module(a: Inputs, path: str = "dlq_router.py", target: str | None
     batch_df.unpersist()'''.replace("{DELTA_IMPORT}", DELTA_IMPORT)
     if serverless:  # serverless compute has no persist(): the batch is read twice instead
         write = write.replace("\n    batch_df.persist()", "").replace("\n    batch_df.unpersist()", "")
-    start = '''def start(df: DataFrame, checkpoint: str = CHECKPOINT) -> StreamingQuery:
-    """The sink edge: foreachBatch(write_batch) with this query's own checkpoint."""
-    return (
-        df.writeStream.foreachBatch(write_batch)
-        .queryName(QUERY_NAME)
-        .option("checkpointLocation", checkpoint)
-        .trigger({TRIGGER})
-        .start()
-    )'''.replace("{TRIGGER}", trigger_arg('"1 minute"'))
+    start = start_block("The sink edge: foreachBatch(write_batch) with this query's own checkpoint.",
+                        [".foreachBatch(write_batch)", ".queryName(QUERY_NAME)",
+                         '.option("checkpointLocation", checkpoint)'], ".start()", '"1 minute"')
     doc = [compute_note(),
            f"{a.text('source_table')} → {target}; failures → {a.text('dlq_table')} (owner: {a.text('dlq_owner')}).",
            "Duplicates inside a batch are collapsed and the MERGE on the key makes replays harmless, so no dedup window "
            "is needed here.",
            CONVENTION_NOTE]
     imports = MERGE_IMPORTS.replace("from pyspark.sql import DataFrame,", "from pyspark.sql import Column, DataFrame,")
+    prod, helpers = target_section(target, a.text("checkpoint"))
     return join(header("DLQ routing: valid rows upserted, dead letters kept with reason and payload.", "dlq-ops", doc,
-                       imports=imports), constants(rows), DEAD_LETTERS_FN, read, transform, write, start, main_block())
+                       imports=imports, extra_imports=("import argparse",)),
+                constants(rows), prod, DEAD_LETTERS_FN, read, transform, write, start, helpers,
+                job_main(path.rsplit("/", 1)[-1], ["TARGET_TABLE", "DLQ_TABLE"], ["CHECKPOINT"]))
 
 
 def dlq_reprocess_module(a: Inputs, policy: dict[str, int]) -> str:

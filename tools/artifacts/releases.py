@@ -41,9 +41,11 @@ from tools.artifacts.skeleton import (
     compute_note,
     constants,
     header,
+    job_main,
     join,
-    main_block,
     section,
+    start_block,
+    target_section,
     trigger_arg,
 )
 from tools.design import current, unique_query_name
@@ -94,19 +96,16 @@ def shadow_stream_module(a: Inputs) -> str:
         transform = f'''def transform(df: DataFrame) -> DataFrame:
     """Every row through the logic under test: production rows are aggregates, so a key sample would not compare."""
 {logic}    return df.withColumn("_shadow_ts", F.current_timestamp())'''
-    start = '''def start(df: DataFrame, checkpoint: str = CHECKPOINT) -> StreamingQuery:
-    """The sink edge: the shadow table, nobody consumes it."""
-    return (
-        df.writeStream.format("delta")
-        .queryName(QUERY_NAME)
-        .option("checkpointLocation", checkpoint)
-        .trigger({TRIGGER})
-        .toTable(SHADOW_TABLE)
-    )'''.replace("{TRIGGER}", trigger_arg('"1 minute"'))
+    start = start_block("The sink edge: the shadow table, nobody consumes it.",
+                        ['.format("delta")', ".queryName(QUERY_NAME)", '.option("checkpointLocation", checkpoint)'],
+                        ".toTable(SHADOW_TABLE)", '"1 minute"')
     doc = [compute_note(), f"{format_percent(ratio)} of the keys of {a.text('source_table')} → {target}; compared with "
            f"{a.text('production_table')} for {a.duration('comparison_window').spark}.", CONVENTION_NOTE]
-    return join(header("Shadow / canary stream on a stable sample of keys.", "canary-shadow", doc),
-                constants(rows), read, transform, start, main_block())
+    prod, helpers = target_section(target, a.text("shadow_checkpoint"))
+    return join(header("Shadow / canary stream on a stable sample of keys.", "canary-shadow", doc,
+                       extra_imports=("import argparse",)),
+                constants(rows), prod, read, transform, start, helpers,
+                job_main("shadow_stream.py", ["SHADOW_TABLE"], ["CHECKPOINT"]))
 
 
 def compare_columns(a: Inputs) -> list[str]:

@@ -29,9 +29,10 @@ from tools.artifacts.skeleton import (
     compute_note,
     constants,
     header,
+    job_main,
     join,
-    main_block,
-    trigger_arg,
+    start_block,
+    target_section,
 )
 from tools.artifacts.stateful import merge_write_batch
 from tools.design import current, unique_query_name
@@ -142,7 +143,6 @@ def pipeline_spec_yaml(a: Inputs, query: str) -> str:
 def reference_stream_module(a: Inputs, query: str) -> str:
     """A stream that applies the standards: named query, own versioned checkpoint, MERGE sink, default trigger."""
     table = a.text("table")
-    trigger = "availableNow=True" if a.choice("default_trigger") == "availablenow" else trigger_arg()
     event_time, key = reference_columns(a)
     rows = [
         ("PIPELINE_NAME", py(a.text("name")), "from the pipeline spec"),
@@ -165,20 +165,18 @@ def reference_stream_module(a: Inputs, query: str) -> str:
     return df.where(F.col(ID_COLUMN).isNotNull() & F.col(EVENT_TIME).isNotNull())'''
     write = merge_write_batch("TARGET_TABLE", ["ID_COLUMN"], "EVENT_TIME", True,
                               "Standard idempotent sink: MERGE on the key, newer event time wins.")
-    start = f'''def start(df: DataFrame, checkpoint: str = CHECKPOINT) -> StreamingQuery:
-    """The sink edge, as the standards require: named, own checkpoint, standard trigger."""
-    return (
-        df.writeStream.foreachBatch(write_batch)
-        .queryName(QUERY_NAME)
-        .option("checkpointLocation", checkpoint)
-        .trigger({trigger})
-        .start()
-    )'''
+    start = start_block("The sink edge, as the standards require: named, own checkpoint, standard trigger.",
+                        [".foreachBatch(write_batch)", ".queryName(QUERY_NAME)",
+                         '.option("checkpointLocation", checkpoint)'], ".start()",
+                        always_available_now=a.choice("default_trigger") == "availablenow")
     imports = MERGE_IMPORTS
     doc = [f"Reference implementation of the standards for {a.text('name')}: copy it for new streams.", compute_note(),
            CONVENTION_NOTE]
+    prod, helpers = target_section(table, a.text("path"))
     return join(header("Reference stream following the team's streaming standards.", "init-standards", doc,
-                       imports=imports), constants(rows), read, transform, write, start, main_block())
+                       imports=imports, extra_imports=("import argparse",)),
+                constants(rows), prod, read, transform, write, start, helpers,
+                job_main("reference_stream.py", ["TARGET_TABLE"], ["CHECKPOINT"]))
 
 
 def standards_generate(answers: dict[str, str], rendered: dict[str, str], doc_location: str,
