@@ -37,6 +37,23 @@ from tools.workspace import Workspace, WorkspaceError, read_regular, regular_fil
     ("SASL_SSL://svc:Sup3rPass@broker:9093", "Sup3rPass"),
     ("aws_secret_access_key = wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY12", "wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY12"),
     ("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
+    # Formats found by the second hostile pass (tokens assembled so the file holds none).
+    ("github_pat_" + "11ABCDEFG0123456789_" + "abcdefghijklmnopqrstuvwxyzABCDEFGHIJ", "abcdefghijklmnopqrstuvwxyz"),
+    ("xapp-1-" + "A0123456789-1234567890123-abcdef0123456789", "abcdef0123456789"),
+    ("https://hooks.slack.com/services/" + "T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX", "XXXXXXXXXXXXXXXXXXXXXXXX"),
+    ("https://acct.blob.core.windows.net/c?sv=2022-11-02&sp=rl&" + "sig=AbCdEf%2BGhIjKl%3D", "AbCdEf%2BGhIjKl%3D"),
+    ("aws_session_token=" + "IQoJb3JpZ2luX2VjEJr//////////wEaCXVz", "IQoJb3JpZ2luX2VjEJr"),
+    ("Authorization: Bearer " + "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dBjftJeZ4CVPmB92K27u", "dBjftJeZ4CVPmB92K27u"),
+    ("AZURE_CLIENT_SECRET=" + "8Q~abcDEF.ghiJKL0123", "8Q~abcDEF.ghiJKL0123"),
+    ("DATABRICKS_TOKEN=" + "abcDEF123456ghiJKL", "abcDEF123456ghiJKL"),
+    (".option('awsSecretKey', '" + "wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY')", "wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY"),
+    ("spark.conf.set('fs.azure.account.key.acct.dfs.core.windows.net', '" + "abcdEFGH/ijkl+mn0123==')", "abcdEFGH/ijkl+mn0123"),
+    ("hf_" + "AbCdEfGhIjKlMnOpQrStUvWxYz01234567", "AbCdEfGhIjKlMnOpQrStUvWxYz01234567"),
+    ("dose" + "0123456789abcdef0123456789abcdef", "0123456789abcdef0123456789abcdef"),
+    # Disguised: a zero-width space in the key, full-width forms, a Cyrillic "а".
+    ("pass\u200bword=Hunter2x!", "Hunter2x!"),
+    ("ｐａｓｓｗｏｒｄ＝Ｈｕｎｔｅｒ２ｘ", "Ｈｕｎｔｅｒ２ｘ"),
+    ("p\u0430ssword=Hunter2x!", "Hunter2x!"),
 ])
 def test_secret_formats_are_removed_before_storage(text: str, secret: str) -> None:
     clean, error, reason = screen(text)
@@ -57,10 +74,35 @@ def test_secret_formats_are_removed_before_storage(text: str, secret: str) -> No
     'password = os.environ["KAFKA_PASSWORD"]',  # pasted code reading a secret is not one
     "password=kafka_password",
     "pwd = getpass()",
+    "max_token: 700",
+    "secret: streaming/kafka-jaas",
+    '.option("secret.scope", "streaming")',
+    "tokenizer=jieba",
+    "Bearer token auth is used",
+    "use a SAS token from the scope",
+    "sig=1 in the chart",
+    ".option('secretKey', dbutils.secrets.get('s', 'k'))",
 ])
 def test_ids_and_references_are_not_taken_for_secrets(text: str) -> None:
     assert find_secret(text) is None
     assert screen(text) == (text, "", "")
+
+
+def test_screening_ends_on_text_built_to_make_patterns_backtrack() -> None:
+    """A 20,000-character ``a.a.a...`` message took minutes to screen (a pattern scanned back for a setting's name)."""
+    import signal
+
+    def stuck(*_):
+        raise AssertionError("screening did not end")
+
+    previous = signal.signal(signal.SIGALRM, stuck)
+    signal.alarm(60)  # a guard against a hang, not a speed measurement (it takes well under a second)
+    try:
+        for text in ("a." * 9999, "a-" * 9999, ("x." * 30 + "password") * 280, "a://b:" * 3300):
+            assert screen(text)[0] == text
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def test_redaction_keeps_the_setting_name() -> None:
@@ -298,3 +340,44 @@ def test_opening_a_home_again_never_opens_its_database_file(tmp_path, monkeypatc
     persistence.open_checkpointer(tmp_path)  # a second engine on the same home, as the eval runner and the UI open
     assert not [p for p in opened if p.endswith("checkpoints.sqlite")], opened
     assert (os.stat(tmp_path / "checkpoints.sqlite").st_mode & 0o777) == 0o600
+
+
+# ----- bounded work inside the linter -------------------------------------------------------------------------
+
+
+def test_a_dropped_target_table_is_still_told_apart() -> None:
+    """The linter finds ``DROP TABLE`` once per file (it searched the file again for every query)."""
+    from tools.lint import check_text
+
+    reset = ("dbutils.fs.rm('/cp/q', True)\n"
+             "spark.readStream.table('src').writeStream.option('checkpointLocation', '/cp/q').toTable('{target}')\n")
+    rules = {f.rule for f in check_text(reset.format(target="cat.sch.orders"), "python").findings}
+    assert "SE209" in rules, "deleting a query's checkpoint is a finding"
+    rebuild = "spark.sql('DROP TABLE IF EXISTS cat.sch.orders')\n" + reset.format(target="cat.sch.orders")
+    assert "SE209" not in {f.rule for f in check_text(rebuild, "python").findings}, "a deliberate full rebuild"
+    other = "spark.sql('DROP TABLE IF EXISTS cat.sch.orders_old')\n" + reset.format(target="cat.sch.orders")
+    assert "SE209" in {f.rule for f in check_text(other, "python").findings}, "another table dropped is no rebuild"
+
+
+def test_sql_facts_keep_their_line_numbers() -> None:
+    from tools.evidence.facts import sql_facts
+
+    facts = sql_facts("select 1;\n\nselect 2;  insert into x values (1);\n-- c\nselect 3", "a.sql", 10)
+    assert [(f.text, f.where) for f in facts] == [
+        ("select 1", "a.sql:11"), ("select 2", "a.sql:13"), ("insert into x values (1)", "a.sql:13"),
+        ("select 3", "a.sql:15")]
+
+
+def test_a_time_budget_nests_and_stops_work() -> None:
+    from tools.budget import OutOfTime, check_time, out_of_time, remaining, time_budget
+
+    check_time()  # no budget: nothing to stop
+    assert remaining() is None
+    with time_budget(0.0):
+        assert out_of_time()
+        with time_budget(60.0):
+            assert out_of_time(), "an inner budget never outlasts the outer one"
+        with pytest.raises(OutOfTime):
+            check_time()
+    with time_budget(60.0):
+        assert not out_of_time() and 0 < (remaining() or 0) <= 60
