@@ -241,7 +241,15 @@ def main(argv: list[str] | None = None) -> int:
         import os
 
         os.environ["STREAMING_ENGINEER_HOME"] = args.home
+    if args.command not in _HOMELESS:
+        from agent.context import default_home, make_private
+
+        make_private(default_home())  # before `index`, `ingest` or `ask` create the home with the default mode
     return int(args.func(args) or 0)
+
+
+_HOMELESS = frozenset({"check", "diagnose", "bench"})
+"""Commands that read nothing of the app home (bench makes its own): they create none."""
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import errno
 import logging
-import os
 import re
 import threading
 import uuid
@@ -22,6 +21,7 @@ from langgraph.types import Command
 
 from agent import prompts
 from agent.context import Context, default_home
+from agent.context import make_private as make_private  # re-exported: it was defined here
 from agent.graph import build_graph
 from agent.persistence import open_checkpointer
 from agent.routing import parse
@@ -122,26 +122,6 @@ def failure_reason(exc: BaseException) -> str:
     return f"an unexpected error ({type(exc).__name__})"
 
 
-def make_private(home: Path) -> None:
-    """Create the app home readable by its owner only; an existing app home is made so too.
-
-    A folder that is not (yet) an app home — say ``--home /tmp`` — keeps its mode:
-    only what the app creates in it is private.
-    """
-    created = not home.exists()
-    home.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if created or (home / "checkpoints.sqlite").exists():
-        try:
-            os.chmod(home, 0o700)
-        except OSError:
-            pass
-    for name in ("workspace", "transcripts", "locks"):
-        folder = home / name
-        folder.mkdir(exist_ok=True, mode=0o700)
-        try:
-            os.chmod(folder, 0o700)
-        except OSError:
-            pass
 
 
 def _now() -> float:

@@ -311,6 +311,30 @@ def test_an_existing_app_home_is_made_private(tmp_path: Path) -> None:
     assert stat.S_IMODE((home / "checkpoints.sqlite").stat().st_mode) == 0o600
 
 
+def test_a_home_first_made_by_a_knowledge_command_is_private(tmp_path: Path, capsys) -> None:
+    """``ingest``/``index``/``ask`` may be the first command a user runs: the home they create is private."""
+    from agent.cli import main
+
+    home = tmp_path / "fresh"
+    assert main(["--home", str(home), "ingest", "--remove", "nothing"]) == 2
+    assert stat.S_IMODE(home.stat().st_mode) == 0o700
+    # A home an older version left open (an index and ingested documents, no checkpoints yet) is closed.
+    old = tmp_path / "old"
+    (old / "index").mkdir(parents=True)
+    (old / "ingested").mkdir()
+    for folder in (old, old / "index", old / "ingested"):
+        os.chmod(folder, 0o755)
+    main(["--home", str(old), "ingest", "--remove", "nothing"])
+    for folder in (old, old / "index", old / "ingested"):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
+    assert "nothing" in capsys.readouterr().err
+    unused = tmp_path / "unused"
+    code = tmp_path / "job.py"
+    code.write_text("x = 1\n")
+    main(["--home", str(unused), "check", str(code)])
+    assert not unused.exists(), "`check` reads no home, so it creates none"
+
+
 def test_json_helper_shapes() -> None:
     # The progress reader still reads ordinary progress after the depth guard.
     record = {"id": "q", "runId": "r", "batchId": 1, "timestamp": "2024-01-01T00:00:00.000Z", "numInputRows": 10,
