@@ -38,8 +38,12 @@ from knowledge.loader import Pack, Task, Template
 from tools.artifacts import diagram, generate, step_notes
 from tools.checklist import Target, run_checklist
 from tools.design import COMPUTE_QUESTIONS, COMPUTE_TASKS, Design
+from tools.secrets import REMOVED
 from tools.templates import TemplateError, render
 from tools.values import KIND_HINTS, check_value
+
+HELD_A_SECRET = ("That answer held what looks like a secret, which I removed and kept nowhere; give the value without "
+                 "it (credentials go in a secret scope, asked for separately)")
 
 
 def template_questions(pack: Pack, names: list[str], taken: set[str]) -> list[dict[str, Any]]:
@@ -165,6 +169,9 @@ def ask_input(state: State, runtime: Runtime[Context]) -> Command[Literal[
     if not error and refused_secret(question.get("kind"), text):
         # Most likely the secret itself: not heard, not kept, not sent to a model; the question is asked again.
         text, error = "", describe_input_error(SECRET_VALUE_ERROR)
+    elif not error and REMOVED in text:
+        # The answer held a secret, already taken out: what is left is no value to write into configs and code.
+        error = HELD_A_SECRET
     stripped = text.strip()
     messages: list = [heard(stripped)] if stripped and not error else []
     if error:

@@ -125,12 +125,15 @@ def test_a_password_inside_a_bootstrap_servers_answer_reaches_no_file(home: Path
         result = engine.turn("s3", "default")
     assert result.waiting, "the Kafka task asks for the bootstrap servers"
     result = engine.turn("s3", f"broker-1.example.com:9093?user=app&pass={PASSWORD}")
+    assert result.waiting and result.waiting["key"] == "servers", "what is left of the answer is no value: asked again"
+    assert "held what looks like a secret" in result.output
     for _ in range(40):
         if not result.waiting:
             break
         result = engine.turn("s3", "default")
     engine.checkpointer.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     assert stored_anywhere(home, PASSWORD) == []
+    assert stored_anywhere(home / "workspace", "[secret removed]") == [], "no config or code holds the stub"
 
 
 def test_a_git_sha_and_a_long_topic_name_are_accepted(home: Path) -> None:
