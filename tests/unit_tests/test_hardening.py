@@ -405,3 +405,29 @@ def test_a_time_budget_nests_and_stops_work() -> None:
             check_time()
     with time_budget(60.0):
         assert not out_of_time() and 0 < (remaining() or 0) <= 60
+
+
+def test_the_models_checklist_tool_keeps_a_time_budget(tmp_path: Path, monkeypatch) -> None:
+    """A model may call ``run_checklist`` on a big upload several times a turn: each call is bounded."""
+    import types
+
+    from knowledge.loader import load_pack
+    from tools import budget, langchain_tools
+    from tools.lint.python_rules import PythonChecker
+
+    now = [0.0]
+    monkeypatch.setattr(budget, "time", types.SimpleNamespace(monotonic=lambda: now[0]))
+    original = PythonChecker.frame_of
+
+    def slow(self, node):  # each chain the linter evaluates costs a second
+        now[0] += 1.0
+        return original(self, node)
+
+    monkeypatch.setattr(PythonChecker, "frame_of", slow)
+    workspace = Workspace(tmp_path / "ws")
+    query = "q{n} = spark.readStream.format('kafka').load().writeStream.toTable('t{n}')\n"
+    workspace.write("uploads/big.py", "".join(query.format(n=n) for n in range(200)))
+    tools = {t.name: t for t in langchain_tools.make_tools(load_pack(), workspace)}
+    report = tools["run_checklist"].invoke({"checklist": "streaming-readiness-checklist", "target": "uploads/big.py"})
+    assert now[0] <= langchain_tools.CHECKLIST_TOOL_SECONDS + 1
+    assert "time budget ran out" in report
