@@ -9,7 +9,6 @@ import os
 import stat
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import BinaryIO
 
 from agent.persistence import CheckpointError
@@ -87,11 +86,12 @@ def _open_script(name: str) -> BinaryIO:
     """
     if name == "-":
         return sys.stdin.buffer
-    stream = Path(name).open("rb")
-    if not stat.S_ISREG(os.fstat(stream.fileno()).st_mode):
-        stream.close()
+    # Non-blocking open: opening a named pipe blocks until a writer comes, before its type could be checked.
+    fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
         raise OSError(errno.EINVAL, "not a regular file (use - to read standard input)")
-    return stream
+    return os.fdopen(fd, "rb")
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -244,7 +244,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command not in _HOMELESS:
         from agent.context import default_home, make_private
 
-        make_private(default_home())  # before `index`, `ingest` or `ask` create the home with the default mode
+        try:
+            make_private(default_home())  # before `index`, `ingest` or `ask` create the home with the default mode
+        except OSError as exc:  # a file, a device or a read-only place given as the home
+            print(f"streaming-engineer: error: cannot use {default_home()} as the app folder: "
+                  f"{exc.strerror or exc}", file=sys.stderr)
+            return 2
     return int(args.func(args) or 0)
 
 

@@ -429,3 +429,20 @@ def test_a_run_killed_between_its_files_and_its_state_is_reconciled(home: Path) 
     assert all(f"`{path}`" in result.output for path in written)
     assert "Done" in result.output
     assert "stopped before" not in engine.turn("k1", "*help").output, "said once"
+
+
+def test_a_named_pipe_as_script_is_refused_at_once(home: Path, tmp_path: Path) -> None:
+    """Opening a FIFO blocks until a writer comes: `run --script` waited forever before checking its type."""
+    fifo = tmp_path / "script.fifo"
+    os.mkfifo(fifo)
+    result = cli("run", "--script", str(fifo), home=home, timeout=120)
+    assert result.returncode == 2 and b"not a regular file" in result.stderr
+
+
+@pytest.mark.parametrize("where", ["/dev/null", "file"])
+def test_a_home_that_cannot_be_a_folder_is_a_plain_error(tmp_path: Path, where: str) -> None:
+    if where == "file":
+        where = str(tmp_path / "file")
+        Path(where).write_text("x")
+    result = cli("--home", where, "run", "--script", "-", home=tmp_path / "unused", stdin="*help\n", timeout=120)
+    assert result.returncode == 2 and b"cannot use" in result.stderr and b"Traceback" not in result.stderr
