@@ -431,3 +431,13 @@ def test_the_models_checklist_tool_keeps_a_time_budget(tmp_path: Path, monkeypat
     report = tools["run_checklist"].invoke({"checklist": "streaming-readiness-checklist", "target": "uploads/big.py"})
     assert now[0] <= langchain_tools.CHECKLIST_TOOL_SECONDS + 1
     assert "time budget ran out" in report
+
+
+def test_diagnose_out_that_cannot_be_a_folder_is_a_plain_error(tmp_path: Path, capsys) -> None:
+    from tools.diagnose import cli as diagnose_cli
+
+    fixtures = Path(__file__).resolve().parents[1] / "fixtures" / "progress"
+    taken = tmp_path / "a-file"
+    taken.write_text("x")
+    assert diagnose_cli.main([str(fixtures), "--out", str(taken)]) == 2
+    assert "cannot write the report" in capsys.readouterr().err
