@@ -193,3 +193,22 @@ def test_a_lint_pass_stops_at_the_review_budget(session, ui_server, tmp_path, mo
     assert not result["items"]["data"] or all(row[0] in ("REVIEW", "N/A", "PASS", "FAIL", "PARTIAL")
                                               for row in result["items"]["data"])
     assert any("not checked: the time budget" in row[4] for row in result["findings"]["data"])
+
+
+def test_threads_per_browser_are_bounded(session, ui_server, monkeypatch) -> None:
+    """Every thread keeps state, a transcript and files, and every turn sends the thread list: threads are bounded."""
+    from gradio_client.exceptions import AppError
+
+    from tests.ui_tests.conftest import SWITCH
+    from ui import app
+
+    monkeypatch.setattr(app, "MAX_THREADS_PER_BROWSER", 3)
+    session.send("*help")
+    for _ in range(2):
+        session.call(SWITCH, api_name="/new_thread")
+    assert len(session.thread_ids()) == 3
+    with pytest.raises(AppError, match="already has 3 threads"):
+        session.call(SWITCH, api_name="/new_thread")
+    session.call(SWITCH, api_name="/delete_thread")
+    session.call(SWITCH, api_name="/new_thread")  # after a delete there is room again
+    assert len(session.thread_ids()) == 3
