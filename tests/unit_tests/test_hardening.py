@@ -441,3 +441,26 @@ def test_diagnose_out_that_cannot_be_a_folder_is_a_plain_error(tmp_path: Path, c
     taken.write_text("x")
     assert diagnose_cli.main([str(fixtures), "--out", str(taken)]) == 2
     assert "cannot write the report" in capsys.readouterr().err
+
+
+def test_a_bundle_that_is_a_named_pipe_is_refused_at_once(tmp_path: Path) -> None:
+    """``--bundle fifo`` waited forever for a writer, and ``--bundle /dev/zero`` read 11 GB in 26 s."""
+    import signal
+
+    fifo = tmp_path / "bundle.txt"
+    os.mkfifo(fifo)
+
+    def stuck(*_):
+        raise AssertionError("the bundle loader waited on a pipe")
+
+    previous = signal.signal(signal.SIGALRM, stuck)
+    signal.alarm(30)  # a guard against a hang, not a speed measurement
+    try:
+        with pytest.raises(PackError, match="not a regular file"):
+            load_bundle(fifo, tmp_path / "home")
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    if Path("/dev/zero").exists():
+        with pytest.raises(PackError, match="not a regular file"):
+            load_bundle("/dev/zero", tmp_path / "home")
