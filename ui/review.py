@@ -8,6 +8,7 @@ the tables and the chart come from the same deterministic judgement.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,10 +63,19 @@ class Review:
 
 
 def safe_name(name: str) -> str:
-    """A file name safe to write: no folders, only plain characters, the suffix kept."""
+    """A file name safe to write: no folders, only plain characters, the suffix kept.
+
+    A name with no plain characters before its suffix (``订单流.py``) gets a short stable one instead
+    (``upload-1a2b3c4d.py``): cut down to its suffix it was refused as "not a pipeline file", and two such
+    files overwrote each other.
+    """
     base = Path(str(name).replace("\\", "/")).name
-    cleaned = _UNSAFE_NAME.sub("-", base).strip(".-")
-    return cleaned[:100] or "upload.txt"
+    suffix = _UNSAFE_NAME.sub("", Path(base).suffix)[:16]
+    stem = _UNSAFE_NAME.sub("-", base[: len(base) - len(Path(base).suffix)]).strip(".-")
+    if not stem:
+        stem = "upload-" + hashlib.sha256(base.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+        suffix = suffix or ".txt"
+    return stem[: 100 - len(suffix)] + suffix
 
 
 def save_uploads(workspace: Workspace, paths: list[str]) -> tuple[list[str], list[str]]:

@@ -212,3 +212,13 @@ def test_threads_per_browser_are_bounded(session, ui_server, monkeypatch) -> Non
     session.call(SWITCH, api_name="/delete_thread")
     session.call(SWITCH, api_name="/new_thread")  # after a delete there is room again
     assert len(session.thread_ids()) == 3
+
+
+def test_upload_names_keep_their_suffix_and_stay_apart() -> None:
+    """``订单流.py`` was cut to ``py`` and refused as "not a pipeline file"; two such names collided."""
+    from ui.review import TEXT_SUFFIXES, safe_name
+
+    names = [safe_name(n) for n in ("订单流.py", "支付.py", "a" * 300 + ".sql", "../../etc/job.yaml", "evil\u202ecod.py")]
+    assert all(n.endswith(TEXT_SUFFIXES) for n in names), names
+    assert len(set(names)) == len(names) and all("/" not in n and len(n) <= 100 for n in names)
+    assert names[3] == "job.yaml"
