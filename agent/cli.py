@@ -9,10 +9,9 @@ import os
 import stat
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from agent.limits import MAX_INPUT_CHARS
+from agent.screening import MAX_INPUT_CHARS
 
 if TYPE_CHECKING:
     from agent.session import Engine
@@ -94,11 +93,12 @@ def _open_script(name: str) -> BinaryIO:
     """
     if name == "-":
         return sys.stdin.buffer
-    stream = Path(name).open("rb")
-    if not stat.S_ISREG(os.fstat(stream.fileno()).st_mode):
-        stream.close()
+    # Non-blocking open: opening a named pipe blocks until a writer comes, before its type could be checked.
+    fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
         raise OSError(errno.EINVAL, "not a regular file (use - to read standard input)")
-    return stream
+    return os.fdopen(fd, "rb")
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -252,7 +252,20 @@ def main(argv: list[str] | None = None) -> int:
         import os
 
         os.environ["STREAMING_ENGINEER_HOME"] = args.home
+    if args.command not in _HOMELESS:
+        from agent.context import default_home, make_private
+
+        try:
+            make_private(default_home())  # before `index`, `ingest` or `ask` create the home with the default mode
+        except OSError as exc:  # a file, a device or a read-only place given as the home
+            print(f"streaming-engineer: error: cannot use {default_home()} as the app folder: "
+                  f"{exc.strerror or exc}", file=sys.stderr)
+            return 2
     return int(args.func(args) or 0)
+
+
+_HOMELESS = frozenset({"check", "diagnose", "bench"})
+"""Commands that read nothing of the app home (bench makes its own): they create none."""
 
 
 if __name__ == "__main__":

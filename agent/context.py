@@ -15,6 +15,38 @@ def default_home() -> Path:
     return Path(os.environ.get("STREAMING_ENGINEER_HOME") or Path.home() / ".streaming-engineer").expanduser()
 
 
+def make_private(home: Path) -> None:
+    """Create the app home readable by its owner only; an existing app home is made so too.
+
+    A folder that is not (yet) an app home — say ``--home /tmp`` — keeps its mode:
+    only what the app creates in it is private.
+    """
+    created = not home.exists()
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if created or any((home / name).exists() for name in _APP_HOME_MARKS):
+        try:
+            os.chmod(home, 0o700)
+        except OSError:
+            pass
+    for name in ("workspace", "transcripts", "locks"):
+        folder = home / name
+        folder.mkdir(exist_ok=True, mode=0o700)
+        try:
+            os.chmod(folder, 0o700)
+        except OSError:
+            pass
+    for name in ("index", "ingested"):  # the team's ingested documents live here: private too
+        if (home / name).is_dir():
+            try:
+                os.chmod(home / name, 0o700)
+            except OSError:
+                pass
+
+
+_APP_HOME_MARKS = ("checkpoints.sqlite", "index", "ingested", "transcripts")
+"""What only an app home holds: a folder with one of these is made private even if the app did not create it."""
+
+
 @dataclass(frozen=True)
 class Context:
     """What a run needs besides the thread's state.

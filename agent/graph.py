@@ -42,6 +42,7 @@ from agent.nodes.tasks import (
     save_document,
     start_task,
 )
+from agent.screening import screen
 from agent.state import State
 
 _TERMINAL = [
@@ -73,8 +74,6 @@ def taken_message(state: State) -> dict:
     last = messages[-1] if messages else None
     if not isinstance(last, HumanMessage) or not last.id or last.id == state.get("heard_id"):
         return {"heard_id": ""}
-    from agent.session import screen  # agent.session builds this graph: import when the first message comes
-
     text, error, _secret = screen(message_text(last))
     return {"input": text, "input_error": error, "heard_id": last.id}
 

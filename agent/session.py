@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import errno
 import logging
-import os
 import re
 import threading
 import uuid
@@ -22,15 +21,16 @@ from langgraph.types import Command
 
 from agent import prompts
 from agent.context import Context, default_home
+from agent.context import make_private as make_private  # re-exported: it was defined here
 from agent.graph import build_graph
-from agent.limits import MAX_INPUT_CHARS
 from agent.persistence import open_checkpointer
 from agent.routing import parse
+from agent.screening import MAX_INPUT_CHARS as MAX_INPUT_CHARS  # re-exported: front ends import it from here
+from agent.screening import SECRET_VALUE_ERROR, refused_secret, screen
 from agent.threadlock import ThreadBusyError, ThreadLock, files_since
 from agent.transcript import Transcript
 from knowledge.loader import PACK_DIR
-from tools.secrets import REMOVED, redact
-from tools.values import check_value
+from tools.secrets import REMOVED
 from tools.workspace import Workspace, WorkspaceError, safe_id
 
 log = logging.getLogger(__name__)
@@ -94,48 +94,9 @@ class TurnResult:
 _FRONT_END_ONLY = ("state", "waiting", "input_text", "replies", "busy")
 
 
-def screen(text: str, size: int | None = None) -> tuple[str, str, str]:
-    """Screen raw user text.
-
-    Returns:
-        ``(clean text, error, secret reason)``: ``error`` is ``too_long:N/LIMIT``
-        or ``binary`` when the text must not be used; ``secret reason`` says what
-        was removed when the text carried something that looks like a secret.
-
-    """
-    size = len(text) if size is None else max(size, len(text))  # ``size``: the whole message, when text is its start
-    if size > MAX_INPUT_CHARS:
-        return "", f"too_long:{size}/{MAX_INPUT_CHARS}", ""
-    bad = sum(1 for c in text if (ord(c) < 32 and c not in "\t\n\r") or c == "\ufffd")
-    if text and bad / len(text) > 0.1:
-        return "", "binary", ""
-    clean = "".join(c for c in text if ord(c) >= 32 or c in "\t\n").replace("\ufffd", "")
-    clean, reasons = redact(clean)
-    return clean, "", " and ".join(reasons)
-
-
-SECRET_VALUE_ERROR = "secret_value"
-"""The input error of an answer that is not a ``scope/key`` where one was asked: it is never stored."""
-_KEEP_AT_SECRET_QUESTION = ("*", "#yolo")
-
-
-def refused_secret(waiting: Any, text: str) -> bool:
-    """Whether ``text`` answers a secret-reference question with something other than ``scope/key``.
-
-    Such an answer is most likely the secret itself, so it must go nowhere: not into
-    the state, the transcript or a model request. Commands, ``#yolo`` and the words
-    that take the default are let through.
-    """
-    if not isinstance(waiting, dict) or waiting.get("kind") != "secret_ref":
-        return False
-    stripped = text.strip()
-    if not stripped or stripped.lower().startswith(_KEEP_AT_SECRET_QUESTION):
-        return False
-    from agent.nodes.tasks import ACCEPT_DEFAULT
-
-    if stripped.lower() in ACCEPT_DEFAULT:
-        return False
-    return not check_value("secret_ref", stripped).ok
+def _kind_of(waiting: Any) -> str | None:
+    """The kind of the value a waiting question asks for (``secret_ref``, ``duration``, ...)."""
+    return waiting.get("kind") if isinstance(waiting, dict) else None
 
 
 def backend_status() -> str:
@@ -161,26 +122,6 @@ def failure_reason(exc: BaseException) -> str:
     return f"an unexpected error ({type(exc).__name__})"
 
 
-def make_private(home: Path) -> None:
-    """Create the app home readable by its owner only; an existing app home is made so too.
-
-    A folder that is not (yet) an app home — say ``--home /tmp`` — keeps its mode:
-    only what the app creates in it is private.
-    """
-    created = not home.exists()
-    home.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if created or (home / "checkpoints.sqlite").exists():
-        try:
-            os.chmod(home, 0o700)
-        except OSError:
-            pass
-    for name in ("workspace", "transcripts", "locks"):
-        folder = home / name
-        folder.mkdir(exist_ok=True, mode=0o700)
-        try:
-            os.chmod(folder, 0o700)
-        except OSError:
-            pass
 
 
 def _now() -> float:
@@ -268,7 +209,7 @@ class Engine:
             seen["checkpoint_id"] = (snapshot.config or {}).get("configurable", {}).get("checkpoint_id")
         before = {m.id for m in snapshot.values.get("messages") or []}
         clean, error, secret = screen(text, size)
-        if snapshot.interrupts and not error and refused_secret(snapshot.interrupts[0].value, clean):
+        if snapshot.interrupts and not error and refused_secret(_kind_of(snapshot.interrupts[0].value), clean):
             # Shown and recorded as removed; the question says why and asks again.
             return (Command(resume={"text": "", "error": SECRET_VALUE_ERROR}), before, REMOVED,
                     screen(clean)[2] or "the secret itself rather than its scope/key")
@@ -440,7 +381,7 @@ class Engine:
             if snapshot.interrupts:
                 waiting = snapshot.interrupts[0].value
                 pending = str(waiting.get("question") if isinstance(waiting, dict) else waiting)
-                if refused_secret(waiting, shown):
+                if refused_secret(_kind_of(waiting), shown):
                     shown = REMOVED
         except Exception:
             log.exception("cannot read the state of thread %s", thread_id)

@@ -331,13 +331,16 @@ def load_bundle(path: Path | str, home: Path) -> Pack:
         PackError: with a message that names the problem.
 
     """
+    from tools.workspace import WorkspaceError, read_regular
+
     path = Path(path)
     try:
-        data = path.read_bytes()
+        # A regular file, read with a bound: a named pipe blocked here forever and /dev/zero filled memory.
+        data = read_regular(path, MAX_BUNDLE_BYTES)
+    except WorkspaceError as exc:
+        raise PackError(f"cannot use bundle {path.name}: {exc}") from exc
     except OSError as exc:
         raise PackError(f"cannot read bundle {path}: {exc.strerror or exc}") from exc
-    if len(data) > MAX_BUNDLE_BYTES:
-        raise PackError(f"bundle {path.name} is {len(data)} bytes; the limit is {MAX_BUNDLE_BYTES}")
     if b"\x00" in data:
         raise PackError(f"bundle {path.name} is binary, not a text web bundle")
     try:

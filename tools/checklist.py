@@ -13,13 +13,18 @@ Nothing here executes the target.
 
 from __future__ import annotations
 
+import hashlib
 import re
+import threading
+from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from knowledge.loader import Checklist, ChecklistItem
+from tools.budget import NOT_CHECKED, NOT_JUDGED, OutOfTime, check_time, out_of_time
 from tools.evidence import EVIDENCE_KINDS, Fact, classify, describe, facts_of
 from tools.evidence.kinds import REPORT, held_by
+from tools.lint.model import FileResult
 
 STATUSES = ("PASS", "FAIL", "PARTIAL", "N/A", "REVIEW")
 CODE_SUFFIXES = {".py", ".sql", ".yaml", ".yml", ".json"}
@@ -59,6 +64,8 @@ class ChecklistReport:
     targets: list[str]
     items: list[ItemResult]
     kinds: dict[str, str] = field(default_factory=dict)  # target name → artefact kind
+    cut: list[str] = field(default_factory=list)
+    """What the request's time budget left out ("`x.py` was not linted"), said in the scope."""
 
     def scope(self) -> str:
         """One sentence on what the targets could show: why items are N/A or REVIEW."""
@@ -73,6 +80,8 @@ class ChecklistReport:
         if counts["REVIEW"]:
             parts.append(f"{counts['REVIEW']} item(s) REVIEW: not (fully) evidenced by these files — "
                          "the evidence belongs in another artefact or needs a reviewer")
+        if self.cut:
+            parts.append(f"the time budget ran out: {', '.join(self.cut)}")
         return "; ".join(parts) + "."
 
     def counts(self) -> dict[str, int]:
@@ -177,8 +186,11 @@ def sources_of(targets: list[Target]) -> list[Source]:
     return out
 
 
-def lint_findings(targets: list[Target]) -> list[dict]:
-    """Linter findings for the targets that are code or config (files, or generated text named like one)."""
+def lint_results(targets: list[Target]) -> list[FileResult]:
+    """The linter's result for each target that is code or config (a file, or generated text named like one).
+
+    A file the request's time budget left no time for gets ``NOT_CHECKED`` as its error.
+    """
     from tools.lint import check_paths, check_text
     from tools.lint.engine import SUFFIX_KINDS
 
@@ -189,9 +201,17 @@ def lint_findings(targets: list[Target]) -> list[dict]:
     for target in targets:
         kind = SUFFIX_KINDS.get(Path(target.name).suffix.lower())
         if target.path is None and kind:
-            results.append(check_text(target.text, kind, target.name))
+            try:
+                results.append(check_text(target.text, kind, target.name))
+            except OutOfTime:
+                results.append(FileResult(target.name, [], NOT_CHECKED))
+    return results
+
+
+def lint_findings(targets: list[Target], results: list[FileResult] | None = None) -> list[dict]:
+    """Linter findings (``path`` added) for the targets that are code or config, or of ``results`` when given."""
     findings = []
-    for result in results:
+    for result in lint_results(targets) if results is None else results:
         for finding in result.findings:
             record = asdict(finding)
             record["path"] = result.path
@@ -313,25 +333,73 @@ class PreparedTargets:
     targets: list[Target]
     sources: list[Source]
     findings: list[dict]
+    results: list[FileResult] = field(default_factory=list)
+    """The linter's result per file, errors included (a review lists them)."""
+    cut: list[str] = field(default_factory=list)
+    """What the request's time budget left out: targets not read, files not linted."""
+
+
+_PREPARED: OrderedDict[tuple, PreparedTargets] = OrderedDict()
+_PREPARED_LOCK = threading.Lock()
+_PREPARED_KEEP = 4
+"""Preparations kept by content: a review in the app judges the files, then runs the same checklist on the
+same files in the conversation; the second run reuses the first's linting instead of paying for it again."""
+
+
+def _content_key(targets: list[Target]) -> tuple:
+    return tuple((t.name, hashlib.sha256(t.text.encode("utf-8", "surrogatepass")).hexdigest(), str(t.path), t.kind)
+                 for t in targets)
 
 
 def prepare_targets(targets: list[Target]) -> PreparedTargets:
-    """Extract the facts of ``targets`` and lint them, once for any number of checklists."""
+    """Extract the facts of ``targets`` and lint them, once for any number of checklists.
+
+    Within a request's time budget (``tools.budget``): what it leaves no time for is listed in ``cut`` (and
+    such a partial preparation is not kept for reuse).
+    """
     targets = [Target(t.name, t.text[:MAX_TARGET_CHARS], t.path, t.kind) for t in targets]
-    sources = sources_of(targets)
-    return PreparedTargets(targets, sources, lint_findings([s.target for s in sources if s.kind != REPORT]))
+    key = _content_key(targets)
+    with _PREPARED_LOCK:
+        if key in _PREPARED:
+            _PREPARED.move_to_end(key)
+            return _PREPARED[key]
+    sources, cut = [], []
+    for target in targets:
+        try:
+            check_time()
+            sources.append(sources_of([target])[0])
+        except OutOfTime:
+            cut.append(f"`{target.name}` was not read")
+    results = lint_results([s.target for s in sources if s.kind != REPORT])
+    names = {str(t.path): t.name for t in targets if t.path is not None}
+    cut += [f"`{names.get(r.path, r.path)}` was not linted" for r in results if r.error == NOT_CHECKED]
+    prepared = PreparedTargets(targets, sources, lint_findings([], results), results, cut)
+    if not cut:
+        with _PREPARED_LOCK:
+            _PREPARED[key] = prepared
+            while len(_PREPARED) > _PREPARED_KEEP:
+                _PREPARED.popitem(last=False)
+    return prepared
 
 
 def judge_checklist(checklist: Checklist, prepared: PreparedTargets) -> ChecklistReport:
-    """Judge every item of ``checklist`` against targets prepared by :func:`prepare_targets`."""
-    items = [
-        judge_item(item, str(section.title), checklist.id, prepared.sources, prepared.findings)
-        for section in checklist.sections
-        for item in section.items
-    ]
+    """Judge every item of ``checklist`` against targets prepared by :func:`prepare_targets`.
+
+    Items the request's time budget leaves no time for are REVIEW, "not judged", and the report says so.
+    """
+    items, unjudged = [], 0
+    for section in checklist.sections:
+        for item in section.items:
+            if out_of_time():
+                unjudged += 1
+                items.append(ItemResult(item.id, str(item.text), str(section.title), item.topic, "REVIEW",
+                                        reason=NOT_JUDGED, recommendation=item.recommendation))
+                continue
+            items.append(judge_item(item, str(section.title), checklist.id, prepared.sources, prepared.findings))
     title = f"{checklist.title} ({checklist.title_zh})" if checklist.title_zh else checklist.title
     kinds = {s.target.name: s.kind for s in prepared.sources}
-    return ChecklistReport(checklist.id, title, [t.name for t in prepared.targets], items, kinds)
+    cut = [*prepared.cut, f"{unjudged} item(s) were not judged"] if unjudged else list(prepared.cut)
+    return ChecklistReport(checklist.id, title, [t.name for t in prepared.targets], items, kinds, cut)
 
 
 def run_checklists(checklists: list[Checklist], targets: list[Target]) -> list[ChecklistReport]:

@@ -12,10 +12,14 @@ import json
 from langchain_core.tools import BaseTool, StructuredTool
 
 from knowledge.loader import Pack
+from tools.budget import time_budget
 from tools.checklist import Target, run_checklist
 from tools.docs import join, shard
 from tools.templates import TemplateError, render
 from tools.workspace import Workspace, WorkspaceError
+
+CHECKLIST_TOOL_SECONDS = 20.0
+"""The time budget of one ``run_checklist`` call by a model (items it leaves no time for are "not judged")."""
 
 
 def make_tools(pack: Pack, workspace: Workspace, search=None) -> list[BaseTool]:
@@ -46,11 +50,13 @@ def make_tools(pack: Pack, workspace: Workspace, search=None) -> list[BaseTool]:
             return f"error: no checklist {checklist!r}; checklists: {', '.join(pack.checklists)}"
         try:
             path = workspace.resolve(target)
-            targets = [Target(target, path.read_text(encoding="utf-8"), path)] if path.is_file() else []
-        except (WorkspaceError, OSError, UnicodeDecodeError):
+            # workspace.read: regular files only, bounded (a model names the target, not the user).
+            targets = [Target(target, workspace.read(target), path)] if path.is_file() else []
+        except (WorkspaceError, OSError):
             targets = []
         targets = targets or [Target("pasted text", target)]
-        return run_checklist(found, targets).to_markdown()
+        with time_budget(CHECKLIST_TOOL_SECONDS):  # a model may call it several times in one turn
+            return run_checklist(found, targets).to_markdown()
 
     def write_doc(path: str, content: str) -> str:
         """Write a document into the thread's workspace (paths outside it are refused)."""

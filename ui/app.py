@@ -53,6 +53,9 @@ MAX_CHATS = 1000
 """Chats kept in memory for quick turns; an older thread's chat is rebuilt from its transcript."""
 MAX_TRACKED_PAGES = 5000
 TOO_LONG_BUBBLE = "(a message of {size:,} characters — too long, not kept)"
+MAX_THREADS_PER_BROWSER = 200
+"""Each thread keeps its state, transcript and workspace, and every turn sends the list of a browser's threads
+(~60 bytes a thread): a browser cannot start threads without end."""
 MAX_REQUEST_BYTES = 1024 * 1024
 INDEX_POLL_SECONDS = 1.5
 """Largest request body besides uploads: a message at the engine's limit is well under it, even JSON-escaped."""
@@ -315,6 +318,9 @@ class ChatApp:
     def new_thread(self, owner: str, request: gr.Request | None = None) -> dict:
         """Start a fresh thread with the greeting."""
         owner = owner if is_token(owner) else new_owner()
+        if self.registry.count(owner) >= MAX_THREADS_PER_BROWSER:
+            raise gr.Error(f"This browser already has {MAX_THREADS_PER_BROWSER} threads; delete some (🗑) "
+                           "before starting another.")
         thread, history = self._greet(owner)
         return self._switch(owner, thread, history, request)
 

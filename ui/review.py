@@ -8,8 +8,8 @@ the tables and the chart come from the same deterministic judgement.
 
 from __future__ import annotations
 
+import hashlib
 import re
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,9 @@ from typing import Any
 import pandas as pd
 
 from agent.session import Engine, TurnResult
-from tools.checklist import ChecklistReport, Target, judge_checklist, prepare_targets
+from tools.budget import out_of_time, remaining, time_budget
+from tools.checklist import ChecklistReport, PreparedTargets, Target, judge_checklist, prepare_targets
+from tools.lint import FileResult
 from tools.workspace import Workspace, WorkspaceError, read_regular
 
 MAX_UPLOAD_BYTES = 2 * 1024 * 1024
@@ -25,10 +27,12 @@ MAX_UPLOAD_BYTES = 2 * 1024 * 1024
 MAX_UPLOAD_MB = MAX_UPLOAD_BYTES // (1024 * 1024)
 MAX_FILES = 20
 MAX_REVIEW_BYTES = 512 * 1024
-"""All files of one review together. Judging costs about 25 ms per KB per checklist on a busy two-core
-server and the time budget is checked between checklists, so one checklist may run over it by ~13 s."""
+"""All files of one review together (reading, linting and judging cost CPU per KB)."""
 REVIEW_SECONDS = 45.0
-"""A review stops starting new checklist judgements after this long (it says which were left out)."""
+"""A review's whole request takes at most about this long (``tools.budget``: the work stops between small
+units — a file, a query, a checklist item); what it left no time for is said, never silently dropped."""
+PREPARE_SHARE = 2 / 3
+"""Of the budget, what reading and linting the files may take: the rest is kept for judging them."""
 MAX_FINDINGS_PER_FILE = 100
 MAX_REPORT_CHARS = 1024 * 1024
 TEXT_SUFFIXES = (".py", ".sql", ".yaml", ".yml", ".json", ".md", ".txt", ".toml", ".conf", ".ini", ".cfg")
@@ -59,10 +63,19 @@ class Review:
 
 
 def safe_name(name: str) -> str:
-    """A file name safe to write: no folders, only plain characters, the suffix kept."""
+    """A file name safe to write: no folders, only plain characters, the suffix kept.
+
+    A name with no plain characters before its suffix (``订单流.py``) gets a short stable one instead
+    (``upload-1a2b3c4d.py``): cut down to its suffix it was refused as "not a pipeline file", and two such
+    files overwrote each other.
+    """
     base = Path(str(name).replace("\\", "/")).name
-    cleaned = _UNSAFE_NAME.sub("-", base).strip(".-")
-    return cleaned[:100] or "upload.txt"
+    suffix = _UNSAFE_NAME.sub("", Path(base).suffix)[:16]
+    stem = _UNSAFE_NAME.sub("-", base[: len(base) - len(Path(base).suffix)]).strip(".-")
+    if not stem:
+        stem = "upload-" + hashlib.sha256(base.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+        suffix = suffix or ".txt"
+    return stem[: 100 - len(suffix)] + suffix
 
 
 def save_uploads(workspace: Workspace, paths: list[str]) -> tuple[list[str], list[str]]:
@@ -126,12 +139,10 @@ def _original_name(path: Path) -> str:
     return path.name
 
 
-def lint(workspace: Workspace, relative: list[str]) -> list[dict[str, Any]]:
-    """Every linter finding on the saved files (``tools.lint.check_paths``), workspace-relative."""
-    from tools.lint import check_paths
-
+def lint(workspace: Workspace, results: list[FileResult]) -> list[dict[str, Any]]:
+    """The linter's findings on the saved files (the results the review's preparation got), workspace-relative."""
     findings = []
-    for result in check_paths([workspace.resolve(r) for r in relative]):
+    for result in results:
         name = workspace.relative(Path(result.path)) if Path(result.path).is_absolute() else result.path
         if result.error:
             findings.append({"path": name, "rule": "-", "topic": "-", "checklist": "-", "status": "REVIEW",
@@ -148,24 +159,27 @@ def lint(workspace: Workspace, relative: list[str]) -> list[dict[str, Any]]:
     return findings
 
 
-def judge(engine: Engine, workspace: Workspace, relative: list[str], checklist_ids: list[str],
-          budget: float | None = None) -> tuple[list[ChecklistReport], list[str]]:
-    """Run each checklist of ``checklist_ids`` on the saved files, within ``budget`` seconds (``REVIEW_SECONDS``).
+def judge(engine: Engine, workspace: Workspace, relative: list[str],
+          checklist_ids: list[str]) -> tuple[list[ChecklistReport], list[str], PreparedTargets]:
+    """Run each checklist of ``checklist_ids`` on the saved files, within the request's time budget.
+
+    The files are read and linted once (within ``PREPARE_SHARE`` of the budget left), then each checklist
+    only judges its items; once the budget runs out, no further checklist is started.
 
     Returns:
-        The reports, and the ids of the checklists left out because the time ran out.
+        The reports, the ids of the checklists left out because the time ran out, and the prepared files.
 
     """
-    deadline = time.monotonic() + (REVIEW_SECONDS if budget is None else budget)
-    # The files are linted and their facts extracted once; each checklist then only judges its items.
-    prepared = prepare_targets([Target(rel, workspace.read(rel), workspace.resolve(rel)) for rel in relative])
+    left = remaining()
+    with time_budget((REVIEW_SECONDS if left is None else left) * PREPARE_SHARE):
+        prepared = prepare_targets([Target(rel, workspace.read(rel), workspace.resolve(rel)) for rel in relative])
     reports, skipped = [], []
     for checklist_id in checklist_ids:
-        if time.monotonic() > deadline:
+        if out_of_time():
             skipped.append(checklist_id)
             continue
         reports.append(judge_checklist(engine.pack.checklists[checklist_id], prepared))
-    return reports, skipped
+    return reports, skipped, prepared
 
 
 def report_markdown(reports: list[ChecklistReport], findings: list[dict[str, Any]], files: list[str]) -> str:
@@ -251,18 +265,24 @@ def run_review(engine: Engine, thread_id: str, uploaded: list[str], selection: s
         if not uploaded:
             review.problems.append("Drop one or more pipeline files first.")
         return review
-    review.reports, skipped = judge(engine, workspace, review.saved, checklist_ids)
-    if skipped:
-        review.problems.append(f"The review's time ran out ({REVIEW_SECONDS:.0f} s) before {len(skipped)} checklist(s): "
-                               f"{', '.join(skipped)}; pick one of them to run it on its own.")
-    review.findings = lint(workspace, review.saved)
-    try:
-        workspace.write(f"reviews/{selection}-review.md", report_markdown(review.reports, review.findings, review.saved))
-        review.report_path = f"reviews/{selection}-review.md"
-    except (WorkspaceError, OSError) as exc:
-        review.problems.append(f"The report could not be written: {exc}")
-    if selection != ALL:
-        review.turns = drive_checklist(engine, thread_id, selection, review.saved)
+    with time_budget(REVIEW_SECONDS):
+        review.reports, skipped, prepared = judge(engine, workspace, review.saved, checklist_ids)
+        if prepared.cut:
+            review.problems.append(f"The review's time ran out ({REVIEW_SECONDS:.0f} s) while reading the files: "
+                                   f"{'; '.join(prepared.cut)}; review fewer or smaller files at once.")
+        if skipped:
+            review.problems.append(f"The review's time ran out ({REVIEW_SECONDS:.0f} s) before {len(skipped)} "
+                                   f"checklist(s): {', '.join(skipped)}; pick one of them to run it on its own.")
+        review.findings = lint(workspace, prepared.results)
+        try:
+            workspace.write(f"reviews/{selection}-review.md",
+                            report_markdown(review.reports, review.findings, review.saved))
+            review.report_path = f"reviews/{selection}-review.md"
+        except (WorkspaceError, OSError) as exc:
+            review.problems.append(f"The report could not be written: {exc}")
+        # In the conversation too (its judgement reuses this preparation), unless the budget is spent.
+        if selection != ALL and not out_of_time():
+            review.turns = drive_checklist(engine, thread_id, selection, review.saved)
     return review
 
 

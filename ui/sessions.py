@@ -114,6 +114,13 @@ class ThreadRegistry:
                                     "ORDER BY created DESC", (self._key(owner),)).fetchall()
         return [ThreadRecord(*row) for row in rows]
 
+    def count(self, owner: str) -> int:
+        """How many threads ``owner`` has."""
+        if not is_token(owner):
+            return 0
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM threads WHERE owner = ?", (self._key(owner),)).fetchone()[0])
+
     def owns(self, owner: str, thread_id: str) -> bool:
         """Whether ``thread_id`` was created by ``owner``."""
         if not is_token(owner):

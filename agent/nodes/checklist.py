@@ -28,6 +28,7 @@ from agent.nodes.common import (
 from agent.routing import best_named
 from agent.state import MenuOption, State
 from knowledge.loader import Pack
+from tools.budget import time_budget
 from tools.checklist import ChecklistReport, ItemResult, Target, run_checklist
 from tools.workspace import WorkspaceError, read_regular, regular_files
 
@@ -35,6 +36,8 @@ MAX_TARGET_FILE_BYTES = 2 * 1024 * 1024
 MAX_TARGET_FILES = 50
 MAX_TARGET_BYTES = 2 * 1024 * 1024
 """What one checklist run judges, whole or not at all: at most this many files and bytes in all (each costs CPU)."""
+CHECKLIST_SECONDS = 45.0
+"""A checklist run's time budget (``tools.budget``): what it leaves no time for is reported as not judged."""
 _OVERRIDES = {"PASS", "FAIL", "PARTIAL", "N/A", "NA"}
 REVIEWER_MARK = "set by the reviewer"
 
@@ -221,9 +224,10 @@ def judge_checklist(state: State, runtime: Runtime[Context]) -> Command[Literal[
     pack = pack_of(runtime)
     run = dict(state.get("task") or {})
     targets = [Target(t["name"], t["text"], Path(t["path"]) if t.get("path") else None) for t in run["targets"]]
-    report = run_checklist(pack.checklists[run["checklist"]], targets)
+    with time_budget(CHECKLIST_SECONDS):
+        report = run_checklist(pack.checklists[run["checklist"]], targets)
     run.update(items=[asdict(i) for i in report.items], item_index=0, target_names=report.targets,
-               report_title=report.title, target_kinds=report.kinds,
+               report_title=report.title, target_kinds=report.kinds, cut=report.cut,
                targets=[{"name": t.name, "text": "", "path": None} for t in targets])
     return Command(goto="review_item" if run.get("interactive") else "report_checklist", update={"task": run})
 
@@ -262,7 +266,8 @@ def review_item(state: State, runtime: Runtime[Context]) -> Command[Literal[
 def report_from(run: dict[str, Any]) -> ChecklistReport:
     """Rebuild the report object from the run stored in state."""
     return ChecklistReport(run["checklist"], run.get("report_title") or run["title"], run.get("target_names") or [],
-                           [ItemResult(**i) for i in run["items"]], dict(run.get("target_kinds") or {}))
+                           [ItemResult(**i) for i in run["items"]], dict(run.get("target_kinds") or {}),
+                           list(run.get("cut") or []))
 
 
 def report_checklist(state: State, runtime: Runtime[Context], config: RunnableConfig) -> dict:

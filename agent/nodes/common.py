@@ -72,11 +72,20 @@ def describe_input_error(code: str) -> str:
 
 
 def read_answer(value: Any) -> tuple[str, str]:
-    """Unpack a resume value from the driver: ``(text, readable error)``."""
+    """Unpack a resume value: ``(screened text, readable error)``.
+
+    The driver sends ``{"text", "error"}`` already screened; a client of the graph itself (LangGraph Server,
+    Studio) resumes with any value, so the text is screened here too (screening twice changes nothing).
+    """
+    from agent.screening import screen
+
     if isinstance(value, dict):
-        error = str(value.get("error") or "")
-        return str(value.get("text") or ""), describe_input_error(error) if error else ""
-    return str(value or ""), ""
+        text, error = str(value.get("text") or ""), str(value.get("error") or "")
+    else:
+        text, error = str(value or ""), ""
+    if not error:
+        text, error, _secret = screen(text)
+    return text, describe_input_error(error) if error else ""
 
 
 def ask_payload(question: str, options: list[str] | None = None, **extra: Any) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from agent.nodes.common import (
     add_artifacts,
     ask_payload,
     consult,
+    describe_input_error,
     fill,
     heard,
     icon,
@@ -31,15 +32,18 @@ from agent.nodes.common import (
     say,
     workspace_of,
 )
+from agent.screening import ACCEPT_DEFAULT, SECRET_VALUE_ERROR, refused_secret
 from agent.state import State
 from knowledge.loader import Pack, Task, Template
 from tools.artifacts import diagram, generate, step_notes
 from tools.checklist import Target, run_checklist
 from tools.design import COMPUTE_QUESTIONS, COMPUTE_TASKS, EXTRA_QUESTIONS, SUPERSEDED_QUESTIONS, Design
+from tools.secrets import REMOVED
 from tools.templates import TemplateError, render
 from tools.values import KIND_HINTS, check_value
 
-ACCEPT_DEFAULT = {"default", "d", "ok", "y", "yes", ".", "默认", "好"}
+HELD_A_SECRET = ("That answer held what looks like a secret, which I removed and kept nowhere; give the value without "
+                 "it (credentials go in a secret scope, asked for separately)")
 
 
 def template_questions(pack: Pack, names: list[str], taken: set[str]) -> list[dict[str, Any]]:
@@ -166,6 +170,12 @@ def ask_input(state: State, runtime: Runtime[Context]) -> Command[Literal[
     value = interrupt(ask_payload(_question_text(question, progress), question.get("choices") or None,
                                   key=question["key"], kind=question.get("kind"), default=question.get("default")))
     text, error = read_answer(value)
+    if not error and refused_secret(question.get("kind"), text):
+        # Most likely the secret itself: not heard, not kept, not sent to a model; the question is asked again.
+        text, error = "", describe_input_error(SECRET_VALUE_ERROR)
+    elif not error and REMOVED in text:
+        # The answer held a secret, already taken out: what is left is no value to write into configs and code.
+        error = HELD_A_SECRET
     stripped = text.strip()
     messages: list = [heard(stripped)] if stripped and not error else []
     if error:

@@ -76,6 +76,34 @@ def test_a_password_typed_at_a_secret_question_is_stored_and_sent_nowhere(home: 
     assert stored_anywhere(home, PASSWORD) == []
 
 
+def test_a_password_resumed_straight_into_the_graph_is_kept_nowhere(home: Path) -> None:
+    """A LangGraph Server client answers a question with ``Command(resume=...)``, past the session's screen."""
+    from langgraph.types import Command
+
+    engine = Engine(home=home)
+    question = answer_until_secret_question(engine, "s5")
+
+    def resume(value):
+        return engine.graph.invoke(Command(resume=value), engine.config("s5"), context=engine.context,
+                                   durability="exit")
+
+    for value in (PASSWORD, {"text": PASSWORD}, f"password={PASSWORD}"):
+        out = resume(value)
+        waiting = out["__interrupt__"][0].value
+        assert waiting["key"] == question["key"], "asked again"
+        said = str(out["messages"][-1].content)
+        assert "did not keep it anywhere" in said or "is not" in said, said
+        assert PASSWORD not in str(engine.graph.get_state(engine.config("s5")).values)
+    # A secret in an answer to an ordinary question is screened as typed input is.
+    resume("streaming/kafka-user")
+    while (waiting := engine.graph.get_state(engine.config("s5")).interrupts[0].value)["kind"] == "secret_ref":
+        resume("streaming/kafka-x")
+    resume(f"topic_a password={PASSWORD}")
+    engine.checkpointer.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    assert PASSWORD not in str(engine.graph.get_state(engine.config("s5")).values)
+    assert stored_anywhere(home, PASSWORD) == []
+
+
 @pytest.mark.parametrize("message", [
     f"my kafka password is {PASSWORD}",
     f'{{"bootstrap.servers": "b1:9093", "sasl.password": "{PASSWORD}"}}',
@@ -97,12 +125,15 @@ def test_a_password_inside_a_bootstrap_servers_answer_reaches_no_file(home: Path
         result = engine.turn("s3", "default")
     assert result.waiting, "the Kafka task asks for the bootstrap servers"
     result = engine.turn("s3", f"broker-1.example.com:9093?user=app&pass={PASSWORD}")
+    assert result.waiting and result.waiting["key"] == "servers", "what is left of the answer is no value: asked again"
+    assert "held what looks like a secret" in result.output
     for _ in range(40):
         if not result.waiting:
             break
         result = engine.turn("s3", "default")
     engine.checkpointer.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     assert stored_anywhere(home, PASSWORD) == []
+    assert stored_anywhere(home / "workspace", "[secret removed]") == [], "no config or code holds the stub"
 
 
 def test_a_git_sha_and_a_long_topic_name_are_accepted(home: Path) -> None:
@@ -222,6 +253,36 @@ def test_folder_targets_name_files_relative_to_the_workspace(home: Path) -> None
     assert "uploads/job_0.py" in result.output and str(workspace.root) not in result.output
     report = workspace.read("docs/checklists/streaming-readiness-checklist-report.md")
     assert str(home) not in report
+
+
+def test_a_checklist_run_in_the_chat_keeps_its_time_budget(home: Path, monkeypatch) -> None:
+    """A checklist on a file whose linting outlasts the budget stops inside the linter and says what it left out."""
+    import types
+
+    from agent.nodes import checklist
+    from tools import budget
+    from tools.lint.python_rules import PythonChecker
+
+    now = [0.0]
+    monkeypatch.setattr(budget, "time", types.SimpleNamespace(monotonic=lambda: now[0]))
+    monkeypatch.setattr(checklist, "CHECKLIST_SECONDS", 20.0)
+    original = PythonChecker.frame_of
+
+    def slow(self, node):  # each chain the linter evaluates costs a second
+        now[0] += 1.0
+        return original(self, node)
+
+    monkeypatch.setattr(PythonChecker, "frame_of", slow)
+    engine = Engine(home=home)
+    query = "q{n} = spark.readStream.format('kafka').load().writeStream.toTable('t{n}')\n"
+    engine.workspace("h7").write("jobs/big.py", "".join(query.format(n=n) for n in range(300)))
+    engine.turn("h7", "*execute-checklist streaming-readiness")
+    engine.turn("h7", "2")
+    result = engine.turn("h7", "jobs/big.py")
+    assert now[0] <= 21.0, "stopped inside the lint pass, within the budget"
+    assert "time budget ran out" in result.output and "`jobs/big.py` was not linted" in result.output, result.output
+    assert not result.waiting and "Report written" in result.output
+    assert "`*help`" in engine.turn("h7", "*help").output
 
 
 def test_a_folder_over_the_caps_is_refused_with_the_limits(home: Path) -> None:
@@ -368,3 +429,20 @@ def test_a_run_killed_between_its_files_and_its_state_is_reconciled(home: Path) 
     assert all(f"`{path}`" in result.output for path in written)
     assert "Done" in result.output
     assert "stopped before" not in engine.turn("k1", "*help").output, "said once"
+
+
+def test_a_named_pipe_as_script_is_refused_at_once(home: Path, tmp_path: Path) -> None:
+    """Opening a FIFO blocks until a writer comes: `run --script` waited forever before checking its type."""
+    fifo = tmp_path / "script.fifo"
+    os.mkfifo(fifo)
+    result = cli("run", "--script", str(fifo), home=home, timeout=120)
+    assert result.returncode == 2 and b"not a regular file" in result.stderr
+
+
+@pytest.mark.parametrize("where", ["/dev/null", "file"])
+def test_a_home_that_cannot_be_a_folder_is_a_plain_error(tmp_path: Path, where: str) -> None:
+    if where == "file":
+        where = str(tmp_path / "file")
+        Path(where).write_text("x")
+    result = cli("--home", where, "run", "--script", "-", home=tmp_path / "unused", stdin="*help\n", timeout=120)
+    assert result.returncode == 2 and b"cannot use" in result.stderr and b"Traceback" not in result.stderr

@@ -136,3 +136,89 @@ def test_a_workspace_symlink_does_not_break_the_panel_or_the_zip(session, ui_ser
     zipped = session.call(("zip_file",), api_name="/download_all")
     assert zipped["zip_file"]
     assert out
+
+
+def _review(session, tmp_path, selection: str, lines: int = 40):
+    from gradio_client import handle_file
+
+    path = tmp_path / "job.py"
+    query = "q{n} = spark.readStream.format('kafka').load().writeStream.option('checkpointLocation', '/cp/{n}')" \
+            ".toTable('t{n}')\n"
+    path.write_text("".join(query.format(n=n) for n in range(lines)), encoding="utf-8")
+    session.send("*help")
+    return session.call(REVIEW, [handle_file(str(path))], selection, api_name="/review")
+
+
+def test_a_review_lints_each_file_once(session, ui_server, tmp_path, monkeypatch) -> None:
+    """The review's tables, its report and the same checklist in the conversation share one linting."""
+    from tools.lint import engine
+
+    linted: list[str] = []
+    original = engine.check_file
+
+    def counted(path):
+        linted.append(str(path))
+        return original(path)
+
+    monkeypatch.setattr(engine, "check_file", counted)
+    result = _review(session, tmp_path, "streaming-readiness-checklist")
+    assert "also ran as `*execute-checklist`" in result["summary"], result["summary"]
+    assert [Path(p).name for p in linted] == ["job.py"]
+
+
+def test_a_lint_pass_stops_at_the_review_budget(session, ui_server, tmp_path, monkeypatch) -> None:
+    """The budget is kept inside a lint pass, not only between checklists (a clock that moves as the linter works)."""
+    import types
+
+    from tools import budget
+    from tools.lint.python_rules import PythonChecker
+    from ui import review
+
+    now = [0.0]
+    monkeypatch.setattr(budget, "time", types.SimpleNamespace(monotonic=lambda: now[0]))
+    monkeypatch.setattr(review, "REVIEW_SECONDS", 30.0)
+    steps = []
+    original = PythonChecker.frame_of
+
+    def slow(self, node):  # each chain the linter evaluates costs a second
+        steps.append(now[0])
+        now[0] += 1.0
+        return original(self, node)
+
+    monkeypatch.setattr(PythonChecker, "frame_of", slow)
+    result = _review(session, tmp_path, "all", lines=400)
+    assert "time ran out" in result["summary"] and "was not linted" in result["summary"], result["summary"]
+    assert now[0] <= 30.0 + 1.0, "the linter stopped within the budget (plus the one step it was in)"
+    assert len(steps) < 400, "it did not evaluate the rest of the file"
+    assert not result["items"]["data"] or all(row[0] in ("REVIEW", "N/A", "PASS", "FAIL", "PARTIAL")
+                                              for row in result["items"]["data"])
+    assert any("not checked: the time budget" in row[4] for row in result["findings"]["data"])
+
+
+def test_threads_per_browser_are_bounded(session, ui_server, monkeypatch) -> None:
+    """Every thread keeps state, a transcript and files, and every turn sends the thread list: threads are bounded."""
+    from gradio_client.exceptions import AppError
+
+    from tests.ui_tests.conftest import SWITCH
+    from ui import app
+
+    monkeypatch.setattr(app, "MAX_THREADS_PER_BROWSER", 3)
+    session.send("*help")
+    for _ in range(2):
+        session.call(SWITCH, api_name="/new_thread")
+    assert len(session.thread_ids()) == 3
+    with pytest.raises(AppError, match="already has 3 threads"):
+        session.call(SWITCH, api_name="/new_thread")
+    session.call(SWITCH, api_name="/delete_thread")
+    session.call(SWITCH, api_name="/new_thread")  # after a delete there is room again
+    assert len(session.thread_ids()) == 3
+
+
+def test_upload_names_keep_their_suffix_and_stay_apart() -> None:
+    """``订单流.py`` was cut to ``py`` and refused as "not a pipeline file"; two such names collided."""
+    from ui.review import TEXT_SUFFIXES, safe_name
+
+    names = [safe_name(n) for n in ("订单流.py", "支付.py", "a" * 300 + ".sql", "../../etc/job.yaml", "evil\u202ecod.py")]
+    assert all(n.endswith(TEXT_SUFFIXES) for n in names), names
+    assert len(set(names)) == len(names) and all("/" not in n and len(n) <= 100 for n in names)
+    assert names[3] == "job.yaml"

@@ -37,6 +37,23 @@ from tools.workspace import Workspace, WorkspaceError, read_regular, regular_fil
     ("SASL_SSL://svc:Sup3rPass@broker:9093", "Sup3rPass"),
     ("aws_secret_access_key = wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY12", "wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY12"),
     ("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
+    # Formats found by the second hostile pass (tokens assembled so the file holds none).
+    ("github_pat_" + "11ABCDEFG0123456789_" + "abcdefghijklmnopqrstuvwxyzABCDEFGHIJ", "abcdefghijklmnopqrstuvwxyz"),
+    ("xapp-1-" + "A0123456789-1234567890123-abcdef0123456789", "abcdef0123456789"),
+    ("https://hooks.slack.com/services/" + "T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX", "XXXXXXXXXXXXXXXXXXXXXXXX"),
+    ("https://acct.blob.core.windows.net/c?sv=2022-11-02&sp=rl&" + "sig=AbCdEf%2BGhIjKl%3D", "AbCdEf%2BGhIjKl%3D"),
+    ("aws_session_token=" + "IQoJb3JpZ2luX2VjEJr//////////wEaCXVz", "IQoJb3JpZ2luX2VjEJr"),
+    ("Authorization: Bearer " + "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dBjftJeZ4CVPmB92K27u", "dBjftJeZ4CVPmB92K27u"),
+    ("AZURE_CLIENT_SECRET=" + "8Q~abcDEF.ghiJKL0123", "8Q~abcDEF.ghiJKL0123"),
+    ("DATABRICKS_TOKEN=" + "abcDEF123456ghiJKL", "abcDEF123456ghiJKL"),
+    (".option('awsSecretKey', '" + "wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY')", "wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY"),
+    ("spark.conf.set('fs.azure.account.key.acct.dfs.core.windows.net', '" + "abcdEFGH/ijkl+mn0123==')", "abcdEFGH/ijkl+mn0123"),
+    ("hf_" + "AbCdEfGhIjKlMnOpQrStUvWxYz01234567", "AbCdEfGhIjKlMnOpQrStUvWxYz01234567"),
+    ("dose" + "0123456789abcdef0123456789abcdef", "0123456789abcdef0123456789abcdef"),
+    # Disguised: a zero-width space in the key, full-width forms, a Cyrillic "а".
+    ("pass\u200bword=Hunter2x!", "Hunter2x!"),
+    ("ｐａｓｓｗｏｒｄ＝Ｈｕｎｔｅｒ２ｘ", "Ｈｕｎｔｅｒ２ｘ"),
+    ("p\u0430ssword=Hunter2x!", "Hunter2x!"),
 ])
 def test_secret_formats_are_removed_before_storage(text: str, secret: str) -> None:
     clean, error, reason = screen(text)
@@ -57,10 +74,35 @@ def test_secret_formats_are_removed_before_storage(text: str, secret: str) -> No
     'password = os.environ["KAFKA_PASSWORD"]',  # pasted code reading a secret is not one
     "password=kafka_password",
     "pwd = getpass()",
+    "max_token: 700",
+    "secret: streaming/kafka-jaas",
+    '.option("secret.scope", "streaming")',
+    "tokenizer=jieba",
+    "Bearer token auth is used",
+    "use a SAS token from the scope",
+    "sig=1 in the chart",
+    ".option('secretKey', dbutils.secrets.get('s', 'k'))",
 ])
 def test_ids_and_references_are_not_taken_for_secrets(text: str) -> None:
     assert find_secret(text) is None
     assert screen(text) == (text, "", "")
+
+
+def test_screening_ends_on_text_built_to_make_patterns_backtrack() -> None:
+    """A 20,000-character ``a.a.a...`` message took minutes to screen (a pattern scanned back for a setting's name)."""
+    import signal
+
+    def stuck(*_):
+        raise AssertionError("screening did not end")
+
+    previous = signal.signal(signal.SIGALRM, stuck)
+    signal.alarm(60)  # a guard against a hang, not a speed measurement (it takes well under a second)
+    try:
+        for text in ("a." * 9999, "a-" * 9999, ("x." * 30 + "password") * 280, "a://b:" * 3300):
+            assert screen(text)[0] == text
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def test_redaction_keeps_the_setting_name() -> None:
@@ -269,6 +311,30 @@ def test_an_existing_app_home_is_made_private(tmp_path: Path) -> None:
     assert stat.S_IMODE((home / "checkpoints.sqlite").stat().st_mode) == 0o600
 
 
+def test_a_home_first_made_by_a_knowledge_command_is_private(tmp_path: Path, capsys) -> None:
+    """``ingest``/``index``/``ask`` may be the first command a user runs: the home they create is private."""
+    from agent.cli import main
+
+    home = tmp_path / "fresh"
+    assert main(["--home", str(home), "ingest", "--remove", "nothing"]) == 2
+    assert stat.S_IMODE(home.stat().st_mode) == 0o700
+    # A home an older version left open (an index and ingested documents, no checkpoints yet) is closed.
+    old = tmp_path / "old"
+    (old / "index").mkdir(parents=True)
+    (old / "ingested").mkdir()
+    for folder in (old, old / "index", old / "ingested"):
+        os.chmod(folder, 0o755)
+    main(["--home", str(old), "ingest", "--remove", "nothing"])
+    for folder in (old, old / "index", old / "ingested"):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
+    assert "nothing" in capsys.readouterr().err
+    unused = tmp_path / "unused"
+    code = tmp_path / "job.py"
+    code.write_text("x = 1\n")
+    main(["--home", str(unused), "check", str(code)])
+    assert not unused.exists(), "`check` reads no home, so it creates none"
+
+
 def test_json_helper_shapes() -> None:
     # The progress reader still reads ordinary progress after the depth guard.
     record = {"id": "q", "runId": "r", "batchId": 1, "timestamp": "2024-01-01T00:00:00.000Z", "numInputRows": 10,
@@ -298,3 +364,103 @@ def test_opening_a_home_again_never_opens_its_database_file(tmp_path, monkeypatc
     persistence.open_checkpointer(tmp_path)  # a second engine on the same home, as the eval runner and the UI open
     assert not [p for p in opened if p.endswith("checkpoints.sqlite")], opened
     assert (os.stat(tmp_path / "checkpoints.sqlite").st_mode & 0o777) == 0o600
+
+
+# ----- bounded work inside the linter -------------------------------------------------------------------------
+
+
+def test_a_dropped_target_table_is_still_told_apart() -> None:
+    """The linter finds ``DROP TABLE`` once per file (it searched the file again for every query)."""
+    from tools.lint import check_text
+
+    reset = ("dbutils.fs.rm('/cp/q', True)\n"
+             "spark.readStream.table('src').writeStream.option('checkpointLocation', '/cp/q').toTable('{target}')\n")
+    rules = {f.rule for f in check_text(reset.format(target="cat.sch.orders"), "python").findings}
+    assert "SE209" in rules, "deleting a query's checkpoint is a finding"
+    rebuild = "spark.sql('DROP TABLE IF EXISTS cat.sch.orders')\n" + reset.format(target="cat.sch.orders")
+    assert "SE209" not in {f.rule for f in check_text(rebuild, "python").findings}, "a deliberate full rebuild"
+    other = "spark.sql('DROP TABLE IF EXISTS cat.sch.orders_old')\n" + reset.format(target="cat.sch.orders")
+    assert "SE209" in {f.rule for f in check_text(other, "python").findings}, "another table dropped is no rebuild"
+
+
+def test_sql_facts_keep_their_line_numbers() -> None:
+    from tools.evidence.facts import sql_facts
+
+    facts = sql_facts("select 1;\n\nselect 2;  insert into x values (1);\n-- c\nselect 3", "a.sql", 10)
+    assert [(f.text, f.where) for f in facts] == [
+        ("select 1", "a.sql:11"), ("select 2", "a.sql:13"), ("insert into x values (1)", "a.sql:13"),
+        ("select 3", "a.sql:15")]
+
+
+def test_a_time_budget_nests_and_stops_work() -> None:
+    from tools.budget import OutOfTime, check_time, out_of_time, remaining, time_budget
+
+    check_time()  # no budget: nothing to stop
+    assert remaining() is None
+    with time_budget(0.0):
+        assert out_of_time()
+        with time_budget(60.0):
+            assert out_of_time(), "an inner budget never outlasts the outer one"
+        with pytest.raises(OutOfTime):
+            check_time()
+    with time_budget(60.0):
+        assert not out_of_time() and 0 < (remaining() or 0) <= 60
+
+
+def test_the_models_checklist_tool_keeps_a_time_budget(tmp_path: Path, monkeypatch) -> None:
+    """A model may call ``run_checklist`` on a big upload several times a turn: each call is bounded."""
+    import types
+
+    from knowledge.loader import load_pack
+    from tools import budget, langchain_tools
+    from tools.lint.python_rules import PythonChecker
+
+    now = [0.0]
+    monkeypatch.setattr(budget, "time", types.SimpleNamespace(monotonic=lambda: now[0]))
+    original = PythonChecker.frame_of
+
+    def slow(self, node):  # each chain the linter evaluates costs a second
+        now[0] += 1.0
+        return original(self, node)
+
+    monkeypatch.setattr(PythonChecker, "frame_of", slow)
+    workspace = Workspace(tmp_path / "ws")
+    query = "q{n} = spark.readStream.format('kafka').load().writeStream.toTable('t{n}')\n"
+    workspace.write("uploads/big.py", "".join(query.format(n=n) for n in range(200)))
+    tools = {t.name: t for t in langchain_tools.make_tools(load_pack(), workspace)}
+    report = tools["run_checklist"].invoke({"checklist": "streaming-readiness-checklist", "target": "uploads/big.py"})
+    assert now[0] <= langchain_tools.CHECKLIST_TOOL_SECONDS + 1
+    assert "time budget ran out" in report
+
+
+def test_diagnose_out_that_cannot_be_a_folder_is_a_plain_error(tmp_path: Path, capsys) -> None:
+    from tools.diagnose import cli as diagnose_cli
+
+    fixtures = Path(__file__).resolve().parents[1] / "fixtures" / "progress"
+    taken = tmp_path / "a-file"
+    taken.write_text("x")
+    assert diagnose_cli.main([str(fixtures), "--out", str(taken)]) == 2
+    assert "cannot write the report" in capsys.readouterr().err
+
+
+def test_a_bundle_that_is_a_named_pipe_is_refused_at_once(tmp_path: Path) -> None:
+    """``--bundle fifo`` waited forever for a writer, and ``--bundle /dev/zero`` read 11 GB in 26 s."""
+    import signal
+
+    fifo = tmp_path / "bundle.txt"
+    os.mkfifo(fifo)
+
+    def stuck(*_):
+        raise AssertionError("the bundle loader waited on a pipe")
+
+    previous = signal.signal(signal.SIGALRM, stuck)
+    signal.alarm(30)  # a guard against a hang, not a speed measurement
+    try:
+        with pytest.raises(PackError, match="not a regular file"):
+            load_bundle(fifo, tmp_path / "home")
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    if Path("/dev/zero").exists():
+        with pytest.raises(PackError, match="not a regular file"):
+            load_bundle("/dev/zero", tmp_path / "home")

@@ -89,10 +89,13 @@ def run(args: argparse.Namespace) -> int:
             skipped.append({"path": str(path), "reason": str(exc)})  # a folder's other JSON files
     if not results:
         return _usage_error("no stream progress found in " + ", ".join(paths))
-    links = write_outputs(results, Path(args.out)) if args.out else {}
-    text = reports.markdown([(r.path, r.diagnoses) for r in results], links)
-    if args.out:
-        (Path(args.out) / REPORT_NAME).write_text(text, encoding="utf-8")
+    try:
+        links = write_outputs(results, Path(args.out)) if args.out else {}
+        text = reports.markdown([(r.path, r.diagnoses) for r in results], links)
+        if args.out:
+            (Path(args.out) / REPORT_NAME).write_text(text, encoding="utf-8")
+    except OSError as exc:  # --out naming a file, a device or a folder that cannot be written
+        return _usage_error(f"cannot write the report into {args.out}: {exc.strerror or exc}")
     if args.json:
         out = Path(args.out) if args.out else None
         payload = {

@@ -17,6 +17,7 @@ import ast
 import re
 from dataclasses import dataclass
 
+from tools.budget import check_time
 from tools.evidence.kinds import ANSWERS, CODE, CONFIG, DOC, JOB, REPORT, RUNBOOK, SCRIPT, SQL, classify
 from tools.lint.config_loader import ConfigError, LDict, LList, load_json, load_yaml
 from tools.lint.engine import parse_python
@@ -139,6 +140,7 @@ def python_facts(text: str, name: str, line_offset: int = 0) -> list[Fact]:
         if len(facts) > MAX_FACTS:
             break
         if isinstance(node, ast.Call):
+            check_time()
             func = node.func
             if isinstance(func, ast.Attribute):
                 callee, shown = func.attr, "." + func.attr
@@ -224,12 +226,16 @@ def sql_facts(text: str, name: str, line_offset: int = 0) -> list[Fact]:
     cleaned = re.sub(r"\bCOMMENT\s+(ON\s+\w+\s+\S+\s+IS\s+)?'(?:[^'\\]|\\.)*'", "COMMENT '…'", cleaned, flags=re.I)
     cleaned = re.sub(r"'((?:[^'\\]|\\.)*)'", lambda m: "'…'" if is_prose(m.group(1)) else m.group(0), cleaned)
     facts, start = [], 0
+    counted, newlines = 0, 0  # line numbers counted on from the last statement: a file of many is not quadratic
     for match in re.finditer(r";|$", cleaned):
+        check_time()
         statement = cleaned[start:match.start()]
         body = statement.strip()
         if body:
-            line = cleaned.count("\n", 0, start + len(statement) - len(statement.lstrip())) + 1 + line_offset
-            facts.append(Fact(re.sub(r"\s+", " ", body)[:2000], f"{name}:{line}", SQL))
+            at = start + len(statement) - len(statement.lstrip())
+            newlines += cleaned.count("\n", counted, at)
+            counted = at
+            facts.append(Fact(re.sub(r"\s+", " ", body)[:2000], f"{name}:{newlines + 1 + line_offset}", SQL))
         start = match.end()
         if match.start() == len(cleaned):
             break
@@ -331,6 +337,7 @@ def markdown_facts(text: str, name: str, kind: str) -> list[Fact]:
     answers_table = False
     fence: tuple[int, str, list[str]] | None = None
     for number, raw in enumerate(lines, start=1):
+        check_time()
         if fence is not None:
             if _FENCE.match(raw) and not _FENCE.match(raw).group(2):  # type: ignore[union-attr]
                 start, language, body = fence

@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from tools.budget import check_time
 from tools.lint.catalog import make_finding
 from tools.lint.config_loader import LDict, LList
 from tools.lint.model import Finding
@@ -261,5 +262,6 @@ def check_config(documents: list[Any], lines: list[str]) -> list[Finding]:
     """
     checker = _ConfigChecker(lines)
     for document in documents:
+        check_time()
         checker.check_document(document)
     return checker.findings

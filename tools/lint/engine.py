@@ -15,6 +15,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from tools.budget import NOT_CHECKED, OutOfTime, check_time
 from tools.lint.config_loader import ConfigError, load_json, load_yaml
 from tools.lint.config_rules import check_config
 from tools.lint.model import FileResult, Finding
@@ -176,6 +177,7 @@ def _check_notebook(notebook: Notebook) -> tuple[list[Finding], list[str], str |
     analysed = bool(sql_cells)
     if python_cells:
         tree, text, warnings, error = _parse_cells(notebook, notebook.module_text("python"))
+        check_time()
         if tree is not None and len(warnings) < len(python_cells):
             findings += check_python(tree, notebook.lines, text)
             analysed = True
@@ -257,6 +259,7 @@ def check_text(text: str, kind: str, path: str = "<text>") -> FileResult:
 
 def check_file(path: str | os.PathLike[str]) -> FileResult:
     """Check one file; every problem reading it becomes the result's ``error``."""
+    check_time()
     path = Path(path)
     shown = path.as_posix()
     kind = SUFFIX_KINDS.get(path.suffix.lower())
@@ -287,6 +290,11 @@ def check_paths(paths: list[str | os.PathLike[str]]) -> list[FileResult]:
         ``error="path not found"``.
 
     """
-    results = [check_file(path) for path, _ in iter_files(paths)]
+    results = []
+    for path, _ in iter_files(paths):
+        try:
+            results.append(check_file(path))
+        except OutOfTime:  # a request's budget ran out (tools.budget): this file and the rest are named, not checked
+            results.append(FileResult(path.as_posix(), [], NOT_CHECKED))
     check_serverless_triggers(results)  # joins job specs with the code their serverless tasks run
     return results

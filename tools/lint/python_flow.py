@@ -12,6 +12,8 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass
 
+from tools.budget import check_time
+
 _MAX_DEPTH = 30  # names resolved through at most this many assignments
 _DECLARATIVE_MODULES = frozenset({"dlt", "pyspark.pipelines"})
 
@@ -127,6 +129,8 @@ class ModuleIndex:
         stack: list[tuple[ast.AST, _Scope]] = [(self.tree, self.tree)]
         while stack:
             node, scope = stack.pop()
+            if isinstance(node, ast.stmt):
+                check_time()
             self._scope[id(node)] = scope
             inner_scope = scope
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):

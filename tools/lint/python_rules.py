@@ -15,6 +15,7 @@ import ast
 import re
 from dataclasses import dataclass, field, replace
 
+from tools.budget import check_time
 from tools.lint.catalog import make_finding
 from tools.lint.model import Finding
 from tools.lint.python_flow import Link, ModuleIndex, call_name, flatten
@@ -36,6 +37,7 @@ _TIME_KEY_FUNCTIONS = frozenset({"window", "session_window", "window_time"})
 _VOLATILE_CALLS = frozenset({"uuid1", "uuid4", "random", "randint", "time", "time_ns", "now", "utcnow", "today"})
 _EPHEMERAL_PREFIXES = ("/tmp/", "dbfs:/tmp/", "file:/tmp/", "file:///tmp/", "/dbfs/tmp/", "/local_disk0/",
                        "file:/local_disk0/")
+_DROPPED_TABLE = re.compile(r"DROP\s+TABLE\s+(?:IF\s+EXISTS\s+)?([`\w.]+)", re.I)
 _DATABRICKS_HINTS = re.compile(r"\bdbutils\.|/Volumes/|dbfs:/|\bdisplay\(|\bspark\.databricks\.|cloudFiles")
 # Group keys named for a small closed vocabulary (country, status, device type, language...): grouping only
 # by such keys keeps bounded state even without a watermark, so SE101/SE104 say PARTIAL, not FAIL.
@@ -146,14 +148,17 @@ class PythonChecker:
         self._queries: dict[int, tuple[_WriterBuild, int]] = {}
         self._stream_reads: list[tuple[str, int]] = []  # (table read as a stream, line)
         self._batch_functions_done: set[int] = set()
+        self._dropped: set[str] | None = None
 
     # -- driver ---------------------------------------------------------
     def run(self) -> list[Finding]:
         """Check the module; returns the findings (unsuppressed, unsorted)."""
         for node in ast.walk(self.ix.tree):
             if isinstance(node, (ast.Call, ast.Attribute)) and id(node) not in self.ix.inner:
+                check_time()
                 self.frame_of(node)
         self._check_declarative_tables()
+        check_time()
         self._check_queries()
         return self.findings
 
@@ -562,6 +567,7 @@ class PythonChecker:
         unnamed: list[int] = []
         removed = self._removed_paths()
         for writer, _ in sorted(self._queries.values(), key=lambda q: q[1]):
+            check_time()
             debug_sink = (writer.fmt or "").lower() in _DEBUG_SINKS
             real_queries += not debug_sink
             self._check_checkpoint(writer, debug_sink, session_root, checkpoints, removed)
@@ -603,8 +609,10 @@ class PythonChecker:
         """True when the file also drops the query's target table: a deliberate full rebuild, not lost offsets."""
         if not writer.target:
             return False
-        name = re.escape(writer.target.split(".")[-1].strip("`"))
-        return re.search(rf"DROP\s+TABLE\s+(?:IF\s+EXISTS\s+)?[`\w.]*\b{name}\b", self.text, re.I) is not None
+        if self._dropped is None:  # one scan of the file, not one per query (a file of many queries was quadratic)
+            self._dropped = {m.lower() for m in _DROPPED_TABLE.findall(self.text)}
+        name = writer.target.split(".")[-1].strip("`").lower()
+        return any(re.search(rf"(?<!\w){re.escape(name)}(?!\w)", dropped) for dropped in self._dropped)
 
     def _removed_paths(self) -> list[tuple[ast.Call, int]]:
         """Calls that delete a path: ``dbutils.fs.rm(p, True)``, ``shutil.rmtree(p)``, ``os.remove(p)``."""

@@ -14,6 +14,7 @@ import bisect
 import re
 from dataclasses import dataclass
 
+from tools.budget import check_time
 from tools.lint.catalog import make_finding
 from tools.lint.model import Finding
 from tools.lint.source_rules import OptionValue, SourceSpec, check_source
@@ -134,6 +135,7 @@ class _SqlChecker:
 
     def run(self) -> list[Finding]:
         for start, end in self.scanned.statements:
+            check_time()
             self._check_statement(start, end)
         return self.findings
 
