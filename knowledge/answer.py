@@ -221,7 +221,10 @@ def _shape_bonus(unit: _Unit, kind: QuestionKind, subject: set[str] | None = Non
     text = unit.text
     setting = _names_setting(text)
     if kind == "setting":
-        return (1.0 if setting else 0.0) + (1.0 if subject and _names_subject(text, subject) else 0.0)
+        # The option, the one the section is about, and its value ("`consumerMode`: `polling` (default) or `efo`").
+        value = len(_CODE_SPAN_RE.findall(text)) > 1 or re.search(r"=|\bdefaults?\b|默认", text) is not None
+        return ((1.0 if setting else 0.0) + (1.0 if subject and _names_subject(text, subject) else 0.0)
+                + (0.5 if setting and value else 0.0))
     if kind == "location":
         return (1.0 if _PLACE_RE.search(text) else 0.0) + (0.3 if setting else 0.0)
     if kind == "quantity":
@@ -595,6 +598,11 @@ def _arrange(
     best = max(u.score for u in chosen)
     candidates = sorted((u for u in units if u.kind != "zh" and u.score >= best * LEAD_POOL_RATIO),
                         key=lambda u: -u.score)[:LEAD_POOL]
+    if kind == "setting":
+        # The sentence naming the option its section is about answers a setting question even when it shares
+        # no word with it ("turn on enhanced fan-out" -> `consumerMode`).
+        candidates += [u for u in units if u.kind in ("sentence", "bullet", "row") and u.passage == top
+                       and _names_subject(u.text, key_terms.get(u.passage, set()))]
     # The lead is one sentence: a unit of several sentences offers each of them instead.
     pool = []
     for unit in dict.fromkeys([*candidates, *chosen]):
@@ -630,6 +638,13 @@ def _arrange(
             continue
         ordered.append(unit)
         ordered.extend(f for f in _expand_lead_ins([unit], units)[1:] if f not in ordered)
+    if len(ordered) > 1 and _is_lead_in(ordered[0]) and ordered[1].kind == "bullet" \
+            and (ordered[1].passage, ordered[1].order) == (ordered[0].passage, ordered[0].order + 1):
+        # A lead that only announces a list ("These usually cover it:") is no answer by itself: its first item
+        # joins it on the first line.
+        first, item = ordered[0], ordered[1]
+        ordered[:2] = [_Unit(text=f"{first.text} {item.text}", kind=first.kind, passage=first.passage,
+                             order=first.order, tokens=first.tokens | item.tokens, score=first.score)]
     # Follow-ups of the lead are bounded by what _select allowed overall.
     return ordered[: MAX_UNITS + LEAD_IN_ITEMS]
 
