@@ -84,8 +84,8 @@ _SENTENCE_RE = re.compile(r"(?<=[.!?])\s+(?=[A-Z`*\"(\[])|(?<=[。！？；])")
 _TABLE_SEP_RE = re.compile(r"^\|?[\s:|-]+\|?$")
 
 
-QuestionKind = Literal["setting", "location", "quantity", "consequence", "how", "why", "yesno", "what", "compare", "troubleshoot",
-                       "other"]
+QuestionKind = Literal["fix", "setting", "location", "quantity", "consequence", "how", "why", "yesno", "what",
+                       "compare", "troubleshoot", "other"]
 
 _COMPARE_RE = re.compile(
     r"\bvs\.?\b|\bversus\b|\bdifferen(?:ce|t)\b.*\b(?:between|from)\b|\bcompare[ds]?\b|\bwhich (?:one|is better)\b|"
@@ -118,6 +118,9 @@ _PLACE_RE = re.compile(r"\b(?:director(?:y|ies)|path|folder|location|stored?|sto
 _CONSEQUENCE_RE = re.compile(r"\bwhat happens\b|\bwhat (?:will|would) happen\b|会怎样|会发生什么|会怎么样", re.I)
 _YESNO_RE = re.compile(r"^\s*(?:can|could|does|do|did|is|are|should|shall|will|would|must|may)\b|吗[？?]?\s*$|是否|能否|可不可以",
                        re.I)
+_WH_RE = re.compile(r"\b(?:what|which|how|why|where|who)\b|什么|哪|怎么|如何|为什么", re.I)
+_AUXILIARY_RE = re.compile(r"\b(?:can|could|does|do|did|is|are|should|will|would|must)\b", re.I)
+_FIX_ASK_RE = re.compile(r"\bhow (?:do|can|should) (?:i|we)\b|\bhow to\b|怎么办|怎么解决|如何解决|怎么处理|如何处理", re.I)
 _WHY_RE = re.compile(r"^\s*why\b|\bwhy\b|\breason\b|为什么|为何|原因", re.I)
 _HOW_RE = re.compile(r"\bhow (?:do|can|should|would|to)\b(?! \w+ (?:work|mean)\b)|\bsteps?\b|怎么|如何|怎样|步骤", re.I)
 _WHAT_RE = re.compile(r"^\s*(?:what|explain|how)\b|\bwhat (?:is|are|does|do)\b|\bmeaning\b|什么是|是什么|什么意思|含义",
@@ -148,6 +151,8 @@ _VERDICT_RE = re.compile(
 _ANAPHOR_RE = re.compile(r"^\W*(?:it|its|this|that|these|those|they|them|such|so|then|here|there|both|each of them)\b",
                          re.I)
 """A sentence that opens like this leans on the one before it, so it cannot lead on its own."""
+_PURPOSE_RE = re.compile(r"^\W*to \w+[^,.;]*,\s*\w+", re.I)
+"""'To bound state, define ...': a remedy stated with its purpose first."""
 _DEFINITION_RE = re.compile(r"\b(?:is|are|means|refers to|is called|stands for)\b\s+(?:a|an|the|how|what|when)?\b", re.I)
 _IMPERATIVE_RE = re.compile(
     r"^\W*(?:set|use|add|run|configure|enable|disable|call|create|read|write|pass|give|keep|start|restart|"
@@ -159,7 +164,8 @@ _IMPERATIVE_RE = re.compile(
 def classify_question(question: str) -> QuestionKind:
     """What a question asks for, English or Chinese.
 
-    ``compare`` (X vs Y), ``troubleshoot`` (an error or symptom), ``setting``
+    ``compare`` (X vs Y), ``fix`` (a symptom and how to get rid of it),
+    ``troubleshoot`` (an error or symptom), ``setting``
     (which option, a default, how to set or limit something), ``location``
     (where something is kept), ``quantity`` (how much, how long), ``consequence`` (what
     happens if), ``why``, ``yesno`` (can I,
@@ -167,6 +173,10 @@ def classify_question(question: str) -> QuestionKind:
     checked in that order, so "why does my stream keep failing" is
     troubleshooting.
     """
+    if not _COMPARE_RE.search(question) and _TROUBLE_RE.search(question) and _FIX_ASK_RE.search(question):
+        return "fix"
+    if question.rstrip().endswith(("?", "？")) and not _WH_RE.search(question) and _AUXILIARY_RE.search(question):
+        return "yesno"  # "if a field has the wrong type, does auto loader drop it?"
     for kind, pattern in (("compare", _COMPARE_RE), ("troubleshoot", _TROUBLE_RE), ("setting", _SETTING_RE),
                           ("location", _LOCATION_RE), ("quantity", _QUANTITY_RE),
                           ("consequence", _CONSEQUENCE_RE), ("why", _WHY_RE), ("yesno", _YESNO_RE),
@@ -235,7 +245,12 @@ def _shape_bonus(unit: _Unit, kind: QuestionKind, subject: set[str] | None = Non
                             r"如果|则|否则|导致", text, re.I)
         return (0.8 if outcome else 0.0) + (0.2 if setting else 0.0)
     if kind == "yesno":
-        return (0.6 if _VERDICT_RE.search(text) else 0.0) + (0.3 if setting else 0.0)
+        # The verdict is the answer ("AQE applies to non-streaming queries only").
+        return (1.0 if _VERDICT_RE.search(text) else 0.0) + (0.3 if setting else 0.0)
+    if kind == "fix":
+        # The remedy answers "..., how do I bound it?" ("To bound state, define watermarks on both inputs").
+        remedy = _IMPERATIVE_RE.search(text) or _PURPOSE_RE.search(text)
+        return (0.8 if remedy else 0.0) + (0.4 if setting else 0.0) + (0.2 if _CAVEAT_RE.search(text) else 0.0)
     if kind == "how":
         return (0.6 if setting else 0.0) + (0.3 if _IMPERATIVE_RE.search(text) else 0.0)
     if kind == "troubleshoot":
