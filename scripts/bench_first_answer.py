@@ -52,13 +52,20 @@ def one_run(question: str) -> dict[str, object]:
 
 
 def _last_reply(outputs: list) -> str:
-    """The text of the assistant's last message in ``/send``'s outputs (the chat history is one of them)."""
+    """The assistant's reply to the last user message in ``/send``'s outputs (the chat history is one of them)."""
     for value in outputs:
         if isinstance(value, list) and value and isinstance(value[-1], dict) and "content" in value[-1]:
-            content = value[-1]["content"]
-            if isinstance(content, list):  # Gradio 6: a list of parts, text parts as {"type": "text", "text": ...}
-                content = " ".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
-            return str(content)
+            reply: list[str] = []
+            for message in reversed(value):
+                if message.get("role") == "user":
+                    break
+                if (message.get("metadata") or {}).get("title"):
+                    continue  # a step of the turn ("route", "answer_kb"), not the reply
+                content = message.get("content")
+                if isinstance(content, list):  # Gradio 6: a list of parts, text parts as {"type": "text", ...}
+                    content = " ".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
+                reply.insert(0, str(content))
+            return " ".join(reply)
     return ""
 
 
