@@ -212,10 +212,12 @@ def _names_subject(text: str, subject: set[str]) -> bool:
     ``cloudFiles.schemaHints`` under "... inferColumnTypes and schemaHints".
     """
     for span in _CODE_SPAN_RE.findall(text):
-        name = re.split(r"[\s=(]", span.strip(), maxsplit=1)[0].rsplit(".", 1)[-1]
-        words = tokenize(name)
-        if words and words[0] in subject and _names_setting(f"`{span}`"):
-            return True
+        # The last two parts of a dotted name: `dbutils.secrets.get` is about secrets, `kafka.sasl.jaas.config`
+        # about JAAS.
+        for name in re.split(r"[\s=(]", span.strip(), maxsplit=1)[0].split(".")[-2:]:
+            words = tokenize(name)
+            if words and words[0] in subject and _names_setting(f"`{span}`"):
+                return True
     return False
 
 
@@ -446,6 +448,27 @@ def _key_terms(hit: Hit, units: list[tuple[str, str]]) -> set[str]:
 
 RANK_TIE = 0.005
 """Retrieval scores closer than this count as a tie: neither passage is the better answer by rank alone."""
+
+
+def _variant_key(token: str) -> str:
+    """A token with hyphens dropped and an adverb's ``-ly`` folded: ``hard-cod``/``hardcod``, ``asynchronously``."""
+    token = token.replace("-", "")
+    return token[:-2] if len(token) > 6 and token.endswith("ly") else token
+
+
+def _with_variants(query_tokens: set[str], units: Sequence[_Unit]) -> set[str]:
+    """The question's terms plus the passages' spellings of them.
+
+    The index's stemming is deliberately small; the question says
+    "hardcoding" or "asynchronously" where the passage says "hard-code" and
+    "asynchronous". Only ASCII words of five letters or more take part, so
+    short words and option fragments do not collide.
+    """
+    wanted = {_variant_key(t) for t in query_tokens if t.isascii() and len(t) >= 5}
+    if not wanted:
+        return set(query_tokens)
+    vocabulary = {t for u in units for t in u.tokens if t.isascii() and len(t) >= 5}
+    return set(query_tokens) | {t for t in vocabulary if _variant_key(t) in wanted}
 
 
 def _shared_ranks(candidates: Sequence[Hit]) -> dict[int, int]:
@@ -706,6 +729,7 @@ def compose_answer(question: str, hits: Sequence[Hit]) -> Answer:
             if hit.kind not in TRUSTED_KINDS and looks_like_instruction(text):
                 continue
             units.append(_Unit(text=text, kind=kind, passage=p_index, order=order, tokens=token_set(text)))
+    query_tokens = _with_variants(query_tokens, units)
     score = _score_units(units, query_tokens, key_terms, _shared_ranks(candidates))
     primary = {i for i, hit in enumerate(candidates) if hit.kind in PRIMARY_KINDS}
     chosen = _arrange(units, _select(units), classify_question(question), query_tokens, key_terms, score, primary)
