@@ -735,14 +735,17 @@ def compose_answer(question: str, hits: Sequence[Hit]) -> Answer:
     chosen = _arrange(units, _select(units), classify_question(question), query_tokens, key_terms, score, primary)
     # The Chinese summary lines answer a Chinese question directly (those of
     # the passages used and of the two best candidates, which are often
-    # neighbouring sections); for English questions they are noise. The lead
-    # passage's line opens the answer, the others close it.
+    # neighbouring sections); for English questions they are noise. The line
+    # sharing most words with the question opens the answer (the lead
+    # passage's on a tie: the passage an English answer leads with is not
+    # always the one whose summary answers), the others close it.
     if zh_question and chosen:
         lead_passage = chosen[0].passage
         used = {u.passage for u in chosen} | {0, 1}
         zh_lines = [u for u in units if u.kind == "zh" and u.passage in used]
-        chosen = ([u for u in zh_lines if u.passage == lead_passage] + chosen
-                  + [u for u in zh_lines if u.passage != lead_passage])
+        opener = max(zh_lines, key=lambda u: (len(u.tokens & query_tokens), u.passage == lead_passage, -u.passage),
+                     default=None)
+        chosen = ([opener] if opener else []) + chosen + [u for u in zh_lines if u is not opener]
 
     # Number the passages in order of first use: [1] is the passage the answer leads with.
     used_passages = list(dict.fromkeys(u.passage for u in chosen))
