@@ -200,3 +200,33 @@ def test_shared_words_do_not_make_a_far_off_request_relevant():
     question = "write a cover letter for a marketing job"
     assert not is_relevant(question, [hit(passage, 0.78)])
     assert is_relevant("how does a replay job write the passing rows", [hit(passage, 0.8)])
+
+
+def test_question_words_match_the_passages_spelling_of_them() -> None:
+    text = ("- Kafka security options are plain Kafka client settings with the `kafka.` prefix.\n"
+            "- `kafka.sasl.mechanism` = `PLAIN` for a Kafka login.\n"
+            "- Never hard-code Kafka logins in a notebook: read them from a secret scope with `dbutils.secrets.get`.\n")
+    answer = compose_answer("how do I avoid hardcoding my kafka credentials?",
+                            [_article("article:k#sec", "Kafka — Kafka security: SASL options and Databricks secrets",
+                                      text)])
+    assert "dbutils.secrets.get" in first_sentence(answer.body)
+
+
+def test_a_dotted_setting_counts_as_its_sections_subject_by_its_last_two_parts() -> None:
+    text = ("- The Kafka login setting is `kafka.sasl.mechanism` = `PLAIN`.\n"
+            "- For the Kafka login use `dbutils.secrets.get(scope, key)` = the stored secret.\n")
+    answer = compose_answer("which setting do I need for the kafka login?",
+                            [_article("article:k#sec", "Kafka — Kafka login with Databricks secrets", text)])
+    assert "dbutils.secrets.get" in first_sentence(answer.body)
+
+
+def test_a_chinese_answer_opens_with_the_summary_line_that_answers_the_question() -> None:
+    overview = _article("knowledge:obs", "观测 — Streaming observability",
+                        "中文要点：查询异常终止看首个异常；处理落后看处理速率与积压。\n\n"
+                        "- When input stays above processing the backlog grows and the watermark lags.\n", score=1.0)
+    watermark = _article("article:wm#compute", "Watermarks — How the watermark is computed (withWatermark)",
+                         "中文要点：水位线 = 已见最大事件时间 减去 withWatermark 设置的延迟阈值。\n\n"
+                         "- The watermark is the largest event time seen minus the delay threshold.\n", score=0.98)
+    answer = compose_answer("水位线是怎么计算的？", [overview, watermark])
+    assert "withWatermark" in first_sentence(answer.body)
+    assert answer.body.count("中文要点") == 2  # the other summary line still closes the answer
