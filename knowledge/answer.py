@@ -304,8 +304,9 @@ def split_units(text: str) -> list[tuple[str, str]]:
     """Split passage Markdown into ``(kind, text)`` answer units, in order.
 
     Kinds: ``zh`` (the Chinese summary line), ``bullet``, ``row`` (a table
-    row, cells joined with " — "), ``code`` (a whole fenced block) and
-    ``sentence``. Headings and table separators are dropped.
+    row, cells joined with " — "), ``head`` (a table's column names: never
+    shown), ``code`` (a whole fenced block) and ``sentence``. Headings and
+    table separators are dropped.
     """
     units: list[tuple[str, str]] = []
     paragraph: list[str] = []
@@ -358,6 +359,8 @@ def split_units(text: str) -> list[tuple[str, str]]:
             if not _TABLE_SEP_RE.match(stripped):
                 cells = [c.strip() for c in stripped.strip("|").split("|")]
                 units.append(("row", " — ".join(c for c in cells if c)))
+            elif units and units[-1][0] == "row":
+                units[-1] = ("head", units[-1][1])  # the row above the separator names the columns
             continue
         if _BULLET_RE.match(line):
             flush_paragraph()
@@ -559,7 +562,7 @@ def _sentences_of(unit: _Unit, score: Callable[[_Unit], float]) -> list[_Unit]:
 
 def _select(units: list[_Unit]) -> list[_Unit]:
     """Pick the best units: most from the best passage, a few from others."""
-    ranked = sorted((u for u in units if u.kind != "zh"), key=lambda u: -u.score)
+    ranked = sorted((u for u in units if u.kind not in ("zh", "head")), key=lambda u: -u.score)
     if not ranked:
         return []
     best = ranked[0].score
@@ -597,6 +600,9 @@ def _expand_lead_ins(chosen: list[_Unit], units: list[_Unit]) -> list[_Unit]:
             continue
         order = unit.order + 1
         while len(out) < len(chosen) + LEAD_IN_ITEMS and (follower := by_position.get((unit.passage, order))):
+            if follower.kind == "head":  # a table's column names are not shown: its rows say what they hold
+                order += 1
+                continue
             if follower.kind not in ("bullet", "row", "code"):
                 break
             if follower not in out:
@@ -634,7 +640,7 @@ def _arrange(
     # The lead comes from the best passage (retrieval's first choice) unless it has nothing on the question.
     top = min(u.passage for u in chosen)
     best = max(u.score for u in chosen)
-    candidates = sorted((u for u in units if u.kind != "zh" and u.score >= best * LEAD_POOL_RATIO),
+    candidates = sorted((u for u in units if u.kind not in ("zh", "head") and u.score >= best * LEAD_POOL_RATIO),
                         key=lambda u: -u.score)[:LEAD_POOL]
     if kind == "setting":
         # The sentence naming the option its section is about answers a setting question even when it shares
@@ -676,8 +682,8 @@ def _arrange(
             continue
         ordered.append(unit)
         ordered.extend(f for f in _expand_lead_ins([unit], units)[1:] if f not in ordered)
-    if len(ordered) > 1 and _is_lead_in(ordered[0]) and ordered[1].kind == "bullet" \
-            and (ordered[1].passage, ordered[1].order) == (ordered[0].passage, ordered[0].order + 1):
+    if len(ordered) > 1 and _is_lead_in(ordered[0]) and ordered[1].kind in ("bullet", "row") \
+            and ordered[1] in _expand_lead_ins(ordered[:1], units)[1:2]:
         # A lead that only announces a list ("These usually cover it:") is no answer by itself: its first item
         # joins it on the first line.
         first, item = ordered[0], ordered[1]

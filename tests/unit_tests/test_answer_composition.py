@@ -230,3 +230,15 @@ def test_a_chinese_answer_opens_with_the_summary_line_that_answers_the_question(
     answer = compose_answer("水位线是怎么计算的？", [overview, watermark])
     assert "withWatermark" in first_sentence(answer.body)
     assert answer.body.count("中文要点") == 2  # the other summary line still closes the answer
+
+
+def test_a_lead_announcing_a_table_starts_with_its_first_row_not_its_column_names() -> None:
+    text = ("For streaming pipelines these indicators usually cover it:\n\n"
+            "| Indicator | Definition |\n|---|---|\n"
+            "| Freshness | minutes since the newest row landed |\n"
+            "| Completeness | rows in against rows out |\n")
+    answer = compose_answer("which service level indicators should a streaming pipeline have?",
+                            [_article("article:m#sli", "Monitoring — Service level indicators for streaming", text)])
+    assert "Freshness" in first_sentence(answer.body)
+    assert "Indicator — Definition" not in answer.body
+    assert "Completeness" in answer.body  # the rest of the table still follows
