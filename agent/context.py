@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,9 +70,23 @@ class Context:
         return cached_pack(self.pack_dir)
 
 
-@functools.lru_cache(maxsize=8)
+_retriever_lock = threading.Lock()
+
+
 def retriever_for(home: str, pack_dir: str):
-    """One retriever per (home, pack): the index is opened once per process."""
+    """One retriever per (home, pack): the index is opened once per process.
+
+    Opened under a lock: the web app's warm-up and a first question arriving
+    meanwhile would otherwise open two embedded Chroma clients on a fresh home
+    at once, and one of them fails ("Could not connect to tenant"), so the
+    warm-up was lost and the question did all its work again.
+    """
+    with _retriever_lock:
+        return _open_retriever(home, pack_dir)
+
+
+@functools.lru_cache(maxsize=8)
+def _open_retriever(home: str, pack_dir: str):
     from knowledge.retrieval import Retriever
 
     return Retriever(home=Path(home), pack_dir=Path(pack_dir))

@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 from knowledge.documents import ZH_SUMMARY_PREFIXES, has_cjk
-from knowledge.index import token_set
+from knowledge.index import token_set, tokenize
 from knowledge.retrieval import Hit
 from knowledge.safety import looks_like_instruction
 
@@ -56,10 +56,12 @@ LEAD_BONUS = 0.6
 """Score bonus of the best passage's first units."""
 LEAD_IN_ITEMS = 6
 """Most list items, rows or code blocks a chosen "...:" unit brings along."""
-LEAD_POOL = 8
+LEAD_POOL = 12
 """Best-scored units considered for the lead sentence."""
-LEAD_POOL_RATIO = 0.55
-"""...if they score at least this share of the best chosen unit."""
+LEAD_POOL_RATIO = 0.35
+"""...if they score at least this share of the best chosen unit (the shape of the unit decides among them)."""
+CONTEXT_SHARE = 0.5
+"""How much of its bullet's relevance one sentence of it inherits (the bullet is its context)."""
 SHAPE_WEIGHT = 1.0
 CROSS_PASSAGE_PENALTY = 1.0
 """How much the shape of a unit (a setting, a reason, a definition) counts against its relevance for the lead."""
@@ -82,7 +84,8 @@ _SENTENCE_RE = re.compile(r"(?<=[.!?])\s+(?=[A-Z`*\"(\[])|(?<=[。！？；])")
 _TABLE_SEP_RE = re.compile(r"^\|?[\s:|-]+\|?$")
 
 
-QuestionKind = Literal["setting", "how", "why", "what", "compare", "troubleshoot", "other"]
+QuestionKind = Literal["fix", "setting", "location", "quantity", "consequence", "how", "why", "yesno", "what",
+                       "compare", "troubleshoot", "other"]
 
 _COMPARE_RE = re.compile(
     r"\bvs\.?\b|\bversus\b|\bdifferen(?:ce|t)\b.*\b(?:between|from)\b|\bcompare[ds]?\b|\bwhich (?:one|is better)\b|"
@@ -103,6 +106,21 @@ _SETTING_RE = re.compile(
     r"参数|配置|选项|默认|设置|怎么限制|如何限制|开启|关闭|设多少|多大",
     re.I,
 )
+_QUANTITY_RE = re.compile(
+    r"\bhow (?:much|many|long|often|big|large|fast|small)\b|\bwhat(?:'s| is) the (?:limit|maximum|max|minimum|size)\b|"
+    r"多少|多久|多长|多大|多快|上限",
+    re.I,
+)
+_LOCATION_RE = re.compile(r"^\s*where\b|\bwhere (?:does|do|is|are|should)\b|在哪|存在哪|放在哪|哪个目录|哪里", re.I)
+_PLACE_RE = re.compile(r"\b(?:director(?:y|ies)|path|folder|location|stored?|stores|kept|keeps|lives?|table|volume)\b|"
+                       r"目录|路径|位置|存储|保存", re.I)
+"""Words that name a place: what a where-question is answered with."""
+_CONSEQUENCE_RE = re.compile(r"\bwhat happens\b|\bwhat (?:will|would) happen\b|会怎样|会发生什么|会怎么样", re.I)
+_YESNO_RE = re.compile(r"^\s*(?:can|could|does|do|did|is|are|should|shall|will|would|must|may)\b|吗[？?]?\s*$|是否|能否|可不可以",
+                       re.I)
+_WH_RE = re.compile(r"\b(?:what|which|how|why|where|who)\b|什么|哪|怎么|如何|为什么", re.I)
+_AUXILIARY_RE = re.compile(r"\b(?:can|could|does|do|did|is|are|should|will|would|must)\b", re.I)
+_FIX_ASK_RE = re.compile(r"\bhow (?:do|can|should) (?:i|we)\b|\bhow to\b|怎么办|怎么解决|如何解决|怎么处理|如何处理", re.I)
 _WHY_RE = re.compile(r"^\s*why\b|\bwhy\b|\breason\b|为什么|为何|原因", re.I)
 _HOW_RE = re.compile(r"\bhow (?:do|can|should|would|to)\b(?! \w+ (?:work|mean)\b)|\bsteps?\b|怎么|如何|怎样|步骤", re.I)
 _WHAT_RE = re.compile(r"^\s*(?:what|explain|how)\b|\bwhat (?:is|are|does|do)\b|\bmeaning\b|什么是|是什么|什么意思|含义",
@@ -120,6 +138,21 @@ _CAVEAT_RE = re.compile(
     r"does not|doesn't|is ignored|are ignored)\b|注意|但是|不支持|不能",
     re.I,
 )
+_AMOUNT_RE = re.compile(
+    r"\d[\d,.]*\s*(?:[KMGT]i?B|MB/s|bytes?|ms|s|sec(?:ond)?s?|min(?:ute)?s?|h(?:ours?)?|days?|%|events?|files?|"
+    r"records?|rows?|offsets?|partitions?|tasks?|units?|x)\b|\d[\d,.]*\s*(?:秒|分钟|小时|天|个|条)",
+    re.I,
+)
+"""An amount with its unit: what a how-much question is answered with."""
+_VERDICT_RE = re.compile(
+    r"\b(?:not|no|never|only|must|cannot|can't|always|yes|instead|unless|does not|is not|are not|you can)\b|不|只|必须",
+    re.I)
+"""Words that give a yes/no question its answer."""
+_ANAPHOR_RE = re.compile(r"^\W*(?:it|its|this|that|these|those|they|them|such|so|then|here|there|both|each of them)\b",
+                         re.I)
+"""A sentence that opens like this leans on the one before it, so it cannot lead on its own."""
+_PURPOSE_RE = re.compile(r"^\W*to \w+[^,.;]*,\s*\w+", re.I)
+"""'To bound state, define ...': a remedy stated with its purpose first."""
 _DEFINITION_RE = re.compile(r"\b(?:is|are|means|refers to|is called|stands for)\b\s+(?:a|an|the|how|what|when)?\b", re.I)
 _IMPERATIVE_RE = re.compile(
     r"^\W*(?:set|use|add|run|configure|enable|disable|call|create|read|write|pass|give|keep|start|restart|"
@@ -131,13 +164,23 @@ _IMPERATIVE_RE = re.compile(
 def classify_question(question: str) -> QuestionKind:
     """What a question asks for, English or Chinese.
 
-    ``compare`` (X vs Y), ``troubleshoot`` (an error or symptom), ``setting``
-    (which option, a default, how to set or limit something), ``why``,
-    ``how`` (steps), ``what`` (a definition), else ``other``; checked in that
-    order, so "why does my stream keep failing" is troubleshooting.
+    ``compare`` (X vs Y), ``fix`` (a symptom and how to get rid of it),
+    ``troubleshoot`` (an error or symptom), ``setting``
+    (which option, a default, how to set or limit something), ``location``
+    (where something is kept), ``quantity`` (how much, how long), ``consequence`` (what
+    happens if), ``why``, ``yesno`` (can I,
+    does it), ``how`` (steps), ``what`` (a definition), else ``other``;
+    checked in that order, so "why does my stream keep failing" is
+    troubleshooting.
     """
+    if not _COMPARE_RE.search(question) and _TROUBLE_RE.search(question) and _FIX_ASK_RE.search(question):
+        return "fix"
+    if question.rstrip().endswith(("?", "？")) and not _WH_RE.search(question) and _AUXILIARY_RE.search(question):
+        return "yesno"  # "if a field has the wrong type, does auto loader drop it?"
     for kind, pattern in (("compare", _COMPARE_RE), ("troubleshoot", _TROUBLE_RE), ("setting", _SETTING_RE),
-                          ("why", _WHY_RE), ("how", _HOW_RE), ("what", _WHAT_RE)):
+                          ("location", _LOCATION_RE), ("quantity", _QUANTITY_RE),
+                          ("consequence", _CONSEQUENCE_RE), ("why", _WHY_RE), ("yesno", _YESNO_RE),
+                          ("how", _HOW_RE), ("what", _WHAT_RE)):
         if pattern.search(question):
             return kind  # type: ignore[return-value]
     return "other"
@@ -162,14 +205,54 @@ def _role(unit: _Unit) -> int:
     return 0
 
 
-def _shape_bonus(unit: _Unit, kind: QuestionKind) -> float:
-    """How much a unit's shape answers a question of ``kind`` (a multiplier bonus for choosing the lead)."""
+def _names_subject(text: str, subject: set[str]) -> bool:
+    """Whether a code span of ``text`` names the option its section is about.
+
+    The option's own name must be a term of the section's heading:
+    ``cloudFiles.schemaHints`` under "... inferColumnTypes and schemaHints".
+    """
+    for span in _CODE_SPAN_RE.findall(text):
+        # The last two parts of a dotted name: `dbutils.secrets.get` is about secrets, `kafka.sasl.jaas.config`
+        # about JAAS.
+        for name in re.split(r"[\s=(]", span.strip(), maxsplit=1)[0].split(".")[-2:]:
+            words = tokenize(name)
+            if words and words[0] in subject and _names_setting(f"`{span}`"):
+                return True
+    return False
+
+
+def _shape_bonus(unit: _Unit, kind: QuestionKind, subject: set[str] | None = None) -> float:
+    """How much a unit's shape answers a question of ``kind`` (a multiplier bonus for choosing the lead).
+
+    ``subject`` holds the terms of the unit's section heading: a setting
+    question is best answered by the sentence naming the option the section
+    is about, with its value.
+    """
     if unit.kind == "code":
         return -0.5  # code follows the sentence that explains it
     text = unit.text
     setting = _names_setting(text)
     if kind == "setting":
-        return 1.0 if setting else 0.0
+        # The option, the one the section is about, and its value ("`consumerMode`: `polling` (default) or `efo`").
+        value = len(_CODE_SPAN_RE.findall(text)) > 1 or re.search(r"=|\bdefaults?\b|默认", text) is not None
+        return ((1.0 if setting else 0.0) + (1.0 if subject and _names_subject(text, subject) else 0.0)
+                + (0.5 if setting and value else 0.0))
+    if kind == "location":
+        return (1.0 if _PLACE_RE.search(text) else 0.0) + (0.3 if setting else 0.0)
+    if kind == "quantity":
+        return (1.2 if _AMOUNT_RE.search(text) else 0.0) + (0.2 if setting else 0.0)
+    if kind == "consequence":
+        # What happens when X: the sentence that states the outcome ("if ..., the next one starts immediately").
+        outcome = re.search(r"\b(?:if|when|once|then|otherwise|so|until|makes|means|causes|leads to|results in)\b|"
+                            r"如果|则|否则|导致", text, re.I)
+        return (0.8 if outcome else 0.0) + (0.2 if setting else 0.0)
+    if kind == "yesno":
+        # The verdict is the answer ("AQE applies to non-streaming queries only").
+        return (1.0 if _VERDICT_RE.search(text) else 0.0) + (0.3 if setting else 0.0)
+    if kind == "fix":
+        # The remedy answers "..., how do I bound it?" ("To bound state, define watermarks on both inputs").
+        remedy = _IMPERATIVE_RE.search(text) or _PURPOSE_RE.search(text)
+        return (0.8 if remedy else 0.0) + (0.4 if setting else 0.0) + (0.2 if _CAVEAT_RE.search(text) else 0.0)
     if kind == "how":
         return (0.6 if setting else 0.0) + (0.3 if _IMPERATIVE_RE.search(text) else 0.0)
     if kind == "troubleshoot":
@@ -205,7 +288,7 @@ class Answer:
     found: bool = True
 
 
-@dataclass
+@dataclass(eq=False)  # units are compared by identity: two passages may share a sentence
 class _Unit:
     text: str
     kind: str  # sentence | bullet | row | code | zh
@@ -213,14 +296,17 @@ class _Unit:
     order: int
     tokens: frozenset[str] = frozenset()
     score: float = 0.0
+    parent: _Unit | None = None  # for one sentence of a longer bullet or paragraph unit
+    rest: str = ""  # the parent's other sentences, shown right after this one when it leads
 
 
 def split_units(text: str) -> list[tuple[str, str]]:
     """Split passage Markdown into ``(kind, text)`` answer units, in order.
 
     Kinds: ``zh`` (the Chinese summary line), ``bullet``, ``row`` (a table
-    row, cells joined with " — "), ``code`` (a whole fenced block) and
-    ``sentence``. Headings and table separators are dropped.
+    row, cells joined with " — "), ``head`` (a table's column names: never
+    shown), ``code`` (a whole fenced block) and ``sentence``. Headings and
+    table separators are dropped.
     """
     units: list[tuple[str, str]] = []
     paragraph: list[str] = []
@@ -273,6 +359,8 @@ def split_units(text: str) -> list[tuple[str, str]]:
             if not _TABLE_SEP_RE.match(stripped):
                 cells = [c.strip() for c in stripped.strip("|").split("|")]
                 units.append(("row", " — ".join(c for c in cells if c)))
+            elif units and units[-1][0] == "row":
+                units[-1] = ("head", units[-1][1])  # the row above the separator names the columns
             continue
         if _BULLET_RE.match(line):
             flush_paragraph()
@@ -361,7 +449,49 @@ def _key_terms(hit: Hit, units: list[tuple[str, str]]) -> set[str]:
     return terms
 
 
-def _score_units(units: list[_Unit], query_tokens: set[str], key_terms: dict[int, set[str]]) -> None:
+RANK_TIE = 0.005
+"""Retrieval scores closer than this count as a tie: neither passage is the better answer by rank alone."""
+
+
+def _variant_key(token: str) -> str:
+    """A token with hyphens dropped and an adverb's ``-ly`` folded: ``hard-cod``/``hardcod``, ``asynchronously``."""
+    token = token.replace("-", "")
+    return token[:-2] if len(token) > 6 and token.endswith("ly") else token
+
+
+def _with_variants(query_tokens: set[str], units: Sequence[_Unit]) -> set[str]:
+    """The question's terms plus the passages' spellings of them.
+
+    The index's stemming is deliberately small; the question says
+    "hardcoding" or "asynchronously" where the passage says "hard-code" and
+    "asynchronous". Only ASCII words of five letters or more take part, so
+    short words and option fragments do not collide.
+    """
+    wanted = {_variant_key(t) for t in query_tokens if t.isascii() and len(t) >= 5}
+    if not wanted:
+        return set(query_tokens)
+    vocabulary = {t for u in units for t in u.tokens if t.isascii() and len(t) >= 5}
+    return set(query_tokens) | {t for t in vocabulary if _variant_key(t) in wanted}
+
+
+def _shared_ranks(candidates: Sequence[Hit]) -> dict[int, int]:
+    """Each candidate's rank, passages of the same class that retrieval scored alike sharing the better one."""
+    ranks: dict[int, int] = {}
+    for index, hit in enumerate(candidates):
+        ahead = [i for i in range(index) if (candidates[i].kind in PRIMARY_KINDS) == (hit.kind in PRIMARY_KINDS)
+                 and abs(candidates[i].score - hit.score) <= RANK_TIE]
+        ranks[index] = ranks[ahead[0]] if ahead else index
+    return ranks
+
+
+def _score_units(units: list[_Unit], query_tokens: set[str], key_terms: dict[int, set[str]],
+                 ranks: dict[int, int] | None = None) -> Callable[[_Unit], float]:
+    """Score every unit against the question; returns the scorer (term rarity taken over ``units``).
+
+    ``ranks`` gives each candidate passage its rank, passages that retrieval
+    scored alike sharing one (default: their position).
+    """
+    ranks = ranks or {}
     df: dict[str, int] = {}
     for unit in units:
         for token in unit.tokens:
@@ -369,37 +499,70 @@ def _score_units(units: list[_Unit], query_tokens: set[str], key_terms: dict[int
     n = max(1, len(units))
 
     def idf(token: str) -> float:
-        return math.log(1 + n / df[token])
+        return math.log(1 + n / df.get(token, 1))
 
-    for unit in units:
+    def score(unit: _Unit) -> float:
         matched = query_tokens & unit.tokens
-        rank_factor = 1.0 / (1.0 + 0.35 * unit.passage)
+        rank = ranks.get(unit.passage, unit.passage)
+        rank_factor = 1.0 / (1.0 + 0.35 * rank)
         position = 0.2 / (1 + unit.order)
-        if unit.passage > 0 and not matched:
+        if rank > 0 and not matched:
             # A lower-ranked passage contributes only what the question names.
-            unit.score = 0.1 * position * rank_factor
-            continue
+            return 0.1 * position * rank_factor
         # In the best passage, the terms of its own heading count at half
         # weight: a question routed to "Kafka rate limiting:
         # maxOffsetsPerTrigger" is answered by the sentence naming
         # maxOffsetsPerTrigger even if the user never typed it (paraphrases,
         # Chinese questions over English text). Its opening units get a bonus
         # too: the pack's sections state their main fact first.
-        keyed = (key_terms.get(unit.passage, set()) & unit.tokens) - matched if unit.passage == 0 else set()
+        keyed = (key_terms.get(unit.passage, set()) & unit.tokens) - matched if rank == 0 else set()
         # Only the two best heading terms count: one option name splits into
         # many tokens (cloudfiles, max, files, trigger ...) and must not
         # outweigh a word the user actually typed.
         keyed_weight = sum(sorted((idf(t) for t in keyed), reverse=True)[:2])
         weight = sum(idf(t) for t in matched) + 0.5 * keyed_weight
-        lead = LEAD_BONUS if unit.passage == 0 and unit.order <= 2 and unit.kind != "code" else 0.0
+        lead = LEAD_BONUS if rank == 0 and unit.order <= 2 and unit.kind != "code" else 0.0
         # Dislike very long units slightly so a crisp sentence beats a paragraph.
         length_factor = 1.0 / (1.0 + len(unit.tokens) / 60)
-        unit.score = (weight * length_factor + position + lead) * rank_factor
+        return (weight * length_factor + position + lead) * rank_factor
+
+    for unit in units:
+        unit.score = score(unit)
+    return score
+
+
+def _sentences_of(unit: _Unit, score: Callable[[_Unit], float]) -> list[_Unit]:
+    """The sentences of a longer bullet or paragraph unit, each scored on its own, as lead candidates.
+
+    A bullet often states its subject first and the fact that answers the
+    question second ("**Fixed interval** - ... . If a batch overruns, the
+    next one starts immediately."); the answer may lead with that sentence
+    and show the rest of the bullet after it. Sentences that lean on the one
+    before them ("This means ...") are not offered.
+    """
+    if unit.kind not in ("sentence", "bullet"):
+        return []
+    parts = [part.strip() for part in _SENTENCE_RE.split(unit.text) if part and part.strip()]
+    if len(parts) < 2:
+        return []
+    pieces = []
+    if any(part.count("(") != part.count(")") or part.count("（") != part.count("）") for part in parts):
+        return []  # a split inside brackets (a bilingual "(中文？)" aside): the pieces are not sentences
+    for index, part in enumerate(parts):
+        if index and _ANAPHOR_RE.match(part):
+            continue
+        rest = " ".join(parts[:index] + parts[index + 1:])
+        piece = _Unit(text=part, kind="sentence", passage=unit.passage, order=unit.order, tokens=token_set(part),
+                      parent=unit, rest=rest)
+        own = score(piece)
+        piece.score = own + CONTEXT_SHARE * max(0.0, unit.score - own)
+        pieces.append(piece)
+    return pieces
 
 
 def _select(units: list[_Unit]) -> list[_Unit]:
     """Pick the best units: most from the best passage, a few from others."""
-    ranked = sorted((u for u in units if u.kind != "zh"), key=lambda u: -u.score)
+    ranked = sorted((u for u in units if u.kind not in ("zh", "head")), key=lambda u: -u.score)
     if not ranked:
         return []
     best = ranked[0].score
@@ -437,6 +600,9 @@ def _expand_lead_ins(chosen: list[_Unit], units: list[_Unit]) -> list[_Unit]:
             continue
         order = unit.order + 1
         while len(out) < len(chosen) + LEAD_IN_ITEMS and (follower := by_position.get((unit.passage, order))):
+            if follower.kind == "head":  # a table's column names are not shown: its rows say what they hold
+                order += 1
+                continue
             if follower.kind not in ("bullet", "row", "code"):
                 break
             if follower not in out:
@@ -458,6 +624,8 @@ def _arrange(
     kind: QuestionKind,
     query_tokens: set[str],
     key_terms: dict[int, set[str]],
+    score: Callable[[_Unit], float],
+    primary: set[int] | None = None,
 ) -> list[_Unit]:
     """Order the answer: the unit that answers ``kind`` first, then facts, reasons, caveats.
 
@@ -472,22 +640,55 @@ def _arrange(
     # The lead comes from the best passage (retrieval's first choice) unless it has nothing on the question.
     top = min(u.passage for u in chosen)
     best = max(u.score for u in chosen)
-    pool = sorted((u for u in units if u.kind != "zh" and u.score >= best * LEAD_POOL_RATIO),
-                  key=lambda u: -u.score)[:LEAD_POOL]
+    candidates = sorted((u for u in units if u.kind not in ("zh", "head") and u.score >= best * LEAD_POOL_RATIO),
+                        key=lambda u: -u.score)[:LEAD_POOL]
+    if kind == "setting":
+        # The sentence naming the option its section is about answers a setting question even when it shares
+        # no word with it ("turn on enhanced fan-out" -> `consumerMode`).
+        candidates += [u for u in units if u.kind in ("sentence", "bullet", "row") and u.passage == top
+                       and _names_subject(u.text, key_terms.get(u.passage, set()))]
+    # The lead is one sentence: a unit of several sentences offers each of them instead.
+    pool = []
+    for unit in dict.fromkeys([*candidates, *chosen]):
+        pool += _sentences_of(unit, score) or [unit]
+    # Articles and knowledge files carry the facts; a task or template passage (which only points at them, often
+    # in both languages) leads only when no fact passage has a candidate.
+    if primary and any(u.passage in primary for u in pool):
+        pool = [u for u in pool if u.passage in primary]
 
     def lead_score(unit: _Unit) -> float:
         penalty = 1.0 if unit.passage == top else CROSS_PASSAGE_PENALTY
-        return unit.score / penalty * (1.0 + SHAPE_WEIGHT * _shape_bonus(unit, kind))
+        subject = key_terms.get(unit.passage, set())
+        return unit.score / penalty * (1.0 + SHAPE_WEIGHT * _shape_bonus(unit, kind, subject))
 
-    lead = max(pool or chosen, key=lambda u: (lead_score(u), -u.passage, -u.order))
-    rest = [u for u in chosen if u is not lead and _addresses(u, query_tokens, key_terms)]
-    rest.sort(key=lambda u: (_role(u), -u.score))
+    lead = max(pool or chosen, key=lambda u: (lead_score(u), -u.passage, -u.order, u.parent is not None))
+    if lead.parent is not None:
+        # The sentence that answers leads; the rest of its bullet follows at once, and the whole bullet is not
+        # repeated further down.
+        whole = lead.parent
+        follow = [_Unit(text=lead.rest, kind=whole.kind, passage=whole.passage, order=whole.order,
+                        tokens=token_set(lead.rest), score=whole.score)] if lead.rest else []
+        chosen = [u for u in chosen if u is not whole]
+        lead = _Unit(text=lead.text, kind=whole.kind, passage=lead.passage, order=whole.order, tokens=lead.tokens,
+                     score=lead.score)
+        units = [lead if u is whole else u for u in units]
+    else:
+        follow = []
+    rest = follow + [u for u in chosen if u is not lead and _addresses(u, query_tokens, key_terms)]
+    rest[len(follow):] = sorted(rest[len(follow):], key=lambda u: (_role(u), -u.score))
     ordered: list[_Unit] = []
     for unit in [lead, *rest]:
         if unit in ordered:
             continue
         ordered.append(unit)
         ordered.extend(f for f in _expand_lead_ins([unit], units)[1:] if f not in ordered)
+    if len(ordered) > 1 and _is_lead_in(ordered[0]) and ordered[1].kind in ("bullet", "row") \
+            and ordered[1] in _expand_lead_ins(ordered[:1], units)[1:2]:
+        # A lead that only announces a list ("These usually cover it:") is no answer by itself: its first item
+        # joins it on the first line.
+        first, item = ordered[0], ordered[1]
+        ordered[:2] = [_Unit(text=f"{first.text} {item.text}", kind=first.kind, passage=first.passage,
+                             order=first.order, tokens=first.tokens | item.tokens, score=first.score)]
     # Follow-ups of the lead are bounded by what _select allowed overall.
     return ordered[: MAX_UNITS + LEAD_IN_ITEMS]
 
@@ -534,18 +735,23 @@ def compose_answer(question: str, hits: Sequence[Hit]) -> Answer:
             if hit.kind not in TRUSTED_KINDS and looks_like_instruction(text):
                 continue
             units.append(_Unit(text=text, kind=kind, passage=p_index, order=order, tokens=token_set(text)))
-    _score_units(units, query_tokens, key_terms)
-    chosen = _arrange(units, _select(units), classify_question(question), query_tokens, key_terms)
+    query_tokens = _with_variants(query_tokens, units)
+    score = _score_units(units, query_tokens, key_terms, _shared_ranks(candidates))
+    primary = {i for i, hit in enumerate(candidates) if hit.kind in PRIMARY_KINDS}
+    chosen = _arrange(units, _select(units), classify_question(question), query_tokens, key_terms, score, primary)
     # The Chinese summary lines answer a Chinese question directly (those of
     # the passages used and of the two best candidates, which are often
-    # neighbouring sections); for English questions they are noise. The lead
-    # passage's line opens the answer, the others close it.
+    # neighbouring sections); for English questions they are noise. The line
+    # sharing most words with the question opens the answer (the lead
+    # passage's on a tie: the passage an English answer leads with is not
+    # always the one whose summary answers), the others close it.
     if zh_question and chosen:
         lead_passage = chosen[0].passage
         used = {u.passage for u in chosen} | {0, 1}
         zh_lines = [u for u in units if u.kind == "zh" and u.passage in used]
-        chosen = ([u for u in zh_lines if u.passage == lead_passage] + chosen
-                  + [u for u in zh_lines if u.passage != lead_passage])
+        opener = max(zh_lines, key=lambda u: (len(u.tokens & query_tokens), u.passage == lead_passage, -u.passage),
+                     default=None)
+        chosen = ([opener] if opener else []) + chosen + [u for u in zh_lines if u is not opener]
 
     # Number the passages in order of first use: [1] is the passage the answer leads with.
     used_passages = list(dict.fromkeys(u.passage for u in chosen))

@@ -621,6 +621,10 @@ def serve(engine: Engine, host: str = "127.0.0.1", port: int = 7860, auth: str |
     credentials, error = _credentials(host, auth)
     if error:
         raise ValueError(error)
+    # Started before the page is built and served: opening the index (Chroma), loading the embedding model
+    # and the Chinese tokenizer then overlap Gradio's own start, and a first knowledge question asked as soon
+    # as the page shows no longer waits for all of it (on a fresh home it waited for the warm-up's whole run).
+    threading.Thread(target=engine.warm_up, name="warm-up", daemon=True).start()
     app = build_app(engine)
     app.queue(default_concurrency_limit=concurrency_limit())
     upload_limit = review.MAX_FILES * review.MAX_UPLOAD_BYTES + MAX_REQUEST_BYTES
@@ -630,9 +634,6 @@ def serve(engine: Engine, host: str = "127.0.0.1", port: int = 7860, auth: str |
         max_file_size=review.MAX_UPLOAD_BYTES, theme=gr.themes.Soft(primary_hue="blue"), css=CSS, ssr_mode=False,
         quiet=not block, mcp_server=False, run_history=False, footer_links=["api", "gradio", "settings"],
     )
-    # Once the page is served: otherwise the first knowledge question would load the index, the embedding
-    # model and the Chinese tokenizer (about two seconds holding the GIL), stalling every session's turn.
-    threading.Thread(target=engine.warm_up, name="warm-up", daemon=True).start()
     if block:
         app.block_thread()
     return app, url

@@ -43,10 +43,18 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Retriever]:
     ("directory listing vs file notification mode: which is cheaper?", "compare"),
     ("Kafka 每个微批最多读多少条怎么限制？", "setting"),
     ("为什么重启后没有从头读取？", "why"),
-    ("流作业报错 KAFKA_DATA_LOSS 怎么办", "troubleshoot"),
+    ("流作业报错 KAFKA_DATA_LOSS 怎么办", "fix"),
+    ("my stream-stream join state keeps growing, how do I bound it?", "fix"),
+    ("if a field has the wrong type does auto loader just drop it?", "yesno"),
     ("目录列举和文件通知有什么区别？", "compare"),
     ("什么是水位线？", "what"),
     ("tell me about kinesis", "other"),
+    ("where does auto loader keep the schema it inferred?", "location"),
+    ("how much ingress does one event hubs throughput unit allow?", "quantity"),
+    ("what happens if I delete the checkpoint and restart?", "consequence"),
+    ("can two queries read from the same consumer group?", "yesno"),
+    ("Auto Loader 推断出来的 schema 存在哪里？", "location"),
+    ("从目录列举迁移到文件事件需要换检查点吗？", "yesno"),
 ])
 def test_questions_are_classified_by_what_they_ask(question: str, kind: str) -> None:
     assert classify_question(question) == kind
@@ -80,6 +88,64 @@ def test_units_that_do_not_address_the_question_are_dropped() -> None:
                             [hit("article:k#rate", "Kafka — Rate limiting: maxOffsetsPerTrigger", text)])
     assert answer.body.startswith("- `maxOffsetsPerTrigger`")
     assert "drill" not in answer.body and "Dashboards" not in answer.body
+
+
+def _article(pid: str, title: str, text: str, score: float = 1.0) -> Hit:
+    return Hit(id=pid, title=title, path="articles/x.md", kind="article", score=score, text=text, dense=0.9)
+
+
+def test_the_sentence_that_answers_leads_and_the_rest_of_its_bullet_follows() -> None:
+    text = (
+        "- **Fixed interval** – `.trigger(processingTime=\"10 seconds\")`. If a batch finishes early the engine "
+        "waits for the boundary; if a batch overruns the interval, the next one starts immediately.\n"
+        "- **Available now** – processes what is there, then stops.\n"
+    )
+    answer = compose_answer("what happens when a micro-batch takes longer than the processingTime interval?",
+                            [_article("article:t#fixed", "Triggers — Fixed interval: processingTime", text)])
+    lines = answer.body.splitlines()
+    assert "starts immediately" in first_sentence(lines[0])
+    assert lines[1].startswith("- **Fixed interval** – `.trigger(processingTime=")  # the rest of the bullet, once
+    assert answer.body.count("starts immediately") == 1
+
+
+def test_a_setting_question_leads_with_the_option_its_section_is_about() -> None:
+    text = (
+        "Databricks Runtime 11.3 LTS added reading Kinesis in enhanced fan-out mode, which gives each consumer "
+        "dedicated throughput per shard.\n\n"
+        "- `consumerMode`: `polling` (default) or `efo`.\n"
+        "- `consumerName`: the name the query registers under.\n"
+    )
+    answer = compose_answer("how do I turn on enhanced fan-out for a kinesis source?",
+                            [_article("article:k#efo", "Kinesis — Kinesis enhanced fan-out: consumerMode, consumerName",
+                                      text)])
+    assert "`consumerMode`" in first_sentence(answer.body)
+
+
+def test_a_how_much_question_leads_with_the_amount() -> None:
+    text = ("- **Throughput units** (Standard tier) are shared by all event hubs in a namespace. One TU allows "
+            "ingress up to 1 MB/s or 1,000 events/s. Ingress above capacity is throttled.\n")
+    answer = compose_answer("how much ingress does one event hubs throughput unit allow?",
+                            [_article("article:e#tu", "Event Hubs — Throughput units", text)])
+    assert "1 MB/s" in first_sentence(answer.body)
+
+
+def test_a_list_announced_by_the_lead_starts_on_its_first_line() -> None:
+    text = ("For streaming pipelines these indicators usually cover it:\n\n"
+            "- **Freshness**: minutes since the newest row landed.\n- **Completeness**: rows in against rows out.\n")
+    answer = compose_answer("which service level indicators should a streaming pipeline have?",
+                            [_article("article:m#sli", "Monitoring — Service level indicators for streaming", text)])
+    assert "Freshness" in first_sentence(answer.body)
+
+
+def test_a_task_passage_does_not_lead_when_an_article_answers() -> None:
+    task = Hit(id="task:dlt", title="Task dlt", path="tasks/dlt.yaml", kind="task", score=1.0, dense=0.9,
+               text="- Which quarantine table receives the rows? (被拒绝的行写入哪个隔离表？) (default main.q)\n")
+    article = _article("article:dq#expect", "Data quality — Expectations: expect_or_drop",
+                       "- `@dp.expect_or_drop` drops the rows that fail and keeps the pipeline running.\n"
+                       "中文要点：expect_or_drop 丢弃不合格的行，管道不失败。", score=0.99)
+    answer = compose_answer("DLT 里想丢弃不合格的行，用哪个期望？", [task, article])
+    assert answer.citations[0].id == "article:dq#expect"
+    assert "expect_or_drop" in first_sentence(answer.body)
 
 
 def test_a_model_gets_the_passages_in_the_order_the_offline_answer_uses(small: Retriever) -> None:
@@ -134,3 +200,45 @@ def test_shared_words_do_not_make_a_far_off_request_relevant():
     question = "write a cover letter for a marketing job"
     assert not is_relevant(question, [hit(passage, 0.78)])
     assert is_relevant("how does a replay job write the passing rows", [hit(passage, 0.8)])
+
+
+def test_question_words_match_the_passages_spelling_of_them() -> None:
+    text = ("- Kafka security options are plain Kafka client settings with the `kafka.` prefix.\n"
+            "- `kafka.sasl.mechanism` = `PLAIN` for a Kafka login.\n"
+            "- Never hard-code Kafka logins in a notebook: read them from a secret scope with `dbutils.secrets.get`.\n")
+    answer = compose_answer("how do I avoid hardcoding my kafka credentials?",
+                            [_article("article:k#sec", "Kafka — Kafka security: SASL options and Databricks secrets",
+                                      text)])
+    assert "dbutils.secrets.get" in first_sentence(answer.body)
+
+
+def test_a_dotted_setting_counts_as_its_sections_subject_by_its_last_two_parts() -> None:
+    text = ("- The Kafka login setting is `kafka.sasl.mechanism` = `PLAIN`.\n"
+            "- For the Kafka login use `dbutils.secrets.get(scope, key)` = the stored secret.\n")
+    answer = compose_answer("which setting do I need for the kafka login?",
+                            [_article("article:k#sec", "Kafka — Kafka login with Databricks secrets", text)])
+    assert "dbutils.secrets.get" in first_sentence(answer.body)
+
+
+def test_a_chinese_answer_opens_with_the_summary_line_that_answers_the_question() -> None:
+    overview = _article("knowledge:obs", "观测 — Streaming observability",
+                        "中文要点：查询异常终止看首个异常；处理落后看处理速率与积压。\n\n"
+                        "- When input stays above processing the backlog grows and the watermark lags.\n", score=1.0)
+    watermark = _article("article:wm#compute", "Watermarks — How the watermark is computed (withWatermark)",
+                         "中文要点：水位线 = 已见最大事件时间 减去 withWatermark 设置的延迟阈值。\n\n"
+                         "- The watermark is the largest event time seen minus the delay threshold.\n", score=0.98)
+    answer = compose_answer("水位线是怎么计算的？", [overview, watermark])
+    assert "withWatermark" in first_sentence(answer.body)
+    assert answer.body.count("中文要点") == 2  # the other summary line still closes the answer
+
+
+def test_a_lead_announcing_a_table_starts_with_its_first_row_not_its_column_names() -> None:
+    text = ("For streaming pipelines these indicators usually cover it:\n\n"
+            "| Indicator | Definition |\n|---|---|\n"
+            "| Freshness | minutes since the newest row landed |\n"
+            "| Completeness | rows in against rows out |\n")
+    answer = compose_answer("which service level indicators should a streaming pipeline have?",
+                            [_article("article:m#sli", "Monitoring — Service level indicators for streaming", text)])
+    assert "Freshness" in first_sentence(answer.body)
+    assert "Indicator — Definition" not in answer.body
+    assert "Completeness" in answer.body  # the rest of the table still follows

@@ -231,7 +231,7 @@ def test_split_units_keeps_bullets_rows_code_and_summary_line() -> None:
     assert [kind for kind, _ in split_units(section)] == ["zh", "bullet", "bullet", "code"]
     table = "| Option | Default |\n|---|---|\n| `maxFetchRate` | `1.0` |\n\nFirst sentence. Second one."
     assert split_units(table) == [
-        ("row", "Option — Default"),
+        ("head", "Option — Default"),  # the column names: kept for term statistics, never shown
         ("row", "`maxFetchRate` — `1.0`"),
         ("sentence", "First sentence."),
         ("sentence", "Second one."),
