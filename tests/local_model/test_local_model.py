@@ -90,7 +90,11 @@ def test_free_turn_in_role_and_a_cut_answer_leaves_the_next_turn_answering(engin
     engine.turn(thread, "")
     monkeypatch.setenv("STREAMING_ENGINEER_MAX_TOKENS", "8")  # no answer fits: this turn is cut at the limit
     cut = engine.turn(thread, "Which trigger should I use for a low latency Kafka pipeline?")
-    assert FALLBACK.match(cut.output) and "8-token limit" in cut.output and cut.persona_active
+    failed = FALLBACK.match(cut.output)
+    # At the 8-token limit; on a busy CPU the call's time limit may come first (the model is still reading the
+    # prompt): either way the call was bounded and said so.
+    assert failed and cut.persona_active and re.search(r"8-token limit|still answering after", failed.group(1))
+    assert proxy.calls[-1].body["max_tokens"] == 8
     monkeypatch.delenv("STREAMING_ENGINEER_MAX_TOKENS")
     # One second is less than this model takes to read the prompt on a CPU: the call ends at its limit while
     # the server has not sent a token yet (it only sends keep-alive pings meanwhile).
