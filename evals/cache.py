@@ -9,6 +9,13 @@ kept; headers — and so the API key — are never stored. Working at the HTTP
 level means it caches whatever the app sends (chat, tool rounds, value
 extraction, the groundedness judge) without knowing how the app calls it.
 
+A miss is passed through as it arrives (a streamed answer stays a stream,
+relayed piece by piece), so the app's bounded calls work as against the
+endpoint itself: when the app stops reading a looping or overlong answer, the
+proxy closes the upstream connection at once and the server stops
+generating. Such a cut answer is not stored (only whole ones are); a stored
+stream is replayed in one piece, which the client reads the same way.
+
 The proxy also reads every answer for tool calls (plain JSON or SSE), which
 is how a run sees the tools a model called in a turn.
 
@@ -97,7 +104,7 @@ class CachingProxy:
     Args:
         upstream: the endpoint's base URL (``https://api.openai.com/v1``, an Azure endpoint...).
         cache: where responses are kept.
-        timeout: seconds to wait for the upstream answer.
+        timeout: seconds to wait for the upstream to connect, answer, or send the next piece of a stream.
 
     """
 
@@ -146,30 +153,38 @@ class CachingProxy:
             calls, self._calls = self._calls, []
         return calls
 
-    def answer(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, str, bytes]:
-        """Answer one request: ``(status, content type, body)``."""
+    def lookup(self, method: str, path: str, body: bytes) -> tuple[str, dict[str, Any] | None]:
+        """The request's cache key and its stored answer (``None`` on a miss); counts the hit or miss."""
         key = self.cache.key(self.upstream_id, method, path, body, self.salt)
         record = self.cache.get(key)
-        if record is not None:
-            with self._lock:
-                self.hits += 1
-        else:
-            import httpx
-
-            forward = {k: v for k, v in headers.items() if k.lower() not in _HOP_HEADERS}
-            response = httpx.request(method, self.upstream_origin + path, headers=forward, content=body,
-                                     timeout=self.timeout)
-            record = {"status": response.status_code, "content_type": response.headers.get("content-type", ""),
-                      "body": response.content.decode("utf-8", errors="replace")}
-            with self._lock:
+        with self._lock:
+            if record is None:
                 self.misses += 1
-            if response.status_code == 200:
-                self.cache.put(key, record)
-        names = tool_call_names(record["content_type"], record["body"])
+            else:
+                self.hits += 1
+        return key, record
+
+    def note_tool_calls(self, content_type: str, body: str) -> None:
+        """Remember the tool calls in an answer the app got (stored or relayed)."""
+        names = tool_call_names(content_type, body)
         if names:
             with self._lock:
                 self._calls += names
-        return int(record["status"]), str(record["content_type"]), record["body"].encode("utf-8")
+
+    @contextlib.contextmanager
+    def forward(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Iterator[Any]:
+        """The upstream answer as an open ``httpx`` stream.
+
+        The caller relays the body piece by piece as it arrives; leaving the
+        block closes the upstream connection, so when the app stops reading (a
+        cut answer) the server stops generating, as it would without the proxy.
+        """
+        import httpx
+
+        forward = {k: v for k, v in headers.items() if k.lower() not in _HOP_HEADERS}
+        with httpx.Client(timeout=httpx.Timeout(self.timeout, connect=10)) as client, \
+                client.stream(method, self.upstream_origin + path, headers=forward, content=body) as response:
+            yield response
 
 
 def _handler(proxy: CachingProxy) -> type[BaseHTTPRequestHandler]:
@@ -179,16 +194,54 @@ def _handler(proxy: CachingProxy) -> type[BaseHTTPRequestHandler]:
         def _serve(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
+            key, record = proxy.lookup(self.command, self.path, body)
+            self._sent_headers = False
+            if record is not None:
+                self._send_whole(int(record["status"]), str(record["content_type"]), record["body"].encode("utf-8"))
+                proxy.note_tool_calls(record["content_type"], record["body"])
+                return
             try:
-                status, content_type, data = proxy.answer(self.command, self.path, dict(self.headers), body)
+                self._relay(key, body)
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True  # the app stopped reading; the upstream stream is already closed
             except Exception as exc:  # noqa: BLE001 - the app sees a 502 and falls back, as with any endpoint failure
-                status, content_type = 502, "application/json"
+                if self._sent_headers:
+                    self.close_connection = True  # mid-stream: the app sees the answer end unfinished
+                    return
                 data = json.dumps({"error": {"message": f"eval cache proxy: {type(exc).__name__}"}}).encode()
+                self._send_whole(502, "application/json", data)
+
+        def _send_whole(self, status: int, content_type: str, data: bytes) -> None:
             self.send_response(status)
             self.send_header("Content-Type", content_type or "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
+
+        def _relay(self, key: str, body: bytes) -> None:
+            """Pass the upstream answer through piece by piece (a stream stays a stream), then store it if whole."""
+            received = bytearray()
+            with proxy.forward(self.command, self.path, dict(self.headers), body) as upstream:
+                content_type = upstream.headers.get("content-type", "")
+                self.send_response(upstream.status_code)
+                self.send_header("Content-Type", content_type or "application/json")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                self._sent_headers = True
+                try:
+                    for piece in upstream.iter_bytes():
+                        if piece:
+                            self.wfile.write(f"{len(piece):X}\r\n".encode() + piece + b"\r\n")
+                            self.wfile.flush()
+                            received += piece
+                finally:
+                    # Whatever reached the app counts, also when it stopped reading half-way.
+                    proxy.note_tool_calls(content_type, received.decode("utf-8", errors="replace"))
+                self.wfile.write(b"0\r\n\r\n")
+                self.wfile.flush()
+            if upstream.status_code == 200:  # only a whole, successful answer is kept
+                proxy.cache.put(key, {"status": 200, "content_type": content_type,
+                                      "body": received.decode("utf-8", errors="replace")})
 
         do_GET = do_POST = _serve  # noqa: N815 - http.server's naming
 

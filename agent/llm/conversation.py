@@ -11,7 +11,9 @@ fall back to the offline engine for that turn.
 
 Every call is bounded and streamed (``agent.llm.calls``). An endpoint that
 does not call tools (``agent.llm.capabilities``) gets one plain call: the
-passages the app retrieved, the instructions in the user's turn, no tools.
+passages the app retrieved, the instructions in the user's turn, no tools;
+when the app found no passages, it is not asked at all (the offline engine
+answers in role: the redirect, or "no answer").
 """
 
 from __future__ import annotations
@@ -34,9 +36,9 @@ from pydantic import BaseModel, Field, ValidationError
 from agent import prompts as role_prompts
 from agent.llm import capabilities, prompts
 from agent.llm.backend import load_config, redact
-from agent.llm.calls import complete
+from agent.llm.calls import Prompt, complete
 from agent.llm.failures import IncompleteReply, describe_failure, is_graph_signal
-from agent.llm.grounding import Sources
+from agent.llm.grounding import PASSAGE_CHARS, Sources
 from knowledge.loader import Pack
 
 log = logging.getLogger("streaming_engineer.llm")
@@ -51,8 +53,11 @@ MAX_TOOL_RESULT_CHARS = 3000
 """A tool result is clipped to this: a rendered template or report can be long."""
 CONVERSE_TOOLS = ("search_knowledge", "describe_command", "list_commands", "render_template", "run_checklist")
 """Tools bound in free conversation. Writing files stays with the commands, which track artefacts in state."""
-PLAIN_MIN_K = 4
-"""Passages given up front to a model without tools (it cannot search for more)."""
+PLAIN_PASSAGE_CHARS = 600
+"""A passage is clipped to this for a model without tools, and ``PLAIN_HISTORY_TOKENS`` bound its earlier turns:
+such endpoints are mostly small local models on a CPU, where reading the prompt is most of a turn's time
+(Gemma 3 270M on two busy cores reads about ten tokens a second)."""
+PLAIN_HISTORY_TOKENS = 300
 
 
 @dataclass
@@ -60,7 +65,8 @@ class ModelReply:
     """What the model said for one turn.
 
     Attributes:
-        text: the answer, citations checked; ``None`` when the model failed.
+        text: the answer, citations checked; ``None`` when the model failed, or was not asked (then
+            ``failure`` is empty and the offline engine answers without a notice).
         cited: ``(number, hit)`` of each passage the answer cites.
         sources: every passage retrieved in the turn.
         failure: a plain reason when the model failed (never the key).
@@ -90,10 +96,22 @@ def persona_prompt(pack: Pack, mode: str, step: str) -> str:
     )
 
 
-def system_prompt(pack: Pack, mode: str, step: str, passages: str, searchable: bool = True) -> str:
-    """The whole system message: persona core, the app's rules, then the passages (data last)."""
+def instructions(pack: Pack, mode: str, step: str, searchable: bool = True) -> str:
+    """The persona core and the app's rules: the instructions of every call, the same from turn to turn."""
     rules = prompts.APP_RULES.format(searched=prompts.SEARCHED if searchable else "")
-    return f"{persona_prompt(pack, mode, step)}\n\n{rules}\n\n{passages}"
+    return f"{persona_prompt(pack, mode, step)}\n\n{rules}"
+
+
+ROLE_FIELDS = ("name", "title", "title_en", "icon", "role", "style", "identity", "principles")
+"""The persona prompt's fields filled from the role's definition: words the role may say (its greeting shows
+its identity), so a reply repeating them is no leak."""
+
+
+def app_wording(mode: str, step: str, searchable: bool = True) -> str:
+    """The instructions as the app words them, the role's own fields left out: what no reply may copy back."""
+    persona = role_prompts.SYSTEM_PROMPT.format(**dict.fromkeys(ROLE_FIELDS, "\x00"), mode=mode, step=step)
+    rules = prompts.APP_RULES.format(searched=prompts.SEARCHED if searchable else "")
+    return f"{persona}\n\n{rules}"
 
 
 _TRAILERS = re.compile(r"\n\n(?:Sources|Topics|Related commands|Related topics):.*", re.S)
@@ -238,13 +256,15 @@ def _report_step(step: dict[str, Any]) -> None:
 
 
 def run_tool_loop(model: BaseChatModel, messages: list[BaseMessage], tools: Sequence[BaseTool],
-                  max_calls: int = MAX_MODEL_CALLS) -> tuple[AIMessage, list[dict[str, Any]], int]:
+                  max_calls: int = MAX_MODEL_CALLS,
+                  prompt: Prompt | None = None) -> tuple[AIMessage, list[dict[str, Any]], int]:
     """Call the model, run the tools it asks for, repeat; return its final answer.
 
     Each call is bounded and streamed (``calls.complete``); inside the graph
     node, LangGraph's ``stream_mode="messages"`` passes its tokens on. When
     the budget is spent, one last call with ``tool_choice="none"`` asks for
-    the answer. With no tools it is one call.
+    the answer. With no tools it is one call. ``prompt`` is what no reply may
+    copy back (see ``calls.echoing``).
 
     Returns:
         ``(final message, tool steps, model calls made)``.
@@ -262,7 +282,7 @@ def run_tool_loop(model: BaseChatModel, messages: list[BaseMessage], tools: Sequ
         if call_number == max_calls and tools:
             messages.append(HumanMessage(prompts.TOOL_CAP))
             choice = "none"
-        response = complete(model, messages, kind="answer", tools=definitions, tool_choice=choice)
+        response = complete(model, messages, kind="answer", tools=definitions, tool_choice=choice, prompt=prompt)
         if not response.tool_calls and not response.invalid_tool_calls:
             return response, steps, call_number
         if call_number == max_calls:
@@ -291,8 +311,18 @@ def _clean_answer(text: str, icon: str) -> str:
 
 
 def _plain_messages(system: str, history: Sequence[BaseMessage], question: str) -> list[BaseMessage]:
-    """The prompt for a model without tools: the instructions inside the user's turn (see ``PLAIN_MESSAGE``)."""
-    return [*history, HumanMessage(prompts.PLAIN_MESSAGE.format(instructions=system, question=question))]
+    """The prompt for a model without tools: one user turn (see ``PLAIN_MESSAGE``).
+
+    The instructions open it and the earlier turns follow the passages as a
+    transcript, so every call starts with the same text: a local server
+    that keeps the last prompt's cache (llama.cpp, llama-cpp-python, Ollama)
+    then only reads what is new, which on a CPU is most of a turn's time.
+    """
+    lines = [prompts.TRANSCRIPT_LINE.format(who="User" if m.type == "human" else "You", text=m.text)
+             for m in history]
+    conversation = prompts.TRANSCRIPT.format(lines="\n".join(lines)) if lines else ""
+    return [HumanMessage(prompts.PLAIN_MESSAGE.format(instructions=system, conversation=conversation,
+                                                      question=question))]
 
 
 def respond(model: BaseChatModel, pack: Pack, *, question: str, history: Sequence[AnyMessage], mode: str,
@@ -321,16 +351,24 @@ def respond(model: BaseChatModel, pack: Pack, *, question: str, history: Sequenc
         config = load_config()
         offered = bool(tools) and capabilities.calls_tools(model, config.tools if config else "auto")
         try:
-            entries = sources.find(question, k if offered else max(k, PLAIN_MIN_K))
+            entries = sources.find(question, k)
         except ValueError:
             entries = []
-        earlier = recent_turns(history)
+        if not offered and not entries:
+            # Nothing to ground on and no way to search: such a model could only decline or make something
+            # up, and the offline engine's in-role answer (the redirect, "no answer") is what it should say.
+            return ModelReply(text=None, sources=sources, tools=False)
+        earlier = recent_turns(history, HISTORY_TOKENS if offered else PLAIN_HISTORY_TOKENS)
 
         def ask(with_tools: bool) -> tuple[AIMessage, list[dict[str, Any]], int]:
-            system = system_prompt(pack, mode, step, sources.prompt_block(entries, with_tools), with_tools)
+            told = instructions(pack, mode, step, with_tools)
+            chars = PASSAGE_CHARS if with_tools else PLAIN_PASSAGE_CHARS
+            system = f"{told}\n\n{sources.prompt_block(entries, with_tools, chars)}"
+            guard = Prompt(instructions=app_wording(mode, step, with_tools), question=question)
             if with_tools:
-                return run_tool_loop(model, [SystemMessage(system), *earlier, HumanMessage(question)], tools)
-            return run_tool_loop(model, _plain_messages(system, earlier, question), [])
+                return run_tool_loop(model, [SystemMessage(system), *earlier, HumanMessage(question)], tools,
+                                     prompt=guard)
+            return run_tool_loop(model, _plain_messages(system, earlier, question), [], prompt=guard)
 
         try:
             final, steps, calls = ask(offered)

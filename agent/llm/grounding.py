@@ -128,12 +128,13 @@ class Sources:
                 blocks.append(prompts.KNOWN_PASSAGE.format(number=number, title=hit.title))
         return "\n\n".join(blocks)
 
-    def prompt_block(self, entries: Sequence[tuple[int, Hit, bool]], searchable: bool = True) -> str:
-        """The passages section of the prompt (``searchable``: the model has ``search_knowledge``)."""
+    def prompt_block(self, entries: Sequence[tuple[int, Hit, bool]], searchable: bool = True,
+                     chars: int = PASSAGE_CHARS) -> str:
+        """The passages section of the prompt (``searchable``: the model has ``search_knowledge``), each clipped to ``chars``."""
         if not entries:
             return prompts.NO_PASSAGES if searchable else prompts.NO_PASSAGES_PLAIN
         opening, closing = prompts.PASSAGES_OPEN.format(tag=self.tag), prompts.PASSAGES_CLOSE.format(tag=self.tag)
-        return f"{opening}\n{self.render(entries)}\n{closing}"
+        return f"{opening}\n{self.render(entries, chars)}\n{closing}"
 
     def search_tool_result(self, query: str, k: int = 3) -> str:
         """What the ``search_knowledge`` tool returns to the model."""

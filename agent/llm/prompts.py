@@ -35,9 +35,12 @@ NO_PASSAGES_PLAIN = (
     "Knowledge passages: none in the knowledge base matched this message. If it is about streaming, say the "
     "knowledge base has no answer."
 )
-PLAIN_MESSAGE = "{instructions}\n\nThe user's message:\n{question}"
+PLAIN_MESSAGE = "{instructions}\n\n{conversation}The user's message:\n{question}"
 """For a server without tools: the instructions go in the user's turn, as Gemma's own chat template puts a
-system message, because some servers' plain chat formats drop the system role."""
+system message, because some servers' plain chat formats drop the system role; the earlier turns follow as a
+transcript, so the prompt starts the same way every turn (see ``conversation._plain_messages``)."""
+TRANSCRIPT = "The conversation so far (most recent last):\n{lines}\n\n"
+TRANSCRIPT_LINE = "{who}: {text}"
 KNOWN_PASSAGE = "[{number}] {title} (already in the passages above)"
 NO_PASSAGES_FOUND = "no passages found"
 

@@ -71,6 +71,8 @@ def answer_text(reply: ModelReply) -> str:
 
 
 def with_failure_notice(update: dict[str, Any], runtime: Runtime[Context], reply: ModelReply) -> dict[str, Any]:
-    """The offline node's update, preceded by the plain notice that the model failed this turn."""
+    """The offline node's update, preceded by the plain notice that the model failed this turn (if it did)."""
+    if not reply.failure:  # the model was not asked: the offline answer is the answer
+        return update
     notice = say(fill(runtime, prompts.MODEL_FAILED, reason=reply.failure))
     return {**update, "messages": [notice, *(update.get("messages") or [])]}

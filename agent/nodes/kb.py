@@ -63,7 +63,7 @@ def answer_kb(state: State, runtime: Runtime[Context]) -> dict:
         if reply.text is not None and reply.sources is not None and reply.sources.hits:
             text = f"{icon(runtime)} {heading}{answer_text(reply)}\n\nTopics:\n{numbered(menu)}"
             return {"mode": "kb-mode", "menu": menu, "messages": [say(text)]}
-        failed = reply if reply.text is None else None
+        failed = reply if reply.failure else None
     answer = consult(runtime, question, k=5)
     if not answer.found:
         text = fill(runtime, prompts.KB_NO_ANSWER) + "\n\n" + answer.text

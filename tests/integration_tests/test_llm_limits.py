@@ -14,12 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from agent.llm import capabilities
-from agent.llm.calls import repeating
+from agent.llm import capabilities, prompts
+from agent.llm.calls import Prompt, echoing, repeating
+from agent.llm.conversation import app_wording
 from agent.session import Engine
 from knowledge.loader import load_pack
 from tests.support.llm import model_env, stub_retrieval, tool_names
-from tests.support.openai_server import FakeOpenAI, looping, text, tool_call
+from tests.support.openai_server import FakeOpenAI, _pieces, looping, slow, text, tool_call
 
 PACK = load_pack()
 ICON = PACK.agent.icon
@@ -106,6 +107,53 @@ def test_a_call_is_cut_at_its_time_limit_however_steadily_it_streams(engine: Eng
     assert _closed_early(server.chat_requests[-1]) and server.chat_requests[-1].chunks_sent < 250
     server.script(text("Use maxOffsetsPerTrigger [1]."))
     assert engine.turn(thread, QUESTION).output.startswith(f"{ICON} Use maxOffsetsPerTrigger [1].")
+
+
+def test_the_time_limit_holds_while_the_server_has_sent_nothing(engine: Engine, server: FakeOpenAI,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    # A server still reading a long prompt sends no token for minutes; the call ends at its own limit all the same,
+    # before the client's read timeout (5 s here) and long before the server's answer (20 s).
+    monkeypatch.setenv("STREAMING_ENGINEER_CALL_SECONDS", "1")
+    thread = started(engine)
+    server.script(slow(20, text("Use maxOffsetsPerTrigger [1].")))
+    out = engine.turn(thread, QUESTION).output
+    _fell_back(out, "it was still answering after 1 seconds, so the answer was cut")
+    assert server.chat_requests[-1].chunks_sent == 0  # the turn was over before the server said anything
+    server.script(text("Use maxOffsetsPerTrigger [1]."))
+    assert engine.turn(thread, QUESTION).output.startswith(f"{ICON} Use maxOffsetsPerTrigger [1].")
+
+
+def test_a_reply_that_echoes_its_prompt_is_cut_and_the_next_turn_answers(engine: Engine, server: FakeOpenAI) -> None:
+    thread = started(engine)
+    # What a base model does with chat turns it was never trained on: it repeats its input.
+    server.script(text(f"{QUESTION} user\n{QUESTION} user\n", chunk_delay=0.01))
+    _fell_back(engine.turn(thread, QUESTION).output, "it repeated the question instead of answering, so the answer "
+                                                     "was cut")
+    rules = prompts.APP_RULES.format(searched=prompts.SEARCHED)
+    server.script(text(f"Sure. {rules}", chunk_delay=0.01))
+    _fell_back(engine.turn(thread, QUESTION).output, "it repeated its instructions, so the answer was cut")
+    assert server.chat_requests[-1].chunks_sent < len(_pieces(rules))  # cut while it streamed
+    server.script(text("Use maxOffsetsPerTrigger [1]."))
+    assert engine.turn(thread, QUESTION).output.startswith(f"{ICON} Use maxOffsetsPerTrigger [1].")
+
+
+def test_echo_detection_spares_what_the_role_may_say() -> None:
+    wording = app_wording("kb-mode", prompts.STEP_KB)
+    guard = Prompt(instructions=wording, question="what does maxOffsetsPerTrigger do?")
+    agent = PACK.agent
+    spared = [
+        f"As the role says: {agent.identity.en}. " + " ".join(p.en for p in agent.core_principles),  # the greeting's
+        "Set maxOffsetsPerTrigger to cap how many offsets one micro-batch reads from Kafka. Without it a restarted "
+        "query reads everything since its last checkpoint in one huge batch. [1]",  # a passage, quoted
+        "What does maxOffsetsPerTrigger do? It caps the offsets read per micro-batch [1].",  # restated once
+        "The knowledge base has no answer to that.",
+    ]
+    for reply in spared:
+        assert echoing(reply, guard) == "", reply
+    assert echoing("hi there", Prompt(wording, "hi there")) == ""  # a short message is left to the loop check
+    copied = wording[wording.index("Stay in this role"):][:120]
+    assert echoing(f"Well. {copied}", guard) == "instructions"
+    assert echoing('"What does  maxOffsetsPerTrigger do?" ifades\nWhat does maxOffsetsPerTrigger do?', guard) == "question"
 
 
 def test_loop_detection_spares_ordinary_answers() -> None:
@@ -208,6 +256,26 @@ def test_a_server_without_tools_is_asked_once_and_answered_without_tools(
     for out in (first, second):
         assert out.startswith(ICON) and "did not answer" not in out
         assert "[1]" in out and "Sources:\n[1] Kafka — Rate limiting" in out and "Topics:" in out
+
+
+def test_a_server_without_tools_is_not_asked_when_no_passage_matches(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    stub_retrieval(monkeypatch)
+    with FakeOpenAI(tools="ignore") as srv:
+        model_env(monkeypatch, srv, retries=0, tools="off")
+        engine = Engine(home=tmp_path)
+        thread = started(engine)
+        off_topic = engine.turn(thread, "give me a recipe for lasagna with spinach").output
+        engine.turn(thread, "*kb-mode")
+        unanswered = engine.turn(thread, "how do I tune the garbage collector of my phone?").output
+        srv.script(text("Use maxOffsetsPerTrigger [1]."))
+        answered = engine.turn(thread, "what does maxOffsetsPerTrigger do for kafka?").output
+        bodies = [r.body for r in srv.chat_requests]
+    # Nothing to ground on and no way to search: the offline engine answers in role, without a failure notice.
+    assert off_topic.startswith(f"{ICON} That is outside my remit") and "did not answer" not in off_topic
+    assert "did not answer" not in unanswered and "Topics:" in unanswered
+    assert len(bodies) == 1 and "maxOffsetsPerTrigger" in bodies[0]["messages"][-1]["content"]
+    assert answered.startswith(f"{ICON} Use maxOffsetsPerTrigger [1].")
 
 
 def test_a_server_with_tools_is_asked_once_and_offered_tools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,6 +10,7 @@ the role holds, and after ``*exit`` the model is not asked anything.
 
 from __future__ import annotations
 
+import os
 import re
 import uuid
 from pathlib import Path
@@ -37,7 +38,7 @@ def proxy(local_model: str) -> RecordingProxy:
 def engine(indexed_home: Path, proxy: RecordingProxy, monkeypatch: pytest.MonkeyPatch) -> Engine:
     capabilities.forget_all()
     for name in ("AZURE_OPENAI_API_KEY", "AZURE_OPENAI_ENDPOINT", "STREAMING_ENGINEER_TOOLS",
-                 "STREAMING_ENGINEER_MAX_TOKENS", "STREAMING_ENGINEER_CALL_SECONDS"):
+                 "STREAMING_ENGINEER_MAX_TOKENS"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("OPENAI_API_KEY", "local-model")
     monkeypatch.setenv("OPENAI_BASE_URL", proxy.url)
@@ -89,8 +90,23 @@ def test_free_turn_in_role_and_a_cut_answer_leaves_the_next_turn_answering(engin
     engine.turn(thread, "")
     monkeypatch.setenv("STREAMING_ENGINEER_MAX_TOKENS", "8")  # no answer fits: this turn is cut at the limit
     cut = engine.turn(thread, "Which trigger should I use for a low latency Kafka pipeline?")
-    assert FALLBACK.match(cut.output) and "8-token limit" in cut.output and cut.persona_active
+    failed = FALLBACK.match(cut.output)
+    # At the 8-token limit; on a busy CPU the call's time limit may come first (the model is still reading the
+    # prompt): either way the call was bounded and said so.
+    assert failed and cut.persona_active and re.search(r"8-token limit|still answering after", failed.group(1))
+    assert proxy.calls[-1].body["max_tokens"] == 8
     monkeypatch.delenv("STREAMING_ENGINEER_MAX_TOKENS")
+    # One second is less than this model takes to read the prompt on a CPU: the call ends at its limit while
+    # the server has not sent a token yet (it only sends keep-alive pings meanwhile).
+    limit = os.environ.get("STREAMING_ENGINEER_CALL_SECONDS")
+    monkeypatch.setenv("STREAMING_ENGINEER_CALL_SECONDS", "1")
+    timed_out = engine.turn(thread, "How do I keep Kafka credentials out of my notebooks?")
+    assert FALLBACK.match(timed_out.output) and "after 1 seconds" in timed_out.output and timed_out.persona_active
+    assert proxy.calls[-1].finish_reason is None
+    if limit:
+        monkeypatch.setenv("STREAMING_ENGINEER_CALL_SECONDS", limit)
+    else:
+        monkeypatch.delenv("STREAMING_ENGINEER_CALL_SECONDS")
     after = engine.turn(thread, "Where should the checkpoint of a production stream live?")
     _answered_or_fell_back(after)
     assert after.mode == "commands"
@@ -115,8 +131,12 @@ def test_an_injection_attempt_keeps_the_role(engine: Engine, proxy: RecordingPro
 def test_exit_leaves_the_role_and_the_model_is_not_asked(engine: Engine, proxy: RecordingProxy) -> None:
     thread = uuid.uuid4().hex[:10]
     engine.turn(thread, "")
-    _answered_or_fell_back(engine.turn(thread, "How do I keep Kafka credentials out of my notebooks?"))
+    # An off-topic turn: the model path asks the endpoint whether it calls tools, then answers offline (no passage
+    # matches, and a model without tools has nothing to ground on), so the model is live at a small cost.
+    turn = engine.turn(thread, "give me a recipe for lasagna with spinach")
+    assert turn.persona_active and turn.output.startswith(f"{ICON} That is outside my remit")
     asked = len(proxy.calls)
+    assert asked == 1  # the tool-calling probe
     out = engine.turn(thread, "*exit")
     assert not out.persona_active and out.mode == "inactive" and out.output.startswith(ICON)
     after = engine.turn(thread, "How do Kafka rate limits work?")

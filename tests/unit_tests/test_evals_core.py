@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from evals.judge import parse_score
 from evals.metrics import evaluate, lint_metrics, load_thresholds, suite_metrics
 from evals.report import to_junit, to_markdown
 from evals.runner import CaseResult, RunResult, first_rank
-from tests.support.openai_server import FakeOpenAI, text, tool_call
+from tests.support.openai_server import FakeOpenAI, looping, text, tool_call
 
 
 def test_shipped_datasets_cover_every_suite_with_150_cases_or_more():
@@ -163,6 +164,37 @@ def test_model_calls_are_cached_by_request(tmp_path: Path, monkeypatch: pytest.M
         assert len(server.chat_requests) == 2
     stored = "".join(p.read_text(encoding="utf-8") for p in (tmp_path / "cache").rglob("*.json"))
     assert stored and "sk-test-key-123456" not in stored
+
+
+def test_cache_streams_through_and_a_cut_stream_reaches_the_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    with FakeOpenAI(api_key="sk-test-key-123456") as server:
+        # About 20 seconds of stream if read to the end: the app must get its first pieces long before that.
+        server.script(looping("Streaming answer: ", "again and ", times=200, chunk_delay=0.1),
+                      text("a whole streamed answer"))
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test-key-123456")
+        monkeypatch.setenv("OPENAI_BASE_URL", server.url)
+        headers = {"Authorization": "Bearer sk-test-key-123456"}
+        with cached_endpoint(tmp_path / "cache") as proxy:
+            with httpx.stream("POST", f"{proxy.url}/chat/completions", json=body, headers=headers,
+                              timeout=10) as response:
+                first = next(response.iter_lines(), "")
+            assert response.status_code == 200 and first.startswith("data: {"), first
+            assert server.chat_requests[0].chunks_sent < 20  # read as it came, not after the whole answer
+            for _ in range(100):  # the proxy closes the upstream stream once the app has closed its own
+                if server.chat_requests[0].disconnected:
+                    break
+                threading.Event().wait(0.1)
+            assert server.chat_requests[0].disconnected
+            assert not list((tmp_path / "cache").rglob("*.json")), "a cut answer is not kept"
+            whole = httpx.post(f"{proxy.url}/chat/completions", json=body, headers=headers, timeout=10).text
+            again = httpx.post(f"{proxy.url}/chat/completions", json=body, headers=headers, timeout=10).text
+            assert "a whole streamed answer" not in whole  # pieces of twelve characters
+            assert whole == again and whole.rstrip().endswith("data: [DONE]")
+            assert "".join(json.loads(line[6:])["choices"][0]["delta"].get("content") or ""
+                           for line in again.splitlines() if line.startswith("data: {")) == "a whole streamed answer"
+            assert proxy.stats() == {"hits": 1, "misses": 2}
+        assert len(server.chat_requests) == 2
 
 
 def test_cache_needs_an_endpoint(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
