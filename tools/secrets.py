@@ -79,6 +79,11 @@ _SECRET_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
      re.compile(r"\b(?:password|passwd|passphrase)\s+(?:is|was)\s+[\"']?" + _NOT_A_REFERENCE + _CODE
                 + r"(?P<value>(?=\S*[0-9!@#$%^&*()+=\[\]{}|\\:;<>?~])[^\s\"']{3,}|[^\s\"']{3,}(?=[\"'.!]?\s*\Z))",
                 re.I)),
+    ("a password",
+     # "password: sunshine" typed as the last words of a message: a plain word after a colon is a password to a
+     # person (a bare identifier with '_' or '.' is still a variable of pasted code).
+     re.compile(r"\b(?:" + _PASSWORD_KEY + r"|client[_.-]?secret)\s*:\s*[\"']?" + _NOT_A_REFERENCE + _CODE
+                + r"(?P<value>[A-Za-z][A-Za-z-]{2,})[\"']?[.!]?\s*\Z", re.I)),
     ("credentials inside a URL",
      re.compile(r"\b[a-z][a-z0-9_+.-]{0,30}://[^/\s:@]+:" + _NOT_A_REFERENCE + r"(?P<value>[^/\s@]{3,})@", re.I)),
 ]

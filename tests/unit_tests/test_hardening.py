@@ -54,6 +54,9 @@ from tools.workspace import Workspace, WorkspaceError, read_regular, regular_fil
     ("pass\u200bword=Hunter2x!", "Hunter2x!"),
     ("ｐａｓｓｗｏｒｄ＝Ｈｕｎｔｅｒ２ｘ", "Ｈｕｎｔｅｒ２ｘ"),
     ("p\u0430ssword=Hunter2x!", "Hunter2x!"),
+    # A plain word after "password:" or "client_secret:" at the end of a message (the lead's re-test).
+    ("my kafka password: sunshine", "sunshine"),
+    ("client_secret: Tangerine", "Tangerine"),
 ])
 def test_secret_formats_are_removed_before_storage(text: str, secret: str) -> None:
     clean, error, reason = screen(text)
