@@ -29,6 +29,7 @@ import contextlib
 import hashlib
 import json
 import os
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -98,6 +99,21 @@ def tool_call_names(content_type: str, body: str) -> list[str]:
     return names
 
 
+
+class _QuietServer(ThreadingHTTPServer):
+    """The proxy's HTTP server, silent when a client drops its connection.
+
+    The app closes a streamed call it cuts (time or token limit, repetition): that is the point of streaming
+    through, not an error worth a traceback in the eval's output.
+    """
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """Ignore a client that went away; report anything else as usual."""
+        error = sys.exc_info()[1]
+        if isinstance(error, (ConnectionResetError, BrokenPipeError)):
+            return
+        super().handle_error(request, client_address)
+
 class CachingProxy:
     """The proxy: forwards to ``upstream`` on a miss, answers from the cache on a hit.
 
@@ -122,7 +138,7 @@ class CachingProxy:
         self.misses = 0
         self._calls: list[str] = []
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self._server = _QuietServer(("127.0.0.1", 0), _handler(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
                                         name="eval-model-cache", daemon=True)
