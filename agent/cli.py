@@ -249,8 +249,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.home:
-        import os
-
         os.environ["STREAMING_ENGINEER_HOME"] = args.home
     if args.command not in _HOMELESS:
         from agent.context import default_home, make_private

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import threading
@@ -25,23 +26,19 @@ def make_private(home: Path) -> None:
     created = not home.exists()
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
     if created or any((home / name).exists() for name in _APP_HOME_MARKS):
-        try:
-            os.chmod(home, 0o700)
-        except OSError:
-            pass
+        _owner_only(home)
     for name in ("workspace", "transcripts", "locks"):
-        folder = home / name
-        folder.mkdir(exist_ok=True, mode=0o700)
-        try:
-            os.chmod(folder, 0o700)
-        except OSError:
-            pass
+        (home / name).mkdir(exist_ok=True, mode=0o700)
+        _owner_only(home / name)
     for name in ("index", "ingested"):  # the team's ingested documents live here: private too
         if (home / name).is_dir():
-            try:
-                os.chmod(home / name, 0o700)
-            except OSError:
-                pass
+            _owner_only(home / name)
+
+
+def _owner_only(folder: Path) -> None:
+    """``chmod 700``, where the file system allows it (a mounted or foreign folder may not)."""
+    with contextlib.suppress(OSError):
+        os.chmod(folder, 0o700)
 
 
 _APP_HOME_MARKS = ("checkpoints.sqlite", "index", "ingested", "transcripts")

@@ -99,7 +99,6 @@ def tool_call_names(content_type: str, body: str) -> list[str]:
     return names
 
 
-
 class _QuietServer(ThreadingHTTPServer):
     """The proxy's HTTP server, silent when a client drops its connection.
 
@@ -113,6 +112,7 @@ class _QuietServer(ThreadingHTTPServer):
         if isinstance(error, (ConnectionResetError, BrokenPipeError)):
             return
         super().handle_error(request, client_address)
+
 
 class CachingProxy:
     """The proxy: forwards to ``upstream`` on a miss, answers from the cache on a hit.
