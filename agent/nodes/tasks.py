@@ -422,14 +422,16 @@ def bundle_moves(workspace: Any, artifacts: list[dict[str, Any]]) -> dict[str, s
     for folder in sorted({str(PurePosixPath(a["path"]).parent) for a in artifacts
                           if PurePosixPath(a["path"]).name == "databricks.yml"}):
         members = [a for a in artifacts if a["path"].startswith(folder + "/")]
-
-        def free(home: str, members: list[dict[str, Any]] = members, folder: str = folder) -> bool:
-            return all(versioned_path(workspace, home + a["path"][len(folder):], a["content"])
-                       == home + a["path"][len(folder):] for a in members)
-        if free(folder):
-            continue
-        moves[folder] = next(f"{folder}.v{n}" for n in range(2, 1000) if free(f"{folder}.v{n}"))
+        if not _fits(workspace, members, folder, folder):
+            moves[folder] = next(f"{folder}.v{n}" for n in range(2, 1000)
+                                 if _fits(workspace, members, folder, f"{folder}.v{n}"))
     return moves
+
+
+def _fits(workspace: Any, members: list[dict[str, Any]], folder: str, home: str) -> bool:
+    """Whether the bundle's files (now under ``folder``) can be written under ``home`` without a ``.vN`` rename."""
+    return all(versioned_path(workspace, home + a["path"][len(folder):], a["content"]) == home + a["path"][len(folder):]
+               for a in members)
 
 
 def change_summary(workspace: Any, path: str, content: str | bytes) -> str:
