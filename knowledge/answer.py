@@ -13,8 +13,12 @@ asks (:func:`classify_question`: which option or setting, how to, why, what
 is, compare, troubleshoot), and the unit whose shape answers that kind (the
 option with its value, the reason, the definition, the fix) goes first;
 then come the other facts, then reasons, then caveats; units that address
-neither the question nor the passage's subject are dropped. With a model,
-:func:`arrange_passages` hands it the same passages in the same order.
+neither the question nor the passage's subject are dropped. The first line
+opens with the heading of the section it comes from, which in the pack names
+the option or feature ("**Rate limiting with maxOffsetsPerTrigger** — Cap
+how much each micro-batch admits ..."), unless the sentence already names
+it. With a model, :func:`arrange_passages` hands it the same passages in
+the same order.
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ MAX_UNITS = 6
 MAX_BODY_CHARS = 1400
 """Soft cap on the answer body: a focused answer, not a dump."""
 MAX_CODE_LINES = 14
+MAX_LABEL_CHARS = 120
+"""Longest section heading shown as the answer's topic label."""
 MIN_COVERAGE = 0.4
 """Share of the question's terms the best passages must contain..."""
 MIN_DENSE = 0.85
@@ -127,6 +133,8 @@ _WHAT_RE = re.compile(r"^\s*(?:what|explain|how)\b|\bwhat (?:is|are|does|do)\b|\
                       re.I)
 
 _CODE_SPAN_RE = re.compile(r"`([^`\n]+)`")
+_IDENTIFIER_RE = re.compile(r"\b[A-Za-z_][\w]*(?:[._][\w]+)+\b|\b[a-z]+[A-Z]\w*\b")
+"""An option or API name in a heading: ``maxOffsetsPerTrigger``, ``spark.sql.shuffle.partitions``, ``expect_or_drop``."""
 _REASON_RE = re.compile(
     r"\b(?:because|so that|since|otherwise|to avoid|which means|this means|prevents?|ensures?|guarantees?|"
     r"the reason|that is why|so the|so a|so it|avoids?)\b|因为|所以|以免|保证|避免",
@@ -693,10 +701,34 @@ def _arrange(
     return ordered[: MAX_UNITS + LEAD_IN_ITEMS]
 
 
-def _render(unit: _Unit, number: int) -> str:
+def section_heading(hit: Hit) -> str:
+    """The heading of the section a passage is (its title after the document's name)."""
+    return hit.title.rsplit(" — ", 1)[-1].strip()
+
+
+def _topic_label(unit: _Unit, hit: Hit) -> str:
+    """The bold heading the answer's first line opens with, or ``""``.
+
+    The pack's section headings name what the section is about, usually
+    the option ("Rate limiting with maxOffsetsPerTrigger"), so showing the
+    heading of the passage the answer leads with tells the reader at once
+    which setting or feature answers, before the sentence that explains it.
+    It is left out when the lead sentence already says everything the
+    heading does, and for a code block (which is shown as it is).
+    """
+    heading = section_heading(hit)
+    if unit.kind == "code" or not heading or len(heading) > MAX_LABEL_CHARS:
+        return ""
+    names = _IDENTIFIER_RE.findall(heading)
+    if (names and all(name in unit.text for name in names)) or token_set(heading) <= unit.tokens:
+        return ""
+    return f"**{heading.replace('*', '')}** — "
+
+
+def _render(unit: _Unit, number: int, label: str = "") -> str:
     if unit.kind == "code":
         return f"{unit.text}\n[{number}]"
-    return f"- {unit.text} [{number}]"
+    return f"- {label}{unit.text} [{number}]"
 
 
 def compose_answer(question: str, hits: Sequence[Hit]) -> Answer:
@@ -756,7 +788,8 @@ def compose_answer(question: str, hits: Sequence[Hit]) -> Answer:
     # Number the passages in order of first use: [1] is the passage the answer leads with.
     used_passages = list(dict.fromkeys(u.passage for u in chosen))
     numbers = {p: i + 1 for i, p in enumerate(used_passages)}
-    body = "\n".join(_render(u, numbers[u.passage]) for u in chosen)
+    label = _topic_label(chosen[0], candidates[chosen[0].passage]) if chosen else ""
+    body = "\n".join(_render(u, numbers[u.passage], label if i == 0 else "") for i, u in enumerate(chosen))
     citations = [candidates[p] for p in used_passages]
     related = _related(citations, [h for h in hits if h not in citations])
     lines = [body, "", "Sources:"] + [_source_line(i + 1, h) for i, h in enumerate(citations)]

@@ -129,6 +129,24 @@ def test_a_how_much_question_leads_with_the_amount() -> None:
     assert "1 MB/s" in first_sentence(answer.body)
 
 
+def test_the_first_line_names_the_option_of_the_section_it_comes_from() -> None:
+    text = ("Cap how much each micro-batch admits, so a query restarted after an outage does not read the whole "
+            "backlog at once.\n\n- Set it on the `readStream` options; the value is a number of offsets.\n")
+    question = "How do I stop a Kafka stream from taking the whole backlog in one micro-batch after an outage?"
+    answer = compose_answer(question, [_article("article:k#rate", "Kafka — Rate limiting with maxOffsetsPerTrigger",
+                                                text)])
+    lead = first_sentence(answer.body)
+    assert lead.startswith("Rate limiting with maxOffsetsPerTrigger** — Cap how much each micro-batch admits")
+    assert answer.body.count("Rate limiting with maxOffsetsPerTrigger") == 1
+
+
+def test_no_heading_label_when_the_lead_sentence_already_names_the_option() -> None:
+    text = "`maxFilesPerTrigger` caps how many new files each micro-batch takes (default 1000).\n"
+    answer = compose_answer("how many files does auto loader take per micro-batch?",
+                            [_article("article:a#rate", "Auto Loader — Rate limiting: maxFilesPerTrigger", text)])
+    assert answer.body.startswith("- `maxFilesPerTrigger` caps how many new files")
+
+
 def test_a_list_announced_by_the_lead_starts_on_its_first_line() -> None:
     text = ("For streaming pipelines these indicators usually cover it:\n\n"
             "- **Freshness**: minutes since the newest row landed.\n- **Completeness**: rows in against rows out.\n")
