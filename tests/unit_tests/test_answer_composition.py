@@ -260,3 +260,15 @@ def test_a_lead_announcing_a_table_starts_with_its_first_row_not_its_column_name
     assert "Freshness" in first_sentence(answer.body)
     assert "Indicator — Definition" not in answer.body
     assert "Completeness" in answer.body  # the rest of the table still follows
+
+
+@pytest.mark.parametrize(("question", "dense", "found"), [
+    ("今天股市行情怎么样？", 0.86, False),  # near in e5's space, but not one word in common: off-topic
+    ("今天股市行情怎么样？", 0.90, True),  # very close: a paraphrase with no shared word
+    ("非关键流怎么更省钱？", 0.86, True),  # shares a word with the passage
+])
+def test_similarity_alone_answers_only_when_it_is_very_close(question: str, dense: float, found: bool) -> None:
+    text = "中文要点：非关键流改用定时 availableNow（增量批）代替常驻集群。\n\nRun non-critical streams on a schedule.\n"
+    hit = Hit(id="article:c#t", title="Cost — Trigger intervals", path="articles/c.md", kind="article", score=1.0,
+              text=text, dense=dense)
+    assert compose_answer(question, [hit]).found is found
