@@ -73,6 +73,8 @@ CONTEXT_SHARE = 0.5
 SHAPE_WEIGHT = 1.0
 CROSS_PASSAGE_PENALTY = 1.0
 """How much the shape of a unit (a setting, a reason, a definition) counts against its relevance for the lead."""
+LEANING_PENALTY = 0.8
+"""Lead score kept by a sentence that points back at the one before it (chosen on the dev half of the eval set)."""
 PRIMARY_KINDS = frozenset({"article", "knowledge", "user"})
 """Passage kinds an answer is drawn from first."""
 TRUSTED_KINDS = frozenset({"article", "knowledge", "template", "checklist", "task"})
@@ -161,6 +163,9 @@ _VERDICT_RE = re.compile(
 _ANAPHOR_RE = re.compile(r"^\W*(?:it|its|this|that|these|those|they|them|such|so|then|here|there|both|each of them)\b",
                          re.I)
 """A sentence that opens like this leans on the one before it, so it cannot lead on its own."""
+_DEICTIC_RE = re.compile(r"\b(?:there|here)\b(?!\s+(?:is|are|was|were|will|may|might|can|could|should|must|has|have)\b)"
+                         r"|\b(?:the former|the latter|above|below|as well)\b", re.I)
+"""'supported there', 'the latter', 'as above': a sentence that points at another one for what it is about."""
 _PURPOSE_RE = re.compile(r"^\W*to \w+[^,.;]*,\s*\w+", re.I)
 """'To bound state, define ...': a remedy stated with its purpose first."""
 _DEFINITION_RE = re.compile(r"\b(?:is|are|means|refers to|is called|stands for)\b\s+(?:a|an|the|how|what|when)?\b", re.I)
@@ -202,6 +207,16 @@ def _names_setting(text: str) -> bool:
         if re.search(r"[a-z][A-Z]|[._=(:]|\d|^[A-Z_]{3,}$|^[a-z]+$", span):
             return True
     return False
+
+
+def leans_back(sentence: str) -> bool:
+    """Whether a sentence points at another one for what it is about ("... are not supported there").
+
+    Such a sentence is a weaker lead than the one it leans on: its lead score
+    keeps :data:`LEANING_PENALTY` of itself, which decides near ties only.
+    An existential "there is/are" does not count.
+    """
+    return _DEICTIC_RE.search(sentence) is not None
 
 
 def _role(unit: _Unit) -> int:
@@ -675,7 +690,9 @@ def _arrange(
     def lead_score(unit: _Unit) -> float:
         penalty = 1.0 if unit.passage == top else CROSS_PASSAGE_PENALTY
         subject = key_terms.get(unit.passage, set())
-        return unit.score / penalty * (1.0 + SHAPE_WEIGHT * _shape_bonus(unit, kind, subject))
+        leans = unit.order > 0 and unit.parent is None and leans_back(unit.text)
+        return (unit.score / penalty * (1.0 + SHAPE_WEIGHT * _shape_bonus(unit, kind, subject))
+                * (LEANING_PENALTY if leans else 1.0))
 
     lead = max(pool or chosen, key=lambda u: (lead_score(u), -u.passage, -u.order, u.parent is not None))
     if lead.parent is not None:

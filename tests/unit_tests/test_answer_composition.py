@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from evals.runner import first_sentence
-from knowledge.answer import arrange_passages, classify_question, compose_answer
+from knowledge.answer import arrange_passages, classify_question, compose_answer, leans_back
 from knowledge.retrieval import Hit, Retriever
 from tests.conftest import run_script
 from tests.unit_tests.test_retrieval import make_pack
@@ -272,3 +272,13 @@ def test_similarity_alone_answers_only_when_it_is_very_close(question: str, dens
     hit = Hit(id="article:c#t", title="Cost — Trigger intervals", path="articles/c.md", kind="article", score=1.0,
               text=text, dense=dense)
     assert compose_answer(question, [hit]).found is found
+
+
+@pytest.mark.parametrize(("sentence", "leans"), [
+    ("The default trigger and `processingTime` are not supported there.", True),
+    ("The latter keeps state for a day.", True),
+    ("There is no limit on the number of files.", False),
+    ("On serverless compute, Structured Streaming supports only `Trigger.AvailableNow()`.", False),
+])
+def test_a_sentence_that_points_back_is_recognised(sentence: str, leans: bool) -> None:
+    assert leans_back(sentence) is leans
