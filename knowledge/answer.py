@@ -77,6 +77,10 @@ LEANING_PENALTY = 0.8
 """Lead score kept by a sentence that points back at the one before it (chosen on the dev half of the eval set)."""
 PRIMARY_KINDS = frozenset({"article", "knowledge", "user"})
 """Passage kinds an answer is drawn from first."""
+OVERVIEW_KINDS = frozenset({"knowledge"})
+"""Passage kinds that survey a whole area rather than one topic."""
+SPECIFIC_MARGIN = 0.1
+"""How far below an overview an article section may score and still lead (fused scores, best = 1.0)."""
 TRUSTED_KINDS = frozenset({"article", "knowledge", "template", "checklist", "task"})
 """Kinds written by the pack's authors; anything else (ingested) is screened for instructions."""
 
@@ -756,6 +760,21 @@ def _render(unit: _Unit, number: int, label: str = "") -> str:
     return f"- {label}{unit.text} [{number}]"
 
 
+def _specific_first(hits: list[Hit]) -> list[Hit]:
+    """The hits with an article section first when a broad overview only just outranks it.
+
+    The pack's knowledge files (one per area: observability, idempotency ...)
+    touch many questions in passing; an article section is about one thing.
+    "How do I stop a Kafka stream from taking the whole backlog in one
+    micro-batch?" retrieves the observability overview (1.0) just above the
+    rate-limiting section (0.98), and the answer should lead with the latter.
+    """
+    if not hits or hits[0].kind not in OVERVIEW_KINDS:
+        return hits
+    close = [h for h in hits if h.kind == "article" and h.score >= hits[0].score - SPECIFIC_MARGIN]
+    return [close[0], *(h for h in hits if h is not close[0])] if close else hits
+
+
 def compose_answer(question: str, hits: Sequence[Hit]) -> Answer:
     """Compose a short answer with numbered citations from the best hits.
 
@@ -778,7 +797,7 @@ def compose_answer(question: str, hits: Sequence[Hit]) -> Answer:
 
     # Articles, knowledge files and the team's own documents carry the facts;
     # tasks, templates and checklists (also retrieved) only point at them.
-    candidates = sorted(hits[:CANDIDATE_PASSAGES], key=lambda h: h.kind not in PRIMARY_KINDS)
+    candidates = sorted(_specific_first(hits[:CANDIDATE_PASSAGES]), key=lambda h: h.kind not in PRIMARY_KINDS)
     query_tokens = set(token_set(question))
     units: list[_Unit] = []
     key_terms: dict[int, set[str]] = {}

@@ -282,3 +282,19 @@ def test_similarity_alone_answers_only_when_it_is_very_close(question: str, dens
 ])
 def test_a_sentence_that_points_back_is_recognised(sentence: str, leans: bool) -> None:
     assert leans_back(sentence) is leans
+
+
+def test_an_article_section_leads_over_an_overview_that_only_just_outranks_it() -> None:
+    overview = Hit(id="knowledge:observability", title="观测 — Streaming observability", path="data/obs.md",
+                   kind="knowledge", score=1.0, dense=0.9,
+                   text="- Latency: how long a micro-batch takes (`durationMs.triggerExecution`) and the end-to-end "
+                        "delay after an outage.\n- Lag: how far the stream is behind its backlog.\n")
+    section = ("To absorb a burst or a large backlog, cap how much each micro-batch admits: `maxOffsetsPerTrigger` "
+               "for Kafka, `maxFilesPerTrigger` for files.\n")
+    question = "How do I stop a Kafka stream from taking the whole backlog in one micro-batch after an outage?"
+    rate = _article("article:b#rate", "Backpressure — Rate limiting with admission controls", section, score=0.976)
+    answer = compose_answer(question, [overview, rate])
+    assert "maxOffsetsPerTrigger" in first_sentence(answer.body)
+    assert answer.citations[0] is rate
+    far = _article("article:b#rate", "Backpressure — Rate limiting with admission controls", section, score=0.8)
+    assert compose_answer(question, [overview, far]).citations[0] is overview  # well below: retrieval's order holds
