@@ -430,15 +430,14 @@ def is_relevant(question: str, hits: Sequence[Hit]) -> bool:
     best_dense = max((h.dense for h in hits[:3] if h.dense is not None), default=None)
     # Shared words alone are not enough when the meaning is far off: "write a cover letter for a ... job"
     # shares "write" and "job" with a replay-job passage.
-    if _coverage(query_tokens, hits[:2]) >= MIN_COVERAGE and (best_dense is None or best_dense >= MIN_DENSE_WITH_TERMS):
+    coverage = _coverage(query_tokens, hits[:2])
+    if coverage >= MIN_COVERAGE and (best_dense is None or best_dense >= MIN_DENSE_WITH_TERMS):
         return True
     if best_dense is None:
         return False
     # Similarity alone, with not one word in common, passes only when it is very close: e5 puts every short
     # Chinese question near some Chinese summary line ("今天股市行情怎么样" reaches 0.86 against a cost passage).
-    if _coverage(query_tokens, hits[:2]) == 0.0:
-        return best_dense >= MIN_DENSE_ALONE
-    return best_dense >= MIN_DENSE
+    return best_dense >= (MIN_DENSE_ALONE if coverage == 0.0 else MIN_DENSE)
 
 
 def _best_source(hit: Hit) -> dict[str, str] | None:
@@ -470,14 +469,18 @@ def _related(cited: Sequence[Hit], others: Sequence[Hit], limit: int = 4) -> lis
     return out[:limit]
 
 
+def section_heading(hit: Hit) -> str:
+    """The heading of the section a passage is (its title after the document's name)."""
+    return hit.title.rsplit(" — ", 1)[-1].strip()
+
+
 def _key_terms(hit: Hit, units: list[tuple[str, str]]) -> set[str]:
     """Terms that name what a passage is about.
 
     They are the heading's terms and the ASCII terms of the "中文要点" line
     (which lists the section's option names).
     """
-    heading = hit.title.rsplit(" — ", 1)[-1]
-    terms = set(token_set(heading))
+    terms = set(token_set(section_heading(hit)))
     for kind, text in units:
         if kind == "zh":
             terms.update(t for t in token_set(text) if t.isascii())
@@ -728,11 +731,6 @@ def _arrange(
                              order=first.order, tokens=first.tokens | item.tokens, score=first.score)]
     # Follow-ups of the lead are bounded by what _select allowed overall.
     return ordered[: MAX_UNITS + LEAD_IN_ITEMS]
-
-
-def section_heading(hit: Hit) -> str:
-    """The heading of the section a passage is (its title after the document's name)."""
-    return hit.title.rsplit(" — ", 1)[-1].strip()
 
 
 def _topic_label(unit: _Unit, hit: Hit) -> str:
